@@ -1,0 +1,5 @@
+import sys
+
+from dedup_spark.cli import main
+
+sys.exit(main())
