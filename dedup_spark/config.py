@@ -1,0 +1,278 @@
+"""Typed run configuration: defaults, then a YAML file, then command-line overrides, validated once.
+
+Every setting has a dotted key (`section.key`) that works the same in YAML and in `--set section.key=value`.
+`resolve_config` is the only entry point; it returns a frozen `RunConfig` or raises `ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dedup_spark.errors import ConfigError
+
+INPUT_FORMATS = ("auto", "parquet", "jsonl", "text", "delta")
+OUTPUT_FORMATS = ("parquet", "delta")
+# Internal columns carry this prefix; input columns must not use it.
+INTERNAL_PREFIX = "_dd_"
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    path: str = ""
+    format: str = "auto"
+    text_column: str = "text"
+    # None: derive a stable id from the content (see ingest.derive_ids).
+    id_column: str | None = None
+    # What to do when two rows share an id: "error" (exit 3) or "quarantine" (all but one copy).
+    duplicate_ids: str = "error"
+    # Fraction of JSONL lines read to infer the schema (1.0 = all lines; exact but one more pass).
+    json_schema_sampling_ratio: float = 1.0
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    path: str = ""
+    format: str = "parquet"
+    overwrite: bool = False
+    # Name of the id column added to the outputs when ids are derived (input.id_column unset).
+    id_column: str = "doc_id"
+    # Keep the intermediate shards and stage outputs under DIR/_work after a successful run.
+    keep_work: bool = False
+    # How to write Delta: "auto" uses Spark's format("delta") when the session has Delta, else delta-rs.
+    delta_writer: str = "auto"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    # Target bytes of text per shard (accepts "128MB", "1GiB", or a number of bytes).
+    shard_size: int = 128 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    input: InputConfig = field(default_factory=InputConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    # Dedup stages to run after ingest, in order.
+    stages: tuple[str, ...] = ()
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+_SIZE_FIELDS = {"ingest.shard_size"}
+
+
+def parse_size(key: str, value: Any) -> int:
+    """'128MB' / '1GiB' / 4096 -> bytes."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a size like 128MB, got {value!r}")
+    if isinstance(value, (int, float)):
+        return int(value)
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise ConfigError(f"{key}: expected a size like 128MB or 1GiB, got {value!r}")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def _coerce(key: str, hint: Any, value: Any) -> Any:
+    """Convert a YAML or command-line value to the field's declared type, or raise ConfigError."""
+    if key in _SIZE_FIELDS:
+        return parse_size(key, value)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none")):
+            return None
+        inner = next(a for a in args if a is not type(None))
+        return _coerce(key, inner, value)
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list (comma-separated on the command line), got {value!r}")
+        return tuple(str(i).strip() for i in items if str(i).strip())
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            number = hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if hint is int and isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+        return number
+    if hint is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")
+
+
+def _section_fields(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _all_keys() -> list[str]:
+    keys = []
+    for name, hint in _section_fields(RunConfig).items():
+        if dataclasses.is_dataclass(hint):
+            keys += [f"{name}.{sub}" for sub in _section_fields(hint)]
+        else:
+            keys.append(name)
+    return keys
+
+
+def _unknown_key(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, _all_keys(), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"unknown setting {key!r}.{hint} Valid settings: {', '.join(_all_keys())}")
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def load_yaml(path: str) -> dict[str, Any]:
+    """Read a YAML config file into dotted keys."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file {path!r} does not exist")
+    try:
+        tree = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path!r} is not valid YAML: {exc}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config file {path!r} must hold a mapping of sections, got {type(tree).__name__}")
+    return _flatten(tree)
+
+
+def parse_set_options(options: list[str]) -> dict[str, str]:
+    """['a.b=1', ...] -> {'a.b': '1'}."""
+    parsed = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set takes section.key=value, got {option!r}")
+        parsed[key.strip()] = value
+    return parsed
+
+
+def build_config(settings: dict[str, Any]) -> RunConfig:
+    """Apply dotted settings (already merged, later wins) to the defaults and validate."""
+    sections: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    hints = _section_fields(RunConfig)
+    for key, value in settings.items():
+        section, _, sub = key.partition(".")
+        if section not in hints:
+            raise _unknown_key(key)
+        hint = hints[section]
+        if dataclasses.is_dataclass(hint):
+            sub_hints = _section_fields(hint)
+            if sub not in sub_hints:
+                raise _unknown_key(key)
+            sections.setdefault(section, {})[sub] = _coerce(key, sub_hints[sub], value)
+        else:
+            if sub:
+                raise _unknown_key(key)
+            top[section] = _coerce(key, hint, value)
+    built = {name: hint(**sections.get(name, {})) for name, hint in hints.items() if dataclasses.is_dataclass(hint)}
+    config = RunConfig(**built, **top)
+    validate(config)
+    return config
+
+
+def resolve_config(yaml_path: str | None, cli_settings: dict[str, Any], set_options: list[str]) -> RunConfig:
+    """Defaults <- YAML file <- dedicated CLI flags <- --set overrides."""
+    merged: dict[str, Any] = {}
+    if yaml_path:
+        merged.update(load_yaml(yaml_path))
+    merged.update({k: v for k, v in cli_settings.items() if v is not None})
+    merged.update(parse_set_options(set_options))
+    return build_config(merged)
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices)}")
+
+
+def validate(config: RunConfig) -> None:
+    """Reject settings that cannot work, naming the key and the fix."""
+    from dedup_spark.stages import STAGE_NAMES  # late import: stages import this module
+
+    if not config.input.path:
+        raise ConfigError("no input: pass --input=PATH (a file, folder, glob or Delta table)")
+    if not config.output.path:
+        raise ConfigError("no output: pass --output=DIR")
+    _check_choice("input.format", config.input.format, INPUT_FORMATS)
+    _check_choice("output.format", config.output.format, OUTPUT_FORMATS)
+    _check_choice("input.duplicate_ids", config.input.duplicate_ids, ("error", "quarantine"))
+    _check_choice("output.delta_writer", config.output.delta_writer, ("auto", "spark", "deltalake"))
+    if not config.input.text_column:
+        raise ConfigError("input.text_column must name the column that holds the text")
+    for key, name in (
+        ("input.text_column", config.input.text_column),
+        ("input.id_column", config.input.id_column or ""),
+        ("output.id_column", config.output.id_column),
+    ):
+        if name.startswith(INTERNAL_PREFIX):
+            raise ConfigError(f"{key}={name!r}: names starting with {INTERNAL_PREFIX!r} are reserved")
+    if config.input.id_column == config.input.text_column:
+        raise ConfigError("input.id_column and input.text_column must be different columns")
+    if not 0.0 < config.input.json_schema_sampling_ratio <= 1.0:
+        raise ConfigError("input.json_schema_sampling_ratio must be in (0, 1]")
+    if config.ingest.shard_size < 1024:
+        raise ConfigError(f"ingest.shard_size={config.ingest.shard_size} bytes is too small (minimum 1KiB)")
+    for stage in config.stages:
+        if stage not in STAGE_NAMES:
+            raise ConfigError(
+                f"--stages: unknown stage {stage!r}; available stages: {', '.join(STAGE_NAMES) or 'none'}"
+            )
+    if len(set(config.stages)) != len(config.stages):
+        raise ConfigError(f"--stages lists a stage twice: {','.join(config.stages)}")
+    if Path(config.output.path).resolve() == Path(config.input.path).resolve():
+        raise ConfigError("--output must not be the same path as --input")
+
+
+def dump_yaml(config: RunConfig) -> str:
+    """The resolved config as YAML, printed at the start of every run."""
+    tree = config.to_dict()
+    tree["stages"] = list(config.stages)
+    return yaml.safe_dump(tree, sort_keys=False)

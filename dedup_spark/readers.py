@@ -1,0 +1,294 @@
+"""Readers: turn an input path into one DataFrame of candidate documents, without dropping anything.
+
+Output schema of `read_input`: the input's own columns (typed as read), plus
+  `_dd_file`   string  the file the row came from,
+  `_dd_reason` string  null for a readable row, else why it cannot be processed (see `REASONS`),
+  `_dd_raw`    string  the raw record when no columns could be parsed from it (malformed JSON line), else null.
+Rows with a reason go to quarantine later; the reader never filters.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from dedup_spark import storage
+from dedup_spark.config import INTERNAL_PREFIX, InputConfig
+from dedup_spark.errors import InputError
+
+REASONS = {
+    "blank_line": "the line holds only white space (JSON Lines)",
+    "malformed_json": "the line is not valid JSON",
+    "not_a_json_object": "the line is valid JSON but not an object",
+    "null_text": "the text column is missing or null",
+    "non_string_text": "the text value is not a string",
+    "empty_text": "the text is the empty string",
+    "undecodable_text": "the file is not valid UTF-8",
+    "null_id": "the id column is null",
+    "duplicate_id": "another row has the same id (input.duplicate_ids=quarantine)",
+}
+
+_UNPARSED_REASONS = ("blank_line", "malformed_json", "not_a_json_object")
+_JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+_COMPRESSION_SUFFIXES = (".gz", ".zst", ".bz2")
+_TEXT_SUFFIXES = (".txt", ".text", ".md")
+_TABLE_NAME = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_`][\w`]*){1,2}$")
+
+
+@dataclass(frozen=True)
+class InputSource:
+    """What to read: resolved format and location (a path, or a catalog table name)."""
+
+    format: str
+    path: str
+    is_table_name: bool = False
+
+
+def session_has_delta(spark: SparkSession) -> bool:
+    """True on Databricks and on sessions configured with the Delta Lake extension."""
+    import os
+
+    extensions = spark.conf.get("spark.sql.extensions", "") or ""
+    return "DeltaSparkSessionExtension" in extensions or "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
+def _format_of_file(name: str) -> str | None:
+    lower = name.lower()
+    for suffix in _COMPRESSION_SUFFIXES:
+        if lower.endswith(suffix):
+            lower = lower[: -len(suffix)]
+    if lower.endswith(".parquet"):
+        return "parquet"
+    if lower.endswith(_JSON_SUFFIXES):
+        return "jsonl"
+    if lower.endswith(_TEXT_SUFFIXES):
+        return "text"
+    return None
+
+
+def resolve_source(spark: SparkSession, config: InputConfig) -> InputSource:
+    """Check the input exists and settle its format ("auto" looks at _delta_log and file suffixes)."""
+    path = config.path
+    if not storage.has_glob(path) and not storage.exists(path):
+        if _TABLE_NAME.match(path) and session_has_delta(spark):
+            return InputSource("delta", path, is_table_name=True)
+        raise InputError(f"input path {path!r} does not exist; pass an existing file, folder or glob to --input")
+    is_delta = not storage.has_glob(path) and storage.exists(storage.join(path, "_delta_log"))
+    if config.format == "delta" or (config.format == "auto" and is_delta):
+        if not is_delta:
+            raise InputError(f"--input-format=delta but {path!r} has no _delta_log folder; is it a Delta table?")
+        return InputSource("delta", path)
+    files = storage.list_files(path)
+    if not files:
+        raise InputError(f"no input files at {path!r} (hidden files starting with '_' or '.' are skipped)")
+    if config.format != "auto":
+        return InputSource(config.format, path)
+    formats = {_format_of_file(f) for f in files}
+    if len(formats) == 1 and None not in formats:
+        return InputSource(formats.pop(), path)
+    unknown = [f for f in files if _format_of_file(f) is None][:3]
+    detail = f"unrecognised files such as {unknown}" if unknown else f"a mix of {sorted(formats)}"
+    raise InputError(f"cannot tell the format of {path!r}: {detail}. Pass --input-format=parquet|jsonl|text|delta")
+
+
+def read_input(spark: SparkSession, source: InputSource, config: InputConfig) -> DataFrame:
+    """Read the source into the schema described in the module docstring and check its columns."""
+    readers = {"jsonl": _read_jsonl, "parquet": _read_parquet, "delta": _read_delta, "text": _read_text}
+    frame = readers[source.format](spark, source, config)
+    _check_columns(frame, source, config)
+    return frame
+
+
+def _check_columns(frame: DataFrame, source: InputSource, config: InputConfig) -> None:
+    ours = {"_dd_file", "_dd_reason", "_dd_raw"}
+    user_columns = [c for c in frame.columns if c not in ours]
+    reserved = [c for c in user_columns if c.startswith(INTERNAL_PREFIX)]
+    if reserved:
+        raise InputError(f"input columns {reserved} use the reserved prefix {INTERNAL_PREFIX!r}; rename them")
+    for role, name in (("text", config.text_column), ("id", config.id_column)):
+        if name is None:
+            continue
+        if name not in user_columns:
+            raise InputError(
+                f"{source.path!r} has no {role} column {name!r}; its columns are {user_columns}. "
+                f"Set it with --set input.{role}_column=NAME"
+            )
+    text_type = frame.schema[config.text_column].dataType
+    if not isinstance(text_type, T.StringType):
+        raise InputError(
+            f"text column {config.text_column!r} in {source.path!r} has type {text_type.simpleString()}, "
+            "expected string; point input.text_column at a string column"
+        )
+    if config.id_column:
+        id_type = frame.schema[config.id_column].dataType
+        if isinstance(id_type, (T.StructType, T.ArrayType, T.MapType, T.BinaryType)):
+            raise InputError(
+                f"id column {config.id_column!r} has type {id_type.simpleString()}; ids must be strings or numbers"
+            )
+
+
+def _with_file_and_no_reason(frame: DataFrame) -> DataFrame:
+    return (
+        frame.withColumn("_dd_file", F.col("_metadata.file_path"))
+        .withColumn("_dd_reason", F.lit(None).cast("string"))
+        .withColumn("_dd_raw", F.lit(None).cast("string"))
+    )
+
+
+def _read_parquet(spark: SparkSession, source: InputSource, config: InputConfig) -> DataFrame:
+    try:
+        frame = spark.read.parquet(storage.to_spark_path(source.path))
+    except Exception as exc:  # Spark raises AnalysisException or a Java error for unreadable footers
+        raise InputError(f"cannot read Parquet at {source.path!r}: {_first_line(exc)}") from exc
+    return _with_file_and_no_reason(frame)
+
+
+def _read_delta(spark: SparkSession, source: InputSource, config: InputConfig) -> DataFrame:
+    if source.is_table_name:
+        return _with_file_and_no_reason(spark.read.table(source.path))
+    if session_has_delta(spark):
+        return _with_file_and_no_reason(spark.read.format("delta").load(storage.to_spark_path(source.path)))
+    # No Delta jars: read the files of the current table version listed by delta-rs. Reading the folder
+    # directly would also pick up files that earlier versions removed.
+    from deltalake import DeltaTable
+
+    try:
+        table = DeltaTable(source.path)
+    except Exception as exc:
+        raise InputError(f"cannot open Delta table {source.path!r}: {_first_line(exc)}") from exc
+    uris = [u.removeprefix("file://") for u in table.file_uris()]
+    if not uris:
+        raise InputError(f"Delta table {source.path!r} has no data files")
+    reader = spark.read
+    if table.metadata().partition_columns:
+        reader = reader.option("basePath", storage.to_spark_path(source.path))
+    return _with_file_and_no_reason(reader.parquet(*uris))
+
+
+def _read_text(spark: SparkSession, source: InputSource, config: InputConfig) -> DataFrame:
+    """One document per file: columns `path` and the text column."""
+    files = (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .load(storage.to_spark_path(source.path))
+        .select("path", "content")
+    )
+    schema = T.StructType(
+        [
+            T.StructField("path", T.StringType()),
+            T.StructField(config.text_column, T.StringType()),
+            T.StructField("_dd_file", T.StringType()),
+            T.StructField("_dd_reason", T.StringType()),
+            T.StructField("_dd_raw", T.StringType()),
+        ]
+    )
+    return files.mapInArrow(_decode_files(config.text_column), schema)
+
+
+def _decode_files(text_column: str):
+    def decode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            paths = batch.column("path").to_pylist()
+            texts, reasons = [], []
+            for content in batch.column("content").to_pylist():
+                try:
+                    texts.append(content.decode("utf-8"))
+                    reasons.append(None)
+                except UnicodeDecodeError:
+                    texts.append(None)
+                    reasons.append("undecodable_text")
+            yield pa.RecordBatch.from_arrays(
+                [
+                    pa.array(paths),
+                    pa.array(texts, pa.string()),
+                    pa.array(paths),
+                    pa.array(reasons, pa.string()),
+                    pa.nulls(len(paths), pa.string()),
+                ],
+                names=["path", text_column, "_dd_file", "_dd_reason", "_dd_raw"],
+            )
+
+    return decode
+
+
+def _read_jsonl(spark: SparkSession, source: InputSource, config: InputConfig) -> DataFrame:
+    """JSON Lines (plain, .gz, .zst). Each line is checked in Python, then good lines are parsed by Spark."""
+    path = storage.to_spark_path(source.path)
+    lines = (
+        spark.read.option("recursiveFileLookup", "true")
+        .text(path)
+        .select(F.col("value"), F.col("_metadata.file_path").alias("_dd_file"))
+    )
+    checked = lines.mapInArrow(
+        _classify_json_lines(config.text_column),
+        "value string, _dd_file string, _dd_reason string",
+    )
+    schema = _infer_json_schema(spark, path, config)
+    parsed = F.from_json(F.col("value"), schema)
+    # Only lines that are JSON objects have columns; the others keep their raw line for the quarantine.
+    unparsed = F.col("_dd_reason").isin(*_UNPARSED_REASONS)
+    return checked.select(
+        *[F.when(~unparsed | F.col("_dd_reason").isNull(), parsed[f.name]).alias(f.name) for f in schema.fields],
+        "_dd_file",
+        "_dd_reason",
+        F.when(unparsed, F.col("value")).alias("_dd_raw"),
+    )
+
+
+def _infer_json_schema(spark: SparkSession, path: str, config: InputConfig) -> T.StructType:
+    reader = (
+        spark.read.option("mode", "DROPMALFORMED")
+        .option("recursiveFileLookup", "true")
+        .option("samplingRatio", config.json_schema_sampling_ratio)
+    )
+    try:
+        schema = reader.json(path).schema
+    except Exception as exc:
+        raise InputError(f"cannot read JSON lines at {path!r}: {_first_line(exc)}") from exc
+    # Lines whose text is not a string are quarantined by the line check; read the column as a string.
+    fields = [T.StructField(f.name, T.StringType()) if f.name == config.text_column else f for f in schema.fields]
+    if config.text_column not in schema.fieldNames():
+        fields.append(T.StructField(config.text_column, T.StringType()))
+    return T.StructType(fields)
+
+
+def _classify_json_lines(text_column: str):
+    """Per line: None if it is an object with a string text value, else the quarantine reason."""
+
+    def reason_for(line: str) -> str | None:
+        if not line.strip():
+            return "blank_line"
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return "malformed_json"
+        if not isinstance(record, dict):
+            return "not_a_json_object"
+        value = record.get(text_column)
+        if value is None:
+            return "null_text"
+        if not isinstance(value, str):
+            return "non_string_text"
+        return None
+
+    def classify(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            reasons = [reason_for(line) for line in batch.column("value").to_pylist()]
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("value"), batch.column("_dd_file"), pa.array(reasons, pa.string())],
+                names=["value", "_dd_file", "_dd_reason"],
+            )
+
+    return classify
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:500] if text else type(exc).__name__

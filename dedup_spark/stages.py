@@ -1,0 +1,37 @@
+"""The dedup stages that can follow ingest, and the contract each one keeps.
+
+A stage is a function `(spark, docs, config, work_dir) -> StageOutput`. `docs` holds one row per document with
+the input's columns plus the internal `_dd_*` columns (`_dd_id` string, unique; `_dd_bytes` text size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+
+@dataclass
+class StageOutput:
+    """What a stage hands back to the pipeline.
+
+    docs:    surviving documents, same columns as the stage's input (a stage may rewrite the text column and
+             `_dd_bytes`).
+    removed: removed documents, same columns plus `reason` (string) and any stage columns (e.g. `cluster_id`).
+    tables:  extra output tables by relative name (e.g. "neardup/clusters"), written in the output format.
+    metrics: JSON-ready numbers for the report.
+    """
+
+    docs: DataFrame
+    removed: DataFrame
+    tables: dict[str, DataFrame] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+StageFunction = Callable[[SparkSession, DataFrame, Any, str], StageOutput]
+
+# Filled in as stages land: name -> function. Order here is the default order of --stages.
+STAGES: dict[str, StageFunction] = {}
+STAGE_NAMES: tuple[str, ...] = tuple(STAGES)
