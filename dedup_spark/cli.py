@@ -52,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage error (exit 2) or the help (exit 0)
+        return int(exc.code or 0)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="dedup-spark %(asctime)s %(levelname)s %(message)s",

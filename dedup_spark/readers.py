@@ -189,7 +189,18 @@ def _read_text(spark: SparkSession, source: InputSource, config: InputConfig) ->
             T.StructField("_dd_raw", T.StringType()),
         ]
     )
-    return files.mapInArrow(_decode_files(config.text_column), schema)
+    decoded = files.mapInArrow(_decode_files(config.text_column), schema)
+    # Spark skips zero-length files when it splits the input; add them back so they are counted and quarantined.
+    empty = [_spark_uri(name) for name, size in storage.list_files_with_sizes(source.path) if size == 0]
+    if not empty:
+        return decoded
+    rows = [(name, None, name, "empty_text", None) for name in empty]
+    return decoded.unionByName(spark.createDataFrame(rows, schema))
+
+
+def _spark_uri(path: str) -> str:
+    """The form Spark gives file paths in: local files as file:/abs/path."""
+    return path if "://" in path else "file:" + path
 
 
 def _decode_files(text_column: str):
@@ -255,6 +266,12 @@ def _infer_json_schema(spark: SparkSession, path: str, config: InputConfig) -> T
     # Lines whose text is not a string are quarantined by the line check; read the column as a string.
     fields = [T.StructField(f.name, T.StringType()) if f.name == config.text_column else f for f in schema.fields]
     if config.text_column not in schema.fieldNames():
+        if schema.fields:
+            raise InputError(
+                f"no line of {path!r} has the text column {config.text_column!r}; its columns are "
+                f"{schema.fieldNames()}. Set it with --set input.text_column=NAME"
+            )
+        # Not one readable JSON object: every line is quarantined with its own reason.
         fields.append(T.StructField(config.text_column, T.StringType()))
     return T.StructType(fields)
 

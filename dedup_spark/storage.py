@@ -60,13 +60,18 @@ def list_files(path: str) -> list[str]:
 
     Hidden files (leading "_" or ".") are skipped like Spark does. Sorted, so callers are deterministic.
     """
+    return [name for name, _ in list_files_with_sizes(path)]
+
+
+def list_files_with_sizes(path: str) -> list[tuple[str, int]]:
+    """Like `list_files`, with each file's size in bytes."""
     fs, inner = filesystem(path)
     prefix = path[: len(path) - len(inner)] if "://" in path else ""
     if has_glob(inner):
         root = inner[: _GLOB_CHARS.search(inner).start()].rsplit("/", 1)[0] or "/"
         infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
         found = [
-            i.path
+            i
             for i in infos
             if i.type == pafs.FileType.File
             and fnmatch.fnmatch(i.path, inner)
@@ -75,15 +80,15 @@ def list_files(path: str) -> list[str]:
     else:
         info = fs.get_file_info(inner)
         if info.type == pafs.FileType.File:
-            found = [inner]
+            found = [info]
         elif info.type == pafs.FileType.Directory:
             infos = fs.get_file_info(pafs.FileSelector(inner, recursive=True))
             found = [
-                i.path for i in infos if i.type == pafs.FileType.File and _visible(i.path[len(inner) :].lstrip("/"))
+                i for i in infos if i.type == pafs.FileType.File and _visible(i.path[len(inner) :].lstrip("/"))
             ]
         else:
             found = []
-    return sorted(prefix + f for f in found)
+    return sorted((prefix + i.path, i.size) for i in found)
 
 
 def delete(path: str) -> None:

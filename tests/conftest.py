@@ -1,0 +1,44 @@
+"""Shared test fixtures: one SparkSession for the whole run, tuned for small data."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CORPUS = REPO / "data" / "demo" / "corpus.jsonl.gz"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("dedup-spark-tests")
+        # Test-only tuning for tiny data: few shuffle partitions, no UI.
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.default.parallelism", "4")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def run_cli(spark):
+    """Run `dedup-spark` in this process (sharing the session); returns the exit code."""
+    from dedup_spark.cli import main
+
+    def run(*args: str) -> int:
+        return main([str(a) for a in args])
+
+    return run
