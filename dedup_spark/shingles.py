@@ -73,7 +73,7 @@ def word_shingles(normalized: str, n: int) -> list[str]:
     tokens = words(normalized)
     if len(tokens) < n:
         return [normalized] if tokens else []
-    return list(map(" ".join, zip(*(tokens[i:] for i in range(n)))))
+    return list(map(" ".join, zip(*(tokens[i:] for i in range(n)), strict=False)))
 
 
 def char_shingles(normalized: str, n: int) -> list[str]:
@@ -92,7 +92,7 @@ def hash_shingles(shingles: Iterable[str]) -> np.ndarray:
 
 def _hash_slices(buf: bytes, starts: list[int], ends: list[int]) -> np.ndarray:
     # A set comprehension over plain ints is the cheapest de-duplication at ~100s of shingles per document.
-    hashes = {xxh64_intdigest(buf[s:e]) for s, e in zip(starts, ends)}
+    hashes = {xxh64_intdigest(buf[s:e]) for s, e in zip(starts, ends, strict=True)}
     return np.fromiter(hashes, dtype=np.uint64, count=len(hashes))
 
 
