@@ -20,6 +20,7 @@ import json
 import random
 import re
 import sys
+from pathlib import Path
 
 FOOTER = (
     "\n\nThis chapter is part of the dedup-spark demo corpus, assembled from the public-domain King James "
@@ -30,7 +31,7 @@ FOOTER = (
 def chapters(path: str) -> list[dict]:
     docs, book, chapter, verses = [], None, None, []
     heading = re.compile(r"^(\S.*) (\d+)$")
-    for line in open(path, encoding="utf-8"):
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
         line = line.rstrip("\n")
         match = heading.match(line)
         if match:

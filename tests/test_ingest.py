@@ -18,7 +18,9 @@ def ingest_ids(spark, tmp_path, files: int, shard_size: str, name: str) -> dict[
     records = [{"text": t, "n": i} for i, t in enumerate(TEXTS)]
     for f in range(files):
         write_jsonl(folder / f"part{f}.jsonl", records[f::files])
-    config = build_config({"input.path": str(folder), "output.path": str(tmp_path / "o"), "ingest.shard_size": shard_size})
+    config = build_config(
+        {"input.path": str(folder), "output.path": str(tmp_path / "o"), "ingest.shard_size": shard_size}
+    )
     raw = read_input(spark, resolve_source(spark, config.input), config.input)
     result = ingest(spark, raw.repartition(files + 1), config, str(tmp_path / name / "_work"))
     docs = load_docs(spark, result)
@@ -39,7 +41,12 @@ def test_shards_hold_about_the_target_size(spark, tmp_path):
     text = "x" * 1000
     write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": text + str(i)} for i in range(50)])
     config = build_config(
-        {"input.path": str(tmp_path / "in.jsonl"), "output.path": "o", "ingest.shard_size": "10KB", "input.id_column": "id"}
+        {
+            "input.path": str(tmp_path / "in.jsonl"),
+            "output.path": "o",
+            "ingest.shard_size": "10KB",
+            "input.id_column": "id",
+        }
     )
     raw = read_input(spark, resolve_source(spark, config.input), config.input)
     result = ingest(spark, raw, config, str(tmp_path / "_work"))

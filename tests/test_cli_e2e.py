@@ -1,0 +1,54 @@
+"""End to end as a user runs it: a separate process, `python -m dedup_spark run` on the bundled demo corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import DEMO_CORPUS, REPO
+from tests.helpers import read_output
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+    return subprocess.run(
+        [sys.executable, "-m", "dedup_spark", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=600
+    )
+
+
+def test_demo_corpus_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    result = run(
+        "run",
+        f"--input={DEMO_CORPUS}",
+        f"--output={out}",
+        "--config=conf/default.yaml",
+        "--set",
+        "input.id_column=id",
+        "--set",
+        "ingest.shard_size=1MB",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    acc = report["accounting"]
+    # The demo corpus: 1,189 chapters + 80 planted copies + 3 bad rows (see scripts/build_demo_data.py).
+    assert acc["rows_read"] == 1272
+    assert acc["rows_quarantined"] == 3
+    assert acc["rows_read"] == acc["rows_written"] + acc["rows_removed"] + acc["rows_quarantined"]
+    assert report["quarantine_by_reason"] == {"null_text": 1, "empty_text": 1, "malformed_json": 1}
+    assert report["stages"][0]["details"]["shards"] == 5  # about 4.6 MB of text in 1 MB shards
+    data = read_output(out / "data")
+    assert len(data) == acc["rows_written"]
+    assert {"id", "text", "source", "book", "chapter"} <= set(data[0])
+    assert "rows read" in result.stdout and "balanced" in result.stdout
+    assert "stage ingest: started" in result.stderr
+
+
+def test_errors_are_one_line_with_exit_code(tmp_path):
+    result = run("run", f"--input={tmp_path / 'nothing-here'}", f"--output={tmp_path / 'out'}")
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines()[-1].startswith("dedup-spark: error: input path")
+    assert "Traceback" not in result.stderr
+    assert run("run", "--input=x").returncode == 2  # argparse: --output missing
