@@ -1,0 +1,240 @@
+"""Window minimizers and super-k-mers: how ExactSubstr routes windows across chunks.
+
+A *window* is k consecutive bytes. Its *minimizer* is the minimum, over the (k - w + 1) w-grams inside it,
+of a well-mixed 64-bit hash of the w-gram. The value depends only on the window's bytes, so every
+occurrence of an identical window, in any document or chunk, gets the same value. Consecutive windows
+of a piece usually share their minimizer, so a run [s, e) of window starts with one value is shipped as
+one *super-k-mer*: the bytes [s, e + k - 1) covering the run's windows. Shuffling super-k-mers by
+minimizer value brings every occurrence of every window into one partition. Hash quality only affects
+load balance (collisions put more into one partition), never correctness.
+
+All functions are numpy-vectorised and O(n): the w-gram hash is built by doubling (log2(w) passes) and
+the sliding minimum uses van Herk/Gil-Werman block prefix/suffix minima (3 passes, whatever k - w is).
+Work is done in segments of `_SEGMENT_WINDOWS` windows so temporaries stay small (a few tens of MB).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+#: Odd 64-bit multiplier of the polynomial w-gram hash (odd, so it is invertible mod 2^64).
+HASH_BASE = 0x9E3779B97F4A7C15
+_U64_MASK = (1 << 64) - 1
+_U64_MAX = np.uint64(_U64_MASK)
+# Windows per segment: 1M windows keeps each temporary at ~8 MB (cache friendly, bounded memory).
+_SEGMENT_WINDOWS = 1 << 20
+# Pieces are processed in batches of about this many bytes by `superkmers_batch` (temporaries ~17 B/byte).
+_BATCH_BYTES = 1 << 22
+
+
+class SuperKmers(NamedTuple):
+    """Super-k-mer runs of many pieces, flat and sorted by (piece, start).
+
+    piece: int64 index of the piece in the input; minimizer: uint64 value shared by the run's windows;
+    start, end: int64 piece-relative window starts [start, end). The super-k-mer bytes are
+    data[start : end + k - 1] and it owns end - start window starts.
+    """
+
+    piece: np.ndarray
+    minimizer: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+
+def _check_kw(k: int, w: int) -> None:
+    if not 1 <= w <= k:
+        raise ValueError(f"minimizer w-gram length w={w} must satisfy 1 <= w <= k={k}; lower w or raise k")
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer, in place on a uint64 array (returned for convenience).
+
+    The polynomial hash alone is weak in its low bits; the finalizer spreads every input bit over
+    the output so the minimum is well distributed and `value % partitions` balances.
+    """
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def wgram_hashes(data: np.ndarray, w: int) -> np.ndarray:
+    """Mixed hash of every w-gram: out[i] = mix64(sum_j data[i + j] * HASH_BASE^(w-1-j) mod 2^64).
+
+    data: uint8 array of n bytes. Returns uint64 array of max(0, n - w + 1) values.
+    Built by doubling: hashes of 2^j-grams combine as h_2m[i] = h_m[i] * B^m + h_m[i + m], and the
+    binary digits of w are appended left to right, so the cost is O(n log w), not O(n w).
+    """
+    n = len(data)
+    if n < w:
+        return np.empty(0, dtype=np.uint64)
+    block = data.astype(np.uint64)  # hashes of 1-grams
+    size = 1
+    acc: np.ndarray | None = None  # acc[i] = hash of data[i : i + acc_len]
+    acc_len = 0
+    remaining = w
+    while True:
+        if remaining & 1:
+            if acc is None:
+                acc = block
+            else:
+                count = n - acc_len - size + 1
+                acc = acc[:count] * np.uint64(pow(HASH_BASE, size, 1 << 64))
+                acc += block[acc_len : acc_len + count]
+            acc_len += size
+        remaining >>= 1
+        if not remaining:
+            break
+        shifted = block[: n - 2 * size + 1] * np.uint64(pow(HASH_BASE, size, 1 << 64))
+        shifted += block[size : n - size + 1]
+        block = shifted
+        size *= 2
+    assert acc is not None and acc_len == w
+    # `acc` is always a fresh array (astype copies), never the caller's, so mixing in place is safe.
+    return mix64(acc[: n - w + 1])
+
+
+def sliding_min(values: np.ndarray, width: int) -> np.ndarray:
+    """Minimum of every run of `width` consecutive values (van Herk/Gil-Werman), O(n).
+
+    values: uint64 array of n values; returns max(0, n - width + 1) minima. Cut into blocks of `width`:
+    the window starting at i spans the suffix of its block and a prefix of the next, so its minimum is
+    min(suffix_min[i], prefix_min[i + width - 1]).
+    """
+    n = len(values)
+    if n < width:
+        return np.empty(0, dtype=values.dtype)
+    if width == 1:
+        return values.copy()
+    n_blocks = -(-n // width)
+    padded = np.full(n_blocks * width, _U64_MAX, dtype=np.uint64)
+    padded[:n] = values
+    # Accumulating along axis 0 of the (width, n_blocks) transposed view is a vector op per row:
+    # about twice as fast as accumulating along short rows.
+    blocks_t = padded.reshape(n_blocks, width).T
+    prefix = np.minimum.accumulate(blocks_t, axis=0).T.ravel()
+    suffix = np.minimum.accumulate(blocks_t[::-1], axis=0)[::-1].T.ravel()
+    count = n - width + 1
+    return np.minimum(suffix[:count], prefix[width - 1 : width - 1 + count])
+
+
+def window_minimizers(data: np.ndarray, k: int, w: int) -> np.ndarray:
+    """Minimizer value of every window: out[i] = min over w-grams inside data[i : i + k] of their hash.
+
+    data: uint8 array of n bytes; k: window length; w: w-gram length (1 <= w <= k).
+    Returns uint64 array of max(0, n - k + 1) values. Depends only on each window's bytes.
+    """
+    _check_kw(k, w)
+    data = np.asarray(data, dtype=np.uint8)
+    n_windows = len(data) - k + 1
+    if n_windows <= 0:
+        return np.empty(0, dtype=np.uint64)
+    out = np.empty(n_windows, dtype=np.uint64)
+    for lo in range(0, n_windows, _SEGMENT_WINDOWS):
+        hi = min(n_windows, lo + _SEGMENT_WINDOWS)
+        out[lo:hi] = sliding_min(wgram_hashes(data[lo : hi + k - 1], w), k - w + 1)
+    return out
+
+
+def _runs(values: np.ndarray, n_owned: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Maximal runs of equal consecutive values in values[:n_owned] -> (run values, starts, ends)."""
+    values = values[:n_owned]
+    if n_owned == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return np.empty(0, dtype=np.uint64), empty, empty.copy()
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+    ends = np.append(starts[1:], n_owned)
+    return values[starts], starts.astype(np.int64), ends.astype(np.int64)
+
+
+def superkmers(piece_data: bytes, owned: int, k: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Super-k-mer runs of one piece.
+
+    piece_data: the piece's bytes; owned: the piece owns window starts [0, owned) (clipped to the
+    starts whose window fits, len - k + 1). Returns (minimizer_values uint64, run_starts int64,
+    run_ends int64): run r covers owned starts [run_starts[r], run_ends[r]) whose windows all have
+    minimizer value minimizer_values[r]; its super-k-mer is piece_data[run_starts[r] : run_ends[r] + k - 1].
+    Consecutive runs have different values; runs tile [0, owned).
+    """
+    _check_kw(k, w)
+    if owned < 0:
+        raise ValueError(f"owned={owned} must be >= 0")
+    arr = np.frombuffer(piece_data, dtype=np.uint8)
+    n_owned = max(0, min(owned, len(arr) - k + 1))
+    values = window_minimizers(arr[: n_owned + k - 1], k, w) if n_owned else np.empty(0, np.uint64)
+    return _runs(values, n_owned)
+
+
+def superkmers_batch(datas: Sequence[bytes], owned: Sequence[int] | np.ndarray, k: int, w: int) -> SuperKmers:
+    """Super-k-mer runs of many pieces at once (same runs as calling `superkmers` on each piece).
+
+    datas: piece bytes; owned: owned window starts per piece. Pieces are concatenated in batches of
+    about 4 MB; windows straddling two pieces get a value too but are masked out, so per-piece Python
+    work is only building lengths. Returns a `SuperKmers` of flat arrays sorted by (piece, start).
+    """
+    _check_kw(k, w)
+    owned_arr = np.asarray(owned, dtype=np.int64).reshape(-1)
+    if len(owned_arr) != len(datas):
+        raise ValueError(f"got {len(datas)} pieces but {len(owned_arr)} owned counts")
+    if (owned_arr < 0).any():
+        raise ValueError("owned counts must be >= 0")
+    lengths = np.fromiter((len(d) for d in datas), dtype=np.int64, count=len(datas))
+    n_owned = np.clip(owned_arr, 0, np.maximum(lengths - k + 1, 0))
+    # Only bytes covered by owned windows matter; trimming makes every window of a trimmed piece owned.
+    used = np.where(n_owned > 0, n_owned + k - 1, 0)
+    parts: list[SuperKmers] = []
+    batch_first = 0
+    cum_used = np.cumsum(used)
+    while batch_first < len(datas):
+        base = cum_used[batch_first - 1] if batch_first else 0
+        batch_end = int(np.searchsorted(cum_used, base + _BATCH_BYTES, side="right"))
+        batch_end = max(batch_end, batch_first + 1)
+        parts.append(_superkmers_of_batch(datas, used, n_owned, batch_first, batch_end, k, w))
+        batch_first = batch_end
+    if not parts:
+        empty = np.empty(0, dtype=np.int64)
+        return SuperKmers(empty, np.empty(0, dtype=np.uint64), empty.copy(), empty.copy())
+    return SuperKmers(*(np.concatenate(cols) for cols in zip(*parts, strict=True)))
+
+
+def _superkmers_of_batch(
+    datas: Sequence[bytes], used: np.ndarray, n_owned: np.ndarray, first: int, end: int, k: int, w: int
+) -> SuperKmers:
+    """Runs of pieces [first, end), concatenated without separators (trimmed to their used bytes)."""
+    idx = np.arange(first, end)
+    keep = idx[n_owned[first:end] > 0]
+    if len(keep) == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return SuperKmers(empty, np.empty(0, dtype=np.uint64), empty.copy(), empty.copy())
+    text = np.frombuffer(b"".join(memoryview(datas[i])[: used[i]] for i in keep), dtype=np.uint8)
+    values = window_minimizers(text, k, w)
+    starts_c = np.concatenate(([0], np.cumsum(used[keep])[:-1])).astype(np.int64)
+    owned_k = n_owned[keep]
+    n_windows = len(values)
+    # owned[i]: window i lies inside one piece (built as +1 at piece start, -1 after its last window).
+    delta = np.zeros(n_windows + 1, dtype=np.int8)
+    delta[starts_c] += 1
+    delta[starts_c + owned_k] -= 1
+    owned_mask = np.cumsum(delta[:-1], dtype=np.int8).view(bool)
+    # A run starts at an owned window whose predecessor is not owned, differs in value, or is the
+    # previous piece's last window (pieces can abut when k == 1).
+    new_run = owned_mask.copy()
+    new_run[1:] &= ~owned_mask[:-1] | (values[1:] != values[:-1])
+    new_run[starts_c] = True
+    run_starts = np.flatnonzero(new_run)
+    # A run ends after an owned window followed by a non-owned window or a new run.
+    after = np.ones(n_windows, dtype=bool)
+    after[:-1] = ~owned_mask[1:] | new_run[1:]
+    run_ends = np.flatnonzero(owned_mask & after) + 1
+    local = np.searchsorted(starts_c, run_starts, side="right") - 1
+    return SuperKmers(
+        keep[local].astype(np.int64),
+        values[run_starts],
+        (run_starts - starts_c[local]).astype(np.int64),
+        (run_ends - starts_c[local]).astype(np.int64),
+    )

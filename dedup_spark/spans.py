@@ -1,0 +1,146 @@
+"""From repeated window starts to the code point spans cut out of one document.
+
+Intervals are int64 numpy arrays of shape (m, 2), rows [start, end). The steps, per document:
+1. union the window-start intervals found by every chunk and partition (`merge_intervals`);
+2. a run [s, e) of window starts covers bytes [s, e - 1 + k) (`window_starts_to_byte_spans`);
+3. widen each byte span outward to whole UTF-8 characters, so the output stays valid UTF-8 and never
+   splits a character (`widen_to_utf8`); spans that then overlap or touch are merged, so the result
+   is the maximal runs of characters having at least one removed byte;
+4. convert byte offsets to code point offsets, which is what Python `str` slicing uses (`bytes_to_codepoints`).
+`policy_spans` runs 1-4 for a policy; `cut` removes spans from a `str`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+Policy = Literal["strike_all", "keep_first"]
+#: strike_all removes every occurrence of a repeated window; keep_first keeps its first occurrence.
+POLICIES: tuple[str, ...] = ("strike_all", "keep_first")
+
+
+def as_intervals(intervals: np.ndarray | list[tuple[int, int]] | list[list[int]]) -> np.ndarray:
+    """Any (m, 2) array-like of [start, end) rows as an int64 array of shape (m, 2)."""
+    arr = np.asarray(intervals, dtype=np.int64)
+    if arr.size == 0:
+        return np.empty((0, 2), dtype=np.int64)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"intervals must have shape (m, 2), got {arr.shape}")
+    return arr
+
+
+def merge_intervals(*interval_sets: np.ndarray | list[tuple[int, int]]) -> np.ndarray:
+    """Union of any number of interval sets: sorted, disjoint, non-touching rows; empty rows dropped.
+
+    Touching rows ([0, 5) and [5, 8)) merge, so the result is the maximal runs of covered positions.
+    """
+    parts = [as_intervals(s) for s in interval_sets]
+    arr = np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.int64)
+    arr = arr[arr[:, 1] > arr[:, 0]]
+    if len(arr) == 0:
+        return arr
+    arr = arr[np.argsort(arr[:, 0], kind="stable")]
+    reach = np.maximum.accumulate(arr[:, 1])  # furthest end seen so far
+    # A new run starts where a row begins after everything before it ended.
+    new_run = np.concatenate(([True], arr[1:, 0] > reach[:-1]))
+    first = np.flatnonzero(new_run)
+    last = np.append(first[1:], len(arr)) - 1
+    return np.stack([arr[first, 0], reach[last]], axis=1)
+
+
+def window_starts_to_byte_spans(intervals: np.ndarray | list[tuple[int, int]], k: int) -> np.ndarray:
+    """Window-start runs [s, e) -> merged byte spans [s, e - 1 + k) covered by those windows."""
+    if k < 1:
+        raise ValueError(f"window length k={k} must be >= 1")
+    arr = merge_intervals(intervals)
+    arr[:, 1] += k - 1
+    return merge_intervals(arr)
+
+
+def _lead_bytes(data: np.ndarray) -> np.ndarray:
+    """True at bytes that start a character (anything but a continuation byte 0b10xxxxxx)."""
+    return (data & 0xC0) != 0x80
+
+
+def widen_to_utf8(data: bytes | np.ndarray, spans: np.ndarray | list[tuple[int, int]]) -> np.ndarray:
+    """Widen byte spans outward to character boundaries and merge: starts move back to the lead byte
+    of their character, ends move forward past its continuation bytes.
+
+    data: the document's UTF-8 bytes; spans: byte spans inside it. Returns merged byte spans.
+    """
+    arr = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray) else data
+    spans = merge_intervals(spans)
+    if len(spans) == 0:
+        return spans
+    if spans[0, 0] < 0 or spans[-1, 1] > len(arr):
+        raise ValueError(f"byte spans {spans[0, 0]}..{spans[-1, 1]} fall outside a document of {len(arr)} bytes")
+    # Boundaries: every lead byte, plus 0 and len(data) so searches always land (even on broken UTF-8).
+    bounds = np.concatenate(([0], np.flatnonzero(_lead_bytes(arr)), [len(arr)]))
+    starts = bounds[np.searchsorted(bounds, spans[:, 0], side="right") - 1]
+    ends = bounds[np.searchsorted(bounds, spans[:, 1], side="left")]
+    return merge_intervals(np.stack([starts, ends], axis=1))
+
+
+def bytes_to_codepoints(data: bytes | np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Code point offset of each byte offset (which must be on a character boundary or len(data)):
+    the number of lead bytes before it."""
+    arr = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray) else data
+    leads_before = np.concatenate(([0], np.cumsum(_lead_bytes(arr), dtype=np.int64)))
+    return leads_before[np.asarray(offsets, dtype=np.int64)]
+
+
+def removal_spans(data: bytes, window_intervals: np.ndarray | list[tuple[int, int]], k: int) -> np.ndarray:
+    """Code point spans to remove from a document, given the window starts to remove.
+
+    data: the document's UTF-8 bytes; window_intervals: (m, 2) document-relative window-start runs
+    (any order, may overlap: several chunks/partitions); k: window length in bytes.
+    Returns int64 (r, 2) code point spans [start, end), sorted, disjoint, non-touching.
+    Raises ValueError if a window would end past the document (wrong k or wrong document).
+    """
+    byte_spans = window_starts_to_byte_spans(window_intervals, k)
+    if len(byte_spans) == 0:
+        return byte_spans
+    if byte_spans[0, 0] < 0 or byte_spans[-1, 1] > len(data):
+        raise ValueError(
+            f"window starts up to {byte_spans[-1, 1] - k} with k={k} do not fit a document of {len(data)} bytes"
+        )
+    arr = np.frombuffer(data, dtype=np.uint8)
+    return bytes_to_codepoints(arr, widen_to_utf8(arr, byte_spans))
+
+
+def policy_window_intervals(
+    policy: Policy | str, repeated: np.ndarray | list[tuple[int, int]], non_first: np.ndarray | list[tuple[int, int]]
+) -> np.ndarray:
+    """The window starts a policy removes: `strike_all` -> repeated starts, `keep_first` -> non-first starts."""
+    if policy == "strike_all":
+        return merge_intervals(repeated)
+    if policy == "keep_first":
+        return merge_intervals(non_first)
+    raise ValueError(f"unknown removal policy {policy!r}; use one of {POLICIES}")
+
+
+def policy_spans(
+    data: bytes,
+    k: int,
+    policy: Policy | str,
+    repeated: np.ndarray | list[tuple[int, int]],
+    non_first: np.ndarray | list[tuple[int, int]],
+) -> np.ndarray:
+    """Code point spans removed from one document under `policy` (see `removal_spans`)."""
+    return removal_spans(data, policy_window_intervals(policy, repeated, non_first), k)
+
+
+def cut(text: str, cp_spans: np.ndarray | list[tuple[int, int]]) -> str:
+    """`text` without the code point spans (sorted, disjoint rows [start, end) inside the text)."""
+    spans = as_intervals(cp_spans)
+    if len(spans) == 0:
+        return text
+    if (spans[:, 1] < spans[:, 0]).any() or (spans[1:, 0] < spans[:-1, 1]).any():
+        raise ValueError("spans to cut must be sorted, disjoint [start, end) rows")
+    if spans[0, 0] < 0 or spans[-1, 1] > len(text):
+        raise ValueError(f"spans {spans[0, 0]}..{spans[-1, 1]} fall outside a text of {len(text)} characters")
+    keep_from = np.concatenate(([0], spans[:, 1])).tolist()
+    keep_to = np.concatenate((spans[:, 0], [len(text)])).tolist()
+    return "".join(text[a:b] for a, b in zip(keep_from, keep_to, strict=True))
