@@ -58,10 +58,58 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class NeardupConfig:
+    """MinHash-LSH near-duplicate documents. Unset (null) values come from the preset."""
+
+    # paper (450 bands x 20 rows, Jaccard then edit similarity), default (20 x 8, Jaccard), text-dedup, datatrove
+    preset: str = "default"
+    # "bands" = number of LSH bands, "rows" = min-hashes per band (the paper swaps the two letters).
+    bands: int | None = None
+    rows: int | None = None
+    threshold: float | None = None
+    verify_jaccard: bool | None = None
+    verify_edit: bool | None = None
+    edit_threshold: float | None = None
+    ngram: int = 5
+    shingle_unit: str = "word"
+    lowercase: bool = True
+    nfkc: bool = True
+    strip_punctuation: bool = True
+    seed: int = 1
+    # Which document of a cluster stays: lowest_id, longest, or column (with keep_column, keep_descending).
+    keep: str = "lowest_id"
+    keep_column: str | None = None
+    keep_descending: bool = False
+    # Documents per signature batch inside a task: memory is about batch_docs * bands * rows * 8 bytes.
+    batch_docs: int = 1000
+    max_component_rounds: int = 100
+
+
+@dataclass(frozen=True)
+class ExactsubstrConfig:
+    """Suffix-array removal of repeated substrings (byte windows of min_length inside one document)."""
+
+    min_length: int = 100
+    # strike_all: remove every copy (the reference tool); keep_first: keep the first copy in corpus order.
+    policy: str = "keep_first"
+    # Bytes of text per suffix-array chunk: bounds the memory of one task (about 13 bytes per text byte).
+    chunk_size: int = 64 * 1024 * 1024
+    # Minimizer w-gram length for the cross-chunk merge (shorter ships fewer bytes; must be < min_length).
+    minimizer_width: int = 16
+    # A document that loses bytes and keeps fewer than this many non-space characters is removed.
+    min_remaining_chars: int = 20
+    # 2 runs the removal again on its own output: cutting creates new repeats (the paper's second pass).
+    passes: int = 1
+    top_substrings: int = 20
+
+
+@dataclass(frozen=True)
 class RunConfig:
     input: InputConfig = field(default_factory=InputConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    neardup: NeardupConfig = field(default_factory=NeardupConfig)
+    exactsubstr: ExactsubstrConfig = field(default_factory=ExactsubstrConfig)
     # Dedup stages to run after ingest, in order.
     stages: tuple[str, ...] = ()
     dry_run: bool = False
@@ -80,7 +128,7 @@ _SIZE_UNITS = {
     "mib": 1024**2,
     "gib": 1024**3,
 }
-_SIZE_FIELDS = {"ingest.shard_size"}
+_SIZE_FIELDS = {"ingest.shard_size", "exactsubstr.chunk_size"}
 
 
 def parse_size(key: str, value: Any) -> int:
@@ -260,6 +308,8 @@ def validate(config: RunConfig) -> None:
         raise ConfigError("input.json_schema_sampling_ratio must be in (0, 1]")
     if config.ingest.shard_size < 1024:
         raise ConfigError(f"ingest.shard_size={config.ingest.shard_size} bytes is too small (minimum 1KiB)")
+    _validate_neardup(config.neardup)
+    _validate_exactsubstr(config.exactsubstr)
     for stage in config.stages:
         if stage not in STAGE_NAMES:
             raise ConfigError(
@@ -269,6 +319,38 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"--stages lists a stage twice: {','.join(config.stages)}")
     if Path(config.output.path).resolve() == Path(config.input.path).resolve():
         raise ConfigError("--output must not be the same path as --input")
+
+
+def _validate_neardup(nd: NeardupConfig) -> None:
+    from dedup_spark.lsh import PRESETS
+
+    _check_choice("neardup.preset", nd.preset, tuple(PRESETS))
+    _check_choice("neardup.shingle_unit", nd.shingle_unit, ("word", "char"))
+    _check_choice("neardup.keep", nd.keep, ("lowest_id", "longest", "column"))
+    if nd.keep == "column" and not nd.keep_column:
+        raise ConfigError("neardup.keep=column needs neardup.keep_column=NAME")
+    for key, value in (("bands", nd.bands), ("rows", nd.rows)):
+        if value is not None and value < 1:
+            raise ConfigError(f"neardup.{key} must be at least 1")
+    for key, value in (("threshold", nd.threshold), ("edit_threshold", nd.edit_threshold)):
+        if value is not None and not 0.0 <= value < 1.0:
+            raise ConfigError(f"neardup.{key} must be in [0, 1)")
+    if nd.ngram < 1 or nd.batch_docs < 1 or nd.max_component_rounds < 1:
+        raise ConfigError("neardup.ngram, neardup.batch_docs and neardup.max_component_rounds must be at least 1")
+
+
+def _validate_exactsubstr(ex: ExactsubstrConfig) -> None:
+    _check_choice("exactsubstr.policy", ex.policy, ("keep_first", "strike_all"))
+    if ex.min_length < 1:
+        raise ConfigError("exactsubstr.min_length must be at least 1 byte")
+    if not 1 <= ex.minimizer_width < ex.min_length:
+        raise ConfigError("exactsubstr.minimizer_width must be at least 1 and below exactsubstr.min_length")
+    if ex.chunk_size < 4 * ex.min_length:
+        raise ConfigError("exactsubstr.chunk_size must be at least 4 x exactsubstr.min_length")
+    if ex.passes not in (1, 2):
+        raise ConfigError("exactsubstr.passes must be 1 or 2")
+    if ex.min_remaining_chars < 0 or ex.top_substrings < 0:
+        raise ConfigError("exactsubstr.min_remaining_chars and exactsubstr.top_substrings must be >= 0")
 
 
 def dump_yaml(config: RunConfig) -> str:

@@ -32,6 +32,19 @@ class StageOutput:
 
 StageFunction = Callable[[SparkSession, DataFrame, Any, str], StageOutput]
 
-# Filled in as stages land: name -> function. Order here is the default order of --stages.
-STAGES: dict[str, StageFunction] = {}
+
+def _neardup(spark: SparkSession, docs: DataFrame, config: Any, work_dir: str) -> StageOutput:
+    from dedup_spark.neardup import run_neardup
+
+    return run_neardup(spark, docs, config, work_dir)
+
+
+def _exactsubstr(spark: SparkSession, docs: DataFrame, config: Any, work_dir: str) -> StageOutput:
+    from dedup_spark.exactsubstr import run_exactsubstr
+
+    return run_exactsubstr(spark, docs, config, work_dir)
+
+
+# name -> function. Order here is the default order of --stages.
+STAGES: dict[str, StageFunction] = {"neardup": _neardup, "exactsubstr": _exactsubstr}
 STAGE_NAMES: tuple[str, ...] = tuple(STAGES)

@@ -136,8 +136,9 @@ class OutputWriter:
             target = storage.join(self.out_dir, name)
             if storage.exists(target):
                 self._trash(target)
+            storage.make_dirs(target.rsplit("/", 1)[0])
             storage.move(storage.join(self.out_dir, "_staging", name), target)
-        produced = keep | set(self.written)
+        produced = keep | {name.split("/", 1)[0] for name in self.written}
         for entry in _entries(self.out_dir):
             name = entry.rsplit("/", 1)[-1]
             if name in OWNED_ENTRIES and name not in produced and name not in ("_staging", "_trash"):

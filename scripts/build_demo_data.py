@@ -8,7 +8,7 @@ Source: the King James Version of the Bible (1611, public domain), as printed by
 One document per chapter (1,189). The text has natural near-duplicates (Psalm 14 / Psalm 53, parallel passages
 in Kings and Chronicles) and long repeated phrases. Planted on top, with a fixed seed:
   - 40 exact copies of chapters (source "mirror"),
-  - 40 lightly edited copies, about 3% of words changed (source "edited"),
+  - 40 lightly edited copies, about 1% of words changed (source "edited"),
   - a 170-byte boilerplate footer appended to 150 chapters (a repeated substring),
   - three rows for the quarantine: null text, empty text, a malformed JSON line.
 """
@@ -55,7 +55,7 @@ def chapters(path: str) -> list[dict]:
 
 def edit(text: str, rng: random.Random, vocabulary: list[str]) -> str:
     words = text.split(" ")
-    for i in rng.sample(range(len(words)), max(1, len(words) * 3 // 100)):
+    for i in rng.sample(range(len(words)), max(1, len(words) // 100)):
         words[i] = rng.choice(vocabulary)
     return " ".join(words)
 

@@ -1,0 +1,281 @@
+"""NearDup stage: MinHash-LSH near-duplicate documents (Lee et al. 2022, section 3), distributed end to end.
+
+Steps, each a Spark stage whose result is written under the stage's work folder:
+1. signatures   per document (Arrow batches in Python): normalised text hash, shingle count, LSH band keys.
+2. exact        documents with identical normalised text form a group; its lowest id is the representative,
+                and only representatives go on to banding (identical copies still end up in one cluster).
+3. candidates   per (band, key) bucket, sorted by id, each member is paired with the bucket's first member and
+                with its predecessor: at most 2 pairs per member, so a bucket of 100,000 copies costs 200,000
+                pairs, not 5 billion.
+4. verified     candidate pairs whose exact Jaccard on the shingle sets is above the threshold (and whose token
+                edit similarity is above edit_threshold when that check is on); both texts are re-shingled.
+5. clusters     connected components of verified pairs plus exact-copy pairs (components.py), one kept per
+                cluster by the keep policy; `cluster_id` is the id of the kept document.
+
+Documents with no words after normalisation (`too_short`) never match anything and are always kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from dedup_spark import storage
+from dedup_spark.components import connected_components
+from dedup_spark.config import NeardupConfig, RunConfig
+from dedup_spark.errors import ConfigError
+from dedup_spark.lsh import PRESETS, LshPreset, band_keys, edit_similarity, jaccard, s_curve
+from dedup_spark.minhash import MinHasher
+from dedup_spark.shingles import char_shingle_hashes, normalize, word_shingle_hashes, words
+from dedup_spark.stages import StageOutput
+
+SIGNATURE_SCHEMA = "_dd_id string, norm_hash string, n_shingles int, band_keys array<bigint>"
+VERIFIED_SCHEMA = "u string, v string, jaccard double, edit_similarity double, passed boolean"
+LARGEST_CLUSTERS = 10
+
+
+def resolve_lsh(nd: NeardupConfig) -> LshPreset:
+    """The preset with any explicit bands/rows/threshold/verification settings applied."""
+    preset = PRESETS[nd.preset]
+    overrides = {
+        key: value
+        for key, value in (
+            ("bands", nd.bands),
+            ("rows", nd.rows),
+            ("threshold", nd.threshold),
+            ("verify_jaccard", nd.verify_jaccard),
+            ("verify_edit", nd.verify_edit),
+            ("edit_threshold", nd.edit_threshold),
+        )
+        if value is not None
+    }
+    return replace(preset, **overrides) if overrides else preset
+
+
+def _shingle_hashes(text: str, nd: NeardupConfig) -> tuple[str, np.ndarray]:
+    normalized = normalize(text, lowercase=nd.lowercase, nfkc=nd.nfkc, strip_punctuation=nd.strip_punctuation)
+    if nd.shingle_unit == "word":
+        return normalized, word_shingle_hashes(normalized, nd.ngram)
+    return normalized, char_shingle_hashes(normalized, nd.ngram)
+
+
+def signature_batches(nd: NeardupConfig, lsh: LshPreset, text_column: str):
+    """mapInArrow function: (_dd_id, text) -> SIGNATURE_SCHEMA rows, `nd.batch_docs` documents at a time."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        hasher = MinHasher(lsh.num_perm, seed=nd.seed)
+        for batch in batches:
+            for start in range(0, batch.num_rows, nd.batch_docs):
+                part = batch.slice(start, nd.batch_docs)
+                ids = part.column("_dd_id")
+                norm_hashes, shingle_sets = [], []
+                for text in part.column(text_column).to_pylist():
+                    normalized, hashes = _shingle_hashes(text, nd)
+                    norm_hashes.append(hashlib.sha256(normalized.encode("utf-8")).hexdigest()[:32])
+                    shingle_sets.append(hashes)
+                keys = band_keys(hasher.signatures(shingle_sets), lsh.bands, lsh.rows).view(np.int64)
+                yield pa.RecordBatch.from_arrays(
+                    [
+                        ids,
+                        pa.array(norm_hashes, pa.string()),
+                        pa.array([len(h) for h in shingle_sets], pa.int32()),
+                        pa.FixedSizeListArray.from_arrays(pa.array(keys.ravel()), lsh.bands).cast(pa.list_(pa.int64())),
+                    ],
+                    schema=pa.schema(
+                        [
+                            ("_dd_id", pa.string()),
+                            ("norm_hash", pa.string()),
+                            ("n_shingles", pa.int32()),
+                            ("band_keys", pa.list_(pa.int64())),
+                        ]
+                    ),
+                )
+
+    return run
+
+
+def verify_batches(nd: NeardupConfig, lsh: LshPreset):
+    """mapInArrow function: (u, v, text_u, text_v) -> VERIFIED_SCHEMA rows."""
+
+    def check(text_u: str, text_v: str) -> tuple[float, float, bool]:
+        norm_u, hashes_u = _shingle_hashes(text_u, nd)
+        norm_v, hashes_v = _shingle_hashes(text_v, nd)
+        similarity = jaccard(hashes_u, hashes_v)
+        passed = similarity > lsh.threshold or not lsh.verify_jaccard
+        edit = float("nan")
+        if passed and lsh.verify_edit:
+            tokens_u = words(norm_u) if nd.shingle_unit == "word" else list(norm_u)
+            tokens_v = words(norm_v) if nd.shingle_unit == "word" else list(norm_v)
+            edit = edit_similarity(tokens_u, tokens_v)
+            passed = edit > lsh.edit_threshold
+        return similarity, edit, passed
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            results = [
+                check(a, b)
+                for a, b in zip(batch.column("text_u").to_pylist(), batch.column("text_v").to_pylist(), strict=True)
+            ]
+            yield pa.RecordBatch.from_arrays(
+                [
+                    batch.column("u"),
+                    batch.column("v"),
+                    pa.array([r[0] for r in results], pa.float64()),
+                    pa.array([r[1] for r in results], pa.float64()),
+                    pa.array([r[2] for r in results], pa.bool_()),
+                ],
+                names=["u", "v", "jaccard", "edit_similarity", "passed"],
+            )
+
+    return run
+
+
+def candidate_pairs(signatures: DataFrame) -> DataFrame:
+    """(u, v) with u < v: in each (band, key) bucket, every member paired with the first member and with its
+    predecessor in id order. Linear in bucket size; distinct over all bands."""
+    bands = signatures.select("_dd_id", F.posexplode("band_keys").alias("band", "key"))
+    bucket = Window.partitionBy("band", "key").orderBy("_dd_id")
+    ordered = bands.select(
+        "_dd_id",
+        F.first("_dd_id").over(bucket).alias("first"),
+        F.lag("_dd_id").over(bucket).alias("previous"),
+    ).filter(F.col("previous").isNotNull())
+    pairs = ordered.select(F.col("first").alias("u"), F.col("_dd_id").alias("v")).unionByName(
+        ordered.select(F.col("previous").alias("u"), F.col("_dd_id").alias("v"))
+    )
+    return pairs.distinct()
+
+
+def _keep_order(docs: DataFrame, nd: NeardupConfig, config: RunConfig) -> list:
+    """Sort keys for choosing the kept document of a cluster (first in this order wins; ties by id)."""
+    by_id = (
+        [F.col(config.input.id_column).asc(), F.col("_dd_id").asc()]
+        if config.input.id_column
+        else [F.col("_dd_id").asc()]
+    )
+    if nd.keep == "longest":
+        return [F.col("_dd_bytes").desc(), *by_id]
+    if nd.keep == "column":
+        if nd.keep_column not in docs.columns:
+            raise ConfigError(f"neardup.keep_column={nd.keep_column!r} is not an input column: {docs.columns}")
+        column = F.col(nd.keep_column)
+        return [column.desc_nulls_last() if nd.keep_descending else column.asc_nulls_last(), *by_id]
+    return by_id
+
+
+def run_neardup(spark: SparkSession, docs: DataFrame, config: RunConfig, work_dir: str) -> StageOutput:
+    """Stage entry point (see the module docstring). Returns survivors, removed rows and `neardup/clusters`."""
+    nd = config.neardup
+    lsh = resolve_lsh(nd)
+    text_column = config.input.text_column
+    order = _keep_order(docs, nd, config)
+
+    signatures = _checkpoint(
+        spark,
+        docs.select("_dd_id", text_column).mapInArrow(signature_batches(nd, lsh, text_column), SIGNATURE_SCHEMA),
+        storage.join(work_dir, "signatures"),
+    )
+    matchable = signatures.filter(F.col("n_shingles") > 0)
+    groups = matchable.groupBy("norm_hash").agg(F.min("_dd_id").alias("rep"), F.count(F.lit(1)).alias("copies"))
+    exact_edges = (
+        matchable.join(groups, "norm_hash")
+        .filter(F.col("_dd_id") != F.col("rep"))
+        .select(F.col("rep").alias("u"), F.col("_dd_id").alias("v"))
+    )
+    representatives = matchable.join(groups.select(F.col("rep").alias("_dd_id")), "_dd_id")
+    candidates = _checkpoint(spark, candidate_pairs(representatives), storage.join(work_dir, "candidates"))
+
+    texts = docs.select("_dd_id", text_column)
+    if lsh.verify_jaccard or lsh.verify_edit:
+        with_texts = candidates.join(
+            texts.select(F.col("_dd_id").alias("u"), F.col(text_column).alias("text_u")), "u"
+        ).join(texts.select(F.col("_dd_id").alias("v"), F.col(text_column).alias("text_v")), "v")
+        checked = with_texts.select("u", "v", "text_u", "text_v").mapInArrow(verify_batches(nd, lsh), VERIFIED_SCHEMA)
+        checked = _checkpoint(spark, checked, storage.join(work_dir, "verified"))
+        verified = checked.filter("passed").select("u", "v")
+    else:
+        verified = candidates
+
+    labels, rounds = connected_components(
+        spark, verified.unionByName(exact_edges), storage.join(work_dir, "components"), nd.max_component_rounds
+    )
+    in_clusters = docs.join(labels.withColumnRenamed("node", "_dd_id"), "_dd_id")
+    cluster = Window.partitionBy("component").orderBy(*order)
+    clusters = in_clusters.select(
+        "_dd_id",
+        F.first("_dd_id").over(cluster).alias("cluster_id"),
+        F.count(F.lit(1)).over(Window.partitionBy("component")).alias("cluster_size"),
+        (F.row_number().over(cluster) == 1).alias("kept"),
+    )
+    clusters = _checkpoint(spark, clusters, storage.join(work_dir, "clusters"))
+
+    removed_ids = clusters.filter(~F.col("kept")).select("_dd_id", "cluster_id")
+    removed = docs.join(removed_ids, "_dd_id").withColumn("reason", F.lit("near_duplicate"))
+    survivors = docs.join(removed_ids, "_dd_id", "left_anti")
+    metrics = _metrics(signatures, groups, candidates, verified, clusters, lsh, rounds)
+    return StageOutput(
+        docs=survivors,
+        removed=removed,
+        tables={"neardup/clusters": clusters.withColumnRenamed("_dd_id", "doc_id")},
+        metrics=metrics,
+    )
+
+
+def _metrics(
+    signatures: DataFrame,
+    groups: DataFrame,
+    candidates: DataFrame,
+    verified: DataFrame,
+    clusters: DataFrame,
+    lsh: LshPreset,
+    rounds: int,
+) -> dict[str, Any]:
+    sizes = clusters.groupBy("cluster_id").agg(F.count(F.lit(1)).alias("size"))
+    histogram = sizes.groupBy("size").agg(F.count(F.lit(1)).alias("clusters")).orderBy("size").collect()
+    largest = (
+        clusters.join(sizes.orderBy(F.desc("size"), "cluster_id").limit(LARGEST_CLUSTERS), "cluster_id")
+        .groupBy("cluster_id", "size")
+        .agg(F.slice(F.sort_array(F.collect_list("_dd_id")), 1, 5).alias("example_ids"))
+        .orderBy(F.desc("size"), "cluster_id")
+        .collect()
+    )
+    exact = (
+        groups.filter(F.col("copies") > 1)
+        .agg(F.count(F.lit(1)).alias("groups"), F.sum(F.col("copies") - 1).alias("copies"))
+        .first()
+    )
+    return {
+        "preset": lsh.name,
+        "bands": lsh.bands,
+        "rows": lsh.rows,
+        "num_perm": lsh.num_perm,
+        "threshold": lsh.threshold,
+        "verify_jaccard": lsh.verify_jaccard,
+        "verify_edit": lsh.verify_edit,
+        "edit_threshold": lsh.edit_threshold,
+        "s_curve": s_curve(lsh.bands, lsh.rows),
+        "too_short": signatures.filter(F.col("n_shingles") == 0).count(),
+        "exact_duplicate_groups": int(exact["groups"] or 0),
+        "exact_duplicate_copies": int(exact["copies"] or 0),
+        "candidate_pairs": candidates.count(),
+        "verified_pairs": verified.count(),
+        "clusters": sum(r["clusters"] for r in histogram),
+        "documents_in_clusters": sum(r["size"] * r["clusters"] for r in histogram),
+        "component_rounds": rounds,
+        "cluster_size_histogram": [{"size": r["size"], "clusters": r["clusters"]} for r in histogram],
+        "largest_clusters": [
+            {"cluster_id": r["cluster_id"], "size": r["size"], "example_ids": list(r["example_ids"])} for r in largest
+        ],
+    }
+
+
+def _checkpoint(spark: SparkSession, frame: DataFrame, path: str) -> DataFrame:
+    frame.write.mode("overwrite").parquet(storage.to_spark_path(path))
+    return spark.read.parquet(storage.to_spark_path(path))

@@ -1,0 +1,164 @@
+"""NearDup stage on Spark against a brute-force oracle (exact Jaccard over all pairs on the same shingles)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from dedup_spark.config import build_config
+from dedup_spark.neardup import run_neardup
+from dedup_spark.shingles import shingle_hashes
+
+
+def make_docs(spark, texts: dict[str, str], partitions: int = 2, **columns):
+    rows = [(i, t, i, len(t.encode()), 0, *(columns[c][i] for c in columns)) for i, t in texts.items()]
+    schema = "id string, text string, _dd_id string, _dd_bytes long, _dd_shard int" + "".join(
+        f", {c} long" for c in columns
+    )
+    return spark.createDataFrame(rows, schema).repartition(partitions)
+
+
+def config(**neardup):
+    settings = {"input.path": "in", "output.path": "out", "input.id_column": "id"}
+    settings.update({f"neardup.{k}": v for k, v in neardup.items()})
+    return build_config(settings)
+
+
+def run(spark, tmp_path, texts, name="run", partitions=2, columns=None, **neardup):
+    docs = make_docs(spark, texts, partitions, **(columns or {}))
+    result = run_neardup(spark, docs, config(**neardup), str(tmp_path / name))
+    clusters = {
+        r["doc_id"]: (r["cluster_id"], r["cluster_size"], r["kept"])
+        for r in result.tables["neardup/clusters"].collect()
+    }
+    removed = {r["_dd_id"] for r in result.removed.select("_dd_id").collect()}
+    survivors = {r["_dd_id"] for r in result.docs.select("_dd_id").collect()}
+    return clusters, removed, survivors, result.metrics
+
+
+def synthetic_corpus(seed: int = 3) -> dict[str, str]:
+    rng = random.Random(seed)
+    vocabulary = [f"w{i}" for i in range(3000)]
+    base = {f"d{i:03d}": " ".join(rng.choice(vocabulary) for _ in range(rng.randint(60, 200))) for i in range(200)}
+    texts = dict(base)
+    originals = sorted(base)
+    for n, doc in enumerate(rng.sample(originals, 30)):  # one or two words changed: Jaccard about 0.85-0.95
+        words = base[doc].split()
+        for i in rng.sample(range(len(words)), rng.choice([1, 2])):
+            words[i] = rng.choice(vocabulary)
+        texts[f"near{n:02d}"] = " ".join(words)
+    for n, doc in enumerate(rng.sample(originals, 10)):
+        texts[f"copy{n:02d}"] = base[doc].upper()  # identical after normalisation
+    for n, doc in enumerate(rng.sample(originals, 10)):  # 40% of words changed: far below 0.8
+        words = base[doc].split()
+        for i in rng.sample(range(len(words)), len(words) * 2 // 5):
+            words[i] = rng.choice(vocabulary)
+        texts[f"far{n:02d}"] = " ".join(words)
+    texts["short"] = "tiny"
+    texts["nowords"] = "!!! ???"
+    texts["nowords2"] = "... ,,,"
+    return texts
+
+
+def exact_jaccard_pairs(texts: dict[str, str]) -> dict[tuple[str, str], float]:
+    sets = {i: set(shingle_hashes(t).tolist()) for i, t in texts.items()}
+    pairs = {}
+    for a, b in itertools.combinations(sorted(texts), 2):
+        if sets[a] and sets[b]:
+            pairs[(a, b)] = len(sets[a] & sets[b]) / len(sets[a] | sets[b])
+    return pairs
+
+
+def test_against_brute_force_oracle(spark, tmp_path):
+    texts = synthetic_corpus()
+    clusters, removed, survivors, metrics = run(spark, tmp_path, texts)
+    truth = exact_jaccard_pairs(texts)
+    similar = [p for p, j in truth.items() if j >= 0.85]
+    together = [p for p in similar if p[0] in clusters and clusters[p[0]][0] == clusters.get(p[1], (None,))[0]]
+    assert len(similar) >= 35 and len(together) / len(similar) >= 0.95
+    # Verification on: every removed document has a cluster mate above the threshold.
+    for doc in removed:
+        mates = [o for o, c in clusters.items() if o != doc and c[0] == clusters[doc][0]]
+        assert any(truth[tuple(sorted((doc, o)))] > 0.8 for o in mates), doc
+    # Every cluster keeps exactly one document, the lowest id, and cluster_id names it.
+    by_cluster: dict[str, list[str]] = {}
+    for doc, (cluster_id, _size, kept) in clusters.items():
+        by_cluster.setdefault(cluster_id, []).append(doc)
+        assert kept == (doc == cluster_id)
+    for cluster_id, members in by_cluster.items():
+        assert min(members) == cluster_id and len(members) == clusters[cluster_id][1] >= 2
+    assert removed == {d for d, c in clusters.items() if not c[2]}
+    assert survivors | removed == set(texts) and not survivors & removed
+    assert not any(d.startswith("far") for d in removed)
+    # Exact copies: each is in a cluster with its original; documents without words never match.
+    assert all(d in clusters for d in texts if d.startswith("copy"))
+    assert {"nowords", "nowords2", "short"} <= survivors and "nowords" not in clusters
+    assert metrics["too_short"] == 2 and metrics["exact_duplicate_groups"] == 10
+    assert metrics["clusters"] == len(by_cluster)
+    assert metrics["verified_pairs"] <= metrics["candidate_pairs"]
+    assert {p["size"] for p in metrics["cluster_size_histogram"]} == {len(m) for m in by_cluster.values()}
+
+
+def test_same_output_whatever_the_partitioning(spark, tmp_path):
+    texts = synthetic_corpus(seed=5)
+    first = run(spark, tmp_path, texts, name="a", partitions=1)
+    second = run(spark, tmp_path, texts, name="b", partitions=7, batch_docs=7)
+    assert first[:3] == second[:3]
+
+
+def test_giant_bucket_stays_linear(spark, tmp_path):
+    boilerplate = " ".join(f"term{i}" for i in range(80))
+    texts = {f"b{i:05d}": f"{boilerplate} item {i}" for i in range(3000)}
+    clusters, removed, survivors, metrics = run(spark, tmp_path, texts)
+    assert survivors == {"b00000"} and len(removed) == 2999
+    # At most two pairs per member per band, not n^2/2 = 4.5 million.
+    assert metrics["candidate_pairs"] <= 2 * 3000 * metrics["bands"]
+    assert metrics["largest_clusters"][0]["size"] == 3000
+
+
+@pytest.mark.parametrize(
+    ("keep", "extra", "expected"),
+    [
+        ({"keep": "longest"}, {}, "x3"),
+        ({"keep": "column", "keep_column": "year"}, {"year": {"x1": 2020, "x2": 2010, "x3": 2030}}, "x2"),
+        (
+            {"keep": "column", "keep_column": "year", "keep_descending": "true"},
+            {"year": {"x1": 2020, "x2": 2010, "x3": 2030}},
+            "x3",
+        ),
+    ],
+)
+def test_keep_policies(spark, tmp_path, keep, extra, expected):
+    body = " ".join(f"word{i}" for i in range(200))
+    texts = {"x1": body, "x2": body + " tail", "x3": body + " a longer tail"}
+    clusters, removed, survivors, _ = run(spark, tmp_path, texts, columns=extra, **keep)
+    assert survivors == {expected} and removed == {"x1", "x2", "x3"} - {expected}
+    assert {c[0] for c in clusters.values()} == {expected}
+
+
+def test_paper_preset_verifies_edit_similarity(spark, tmp_path):
+    texts = synthetic_corpus(seed=11)
+    clusters, removed, _, metrics = run(spark, tmp_path, texts, preset="paper")
+    assert metrics["num_perm"] == 9000 and metrics["verify_edit"]
+    assert removed and all(not d.startswith("far") for d in removed)
+
+
+def test_stage_runs_from_the_cli_and_reports(tmp_path, run_cli):
+    from tests.helpers import read_output, report, write_jsonl
+
+    texts = synthetic_corpus(seed=2)
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in texts.items()])
+    out = tmp_path / "out"
+    assert run_cli("run", f"--input={src}", f"--output={out}", "--stages=neardup", "--set", "input.id_column=id") == 0
+    data = report(out)
+    stage = data["stages"][1]
+    assert stage["name"] == "neardup" and stage["rows_in"] == len(texts)
+    assert stage["rows_out"] + stage["rows_removed"] == stage["rows_in"]
+    assert data["removed_by_reason"] == {"near_duplicate": stage["rows_removed"]}
+    assert [p["similarity"] for p in stage["details"]["s_curve"]][:2] == [0.5, 0.55]
+    removed = read_output(out / "removed")
+    clusters = {r["doc_id"]: r for r in read_output(out / "neardup" / "clusters")}
+    assert all(r["reason"] == "near_duplicate" and clusters[r["id"]]["cluster_id"] == r["cluster_id"] for r in removed)
+    assert len(read_output(out / "data")) == stage["rows_out"]
