@@ -1,0 +1,154 @@
+"""NearDup benchmark: dedup-spark end to end vs datasketch's MinHashLSH, same documents, same settings, one run.
+
+    python benchmarks/bench_neardup.py CORPUS.parquet --out benchmarks/results/neardup_linux.json
+
+CORPUS is a Parquet table with columns id, text (../shared/corpora/make_corpora.sh builds linux, docs,
+bbcnews). dedup-spark runs as a user runs it (`dedup-spark run --stages=neardup`, local mode, all cores);
+datasketch runs in this process on one core: normalise and shingle with the same rules, MinHash with the same
+permutations (scheme affine64, xxh64 shingle hashes), MinHashLSH with the same bands x rows, every document
+queried for candidates. Peak memory is the largest sum of RSS over the process and its children, sampled
+every 0.2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pyarrow.parquet as pq
+
+from dedup_spark.lsh import PRESETS
+from dedup_spark.shingles import normalize
+
+CORES = os.cpu_count() or 1
+
+
+class PeakMemory:
+    """Samples the summed RSS of a process tree in a background thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_dedup_spark(corpus: Path, work: Path, preset: str) -> dict:
+    out = work / "dedup_spark_out"
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    # Local mode gives the driver (the only executor) 1 GB of heap by default: too little for 185 MB row groups.
+    env.setdefault("PYSPARK_SUBMIT_ARGS", "--driver-memory 8g pyspark-shell")
+    cmd = [
+        sys.executable, "-m", "dedup_spark", "run", f"--input={corpus}", f"--output={out}", "--overwrite",
+        "--stages=neardup", "--set", "input.id_column=id", "--set", f"neardup.preset={preset}",
+    ]  # fmt: skip
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with PeakMemory(proc.pid) as memory:
+        stdout, stderr = proc.communicate()
+    seconds = time.monotonic() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"dedup-spark failed:\n{stderr[-3000:]}")
+    report = json.loads((out / "report.json").read_text())
+    stages = {s["name"]: s for s in report["stages"]}
+    details = stages["neardup"]["details"]
+    return {
+        "tool": f"dedup-spark (local[{CORES}], preset {preset})",
+        "cores": CORES,
+        "seconds": round(seconds, 1),
+        "stage_seconds": {name: s["seconds"] for name, s in stages.items()},
+        "peak_rss_mb": round(memory.peak / 2**20),
+        "candidate_pairs": details["candidate_pairs"],
+        "verified_pairs": details["verified_pairs"],
+        "removed": stages["neardup"]["rows_removed"],
+        "stdout": stdout.strip().splitlines()[:3],
+    }
+
+
+def run_datasketch(corpus: Path, preset: str) -> dict:
+    """Single process, one core: datasketch MinHash + MinHashLSH with the preset's bands x rows."""
+    import xxhash
+    from datasketch import MinHash, MinHashLSH
+
+    lsh_preset = PRESETS[preset]
+    table = pq.read_table(corpus, columns=["id", "text"])
+    ids = table.column("id").to_pylist()
+    texts = table.column("text").to_pylist()
+    with PeakMemory(os.getpid()) as memory:
+        start = time.monotonic()
+        lsh = MinHashLSH(num_perm=lsh_preset.num_perm, params=(lsh_preset.bands, lsh_preset.rows))
+        sketches = []
+        for doc_id, text in zip(ids, texts, strict=True):
+            words = normalize(text).split(" ")
+            shingles = {" ".join(words[i : i + 5]).encode() for i in range(max(1, len(words) - 4))}
+            sketch = MinHash(num_perm=lsh_preset.num_perm, seed=1, scheme="affine64", hashfunc=xxhash.xxh64_intdigest)
+            sketch.update_batch(list(shingles))
+            sketches.append(sketch)
+            lsh.insert(doc_id, sketch)
+        candidates = sum(len(lsh.query(s)) - 1 for s in sketches) // 2
+        seconds = time.monotonic() - start
+    return {
+        "tool": "datasketch MinHashLSH (1 process)",
+        "cores": 1,
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(memory.peak / 2**20),
+        "candidate_pairs": candidates,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--skip-datasketch", action="store_true")
+    args = parser.parse_args()
+    table = pq.read_table(args.corpus, columns=["text"])
+    size = sum(len(t.encode()) for t in table.column("text").to_pylist())
+    results = {"corpus": args.corpus.name, "documents": table.num_rows, "text_mb": round(size / 1e6, 1), "runs": []}
+    with tempfile.TemporaryDirectory(dir=args.out.parent) as work:
+        runs = [run_dedup_spark(args.corpus, Path(work), args.preset)]
+        if not args.skip_datasketch:
+            runs.append(run_datasketch(args.corpus, args.preset))
+    for run in runs:
+        run["mb_per_second_per_core"] = round(size / 1e6 / run["seconds"] / run["cores"], 2)
+        results["runs"].append(run)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"{results['corpus']}: {results['documents']:,} documents, {results['text_mb']} MB")
+    print("| tool | cores | seconds | MB/s per core | peak RSS MB | candidate pairs |")
+    print("|---|---|---|---|---|---|")
+    for run in results["runs"]:
+        print(
+            f"| {run['tool']} | {run['cores']} | {run['seconds']} | {run['mb_per_second_per_core']} "
+            f"| {run['peak_rss_mb']} | {run['candidate_pairs']:,} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
