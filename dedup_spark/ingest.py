@@ -34,6 +34,7 @@ INTERNAL_COLUMNS = ("_dd_file", "_dd_reason", "_dd_raw", "_dd_id", "_dd_bytes", 
 class IngestResult:
     shards_path: str
     rows_read: int
+    bytes_read: int
     docs: int
     text_bytes: int
     shards: int
@@ -62,8 +63,15 @@ def add_reasons_and_ids(raw: DataFrame, config: RunConfig) -> DataFrame:
         row_id.alias("_dd_id"),
         F.octet_length(text).cast("long").alias("_dd_bytes"),
         # Orders rows that share an id; equal only for rows identical in every column.
-        F.xxhash64(F.to_json(F.struct(*columns))).alias("_dd_order"),
+        _row_hash(raw, columns).alias("_dd_order"),
     )
+
+
+def _row_hash(frame: DataFrame, columns: list[str]):
+    """64-bit hash of a whole row. Spark cannot hash maps, so rows with map columns are hashed as JSON."""
+    if any(isinstance(frame.schema[c].dataType, T.MapType) for c in columns):
+        return F.xxhash64(F.to_json(F.struct(*columns)))
+    return F.xxhash64(*columns)
 
 
 def ingest(spark: SparkSession, raw: DataFrame, config: RunConfig, work_dir: str) -> IngestResult:
@@ -76,6 +84,7 @@ def ingest(spark: SparkSession, raw: DataFrame, config: RunConfig, work_dir: str
     counts = parsed.groupBy("_dd_reason").agg(F.count(F.lit(1)).alias("rows"), F.sum("_dd_bytes").alias("bytes"))
     by_reason = {row["_dd_reason"]: (row["rows"], row["bytes"] or 0) for row in counts.collect()}
     rows_read = sum(rows for rows, _ in by_reason.values())
+    bytes_read = sum(size for _, size in by_reason.values())
     valid_rows, valid_bytes = by_reason.pop(None, (0, 0))
     shard_count = max(1, math.ceil(valid_bytes / config.ingest.shard_size))
 
@@ -107,6 +116,7 @@ def ingest(spark: SparkSession, raw: DataFrame, config: RunConfig, work_dir: str
     return IngestResult(
         shards_path=shards_path,
         rows_read=rows_read,
+        bytes_read=int(bytes_read),
         docs=valid_rows - duplicate_rows,
         text_bytes=int(docs_bytes),
         shards=shard_count,

@@ -49,6 +49,7 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
         entry.update(
             rows_in=ingested.rows_read,
             rows_out=ingested.docs,
+            bytes_in=ingested.bytes_read,
             bytes_out=ingested.text_bytes,
             rows_quarantined=sum(ingested.quarantined_by_reason.values()),
             details={"shards": ingested.shards, "shard_size": config.ingest.shard_size},

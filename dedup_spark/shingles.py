@@ -24,6 +24,7 @@ building shingle strings, and gives the same set as ``hash_shingles(word_shingle
 
 from __future__ import annotations
 
+import re
 import sys
 import unicodedata
 from collections.abc import Iterable
@@ -46,14 +47,52 @@ def _punctuation_table() -> dict[int, str]:
     return {c: " " for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c))[0] == "P"}
 
 
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+
+
+@cache
+def _ascii_table(strip_punctuation: bool) -> bytes:
+    """`bytes.translate` table for the ASCII bytes: P* punctuation to spaces (if asked) and every byte that
+    `str.split` treats as white space (including \x1c-\x1f) to a space. Bytes >= 0x80 map to themselves."""
+    table = bytearray(range(256))
+    for byte in range(128):
+        punctuation = strip_punctuation and unicodedata.category(chr(byte))[0] == "P"
+        if punctuation or chr(byte).isspace():
+            table[byte] = _SPACE
+    return bytes(table)
+
+
+def _collapse_spaces(data: bytes) -> bytes:
+    """Drop leading/trailing spaces and all but the first space of each run (numpy, no Python loop)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    space = arr == _SPACE
+    keep = ~space
+    keep[1:] |= ~space[:-1]
+    out = arr[keep]
+    if len(out) and out[-1] == _SPACE:
+        out = out[:-1]
+    return out.tobytes()
+
+
 def normalize(text: str, *, lowercase: bool = True, nfkc: bool = True, strip_punctuation: bool = True) -> str:
-    """Normalise `text` by the module's rule; the result has single-space-separated words, no edge spaces."""
+    """Normalise `text` by the module's rule; the result has single-space-separated words, no edge spaces.
+
+    Two paths with the same result (a test compares them): pure-ASCII text is handled as bytes with a 256-byte
+    table; other text gets the table for its ASCII bytes and the full Unicode table only for non-ASCII runs,
+    because `str.translate` with a dict costs a lookup per character.
+    """
+    if text.isascii():  # NFKC leaves ASCII unchanged
+        data = text.encode("ascii")
+        data = data.lower() if lowercase else data
+        return _collapse_spaces(data.translate(_ascii_table(strip_punctuation))).decode("ascii")
     if nfkc:
         text = unicodedata.normalize("NFKC", text)
     if lowercase:
         text = text.lower()
+    text = text.encode("utf-8").translate(_ascii_table(strip_punctuation)).decode("utf-8")
     if strip_punctuation:
-        text = text.translate(_punctuation_table())
+        table = _punctuation_table()
+        text = _NON_ASCII_RUN.sub(lambda run: run.group().translate(table), text)
     return " ".join(text.split())
 
 

@@ -128,3 +128,22 @@ class TestHashing:
         c = shingle_hashes("The cat sat on a mat and looked out of the window at the rain.")
         assert set(a.tolist()) == set(b.tolist())  # case and punctuation only
         assert len(set(a.tolist()) & set(c.tolist())) == len(a) - 5  # one word changes 5 shingles
+
+
+def test_fast_paths_equal_the_general_rule():
+    import random
+    import unicodedata as ud
+
+    from dedup_spark.shingles import _punctuation_table
+
+    rng = random.Random(0)
+    alphabet = [chr(c) for c in range(128)] + list("\x85\xa0\u2028\u3000«»—。、？ÉßΣ\u0130\ufb01Ａ🙂")
+    for _ in range(4000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        for lower in (True, False):
+            for strip in (True, False):
+                general = ud.normalize("NFKC", text)
+                general = general.lower() if lower else general
+                general = general.translate(_punctuation_table()) if strip else general
+                expected = " ".join(general.split())
+                assert normalize(text, lowercase=lower, strip_punctuation=strip) == expected, repr(text)
