@@ -83,9 +83,7 @@ def list_files_with_sizes(path: str) -> list[tuple[str, int]]:
             found = [info]
         elif info.type == pafs.FileType.Directory:
             infos = fs.get_file_info(pafs.FileSelector(inner, recursive=True))
-            found = [
-                i for i in infos if i.type == pafs.FileType.File and _visible(i.path[len(inner) :].lstrip("/"))
-            ]
+            found = [i for i in infos if i.type == pafs.FileType.File and _visible(i.path[len(inner) :].lstrip("/"))]
         else:
             found = []
     return sorted((prefix + i.path, i.size) for i in found)
