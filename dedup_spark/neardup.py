@@ -31,9 +31,9 @@ from dedup_spark import storage
 from dedup_spark.components import connected_components
 from dedup_spark.config import NeardupConfig, RunConfig
 from dedup_spark.errors import ConfigError
-from dedup_spark.lsh import PRESETS, LshPreset, band_keys, edit_similarity, jaccard, s_curve
+from dedup_spark.lsh import PRESETS, LshPreset, band_keys, edit_similarity, s_curve
 from dedup_spark.minhash import MinHasher
-from dedup_spark.shingles import char_shingle_hashes, normalize, word_shingle_hashes, words
+from dedup_spark.shingles import batch_shingle_hashes, normalize_utf8, shingle_set, words
 from dedup_spark.stages import StageOutput
 
 SIGNATURE_SCHEMA = "_dd_id string, norm_hash string, n_shingles int, band_keys array<bigint>"
@@ -59,60 +59,74 @@ def resolve_lsh(nd: NeardupConfig) -> LshPreset:
     return replace(preset, **overrides) if overrides else preset
 
 
-def _shingle_hashes(text: str, nd: NeardupConfig) -> tuple[str, np.ndarray]:
-    normalized = normalize(text, lowercase=nd.lowercase, nfkc=nd.nfkc, strip_punctuation=nd.strip_punctuation)
-    if nd.shingle_unit == "word":
-        return normalized, word_shingle_hashes(normalized, nd.ngram)
-    return normalized, char_shingle_hashes(normalized, nd.ngram)
+def _normalize(text: str, nd: NeardupConfig) -> bytes:
+    """The normalised UTF-8 bytes of one document under the configured normalisation flags."""
+    return normalize_utf8(text, lowercase=nd.lowercase, nfkc=nd.nfkc, strip_punctuation=nd.strip_punctuation)
+
+
+def _exact_jaccard(a: set[bytes], b: set[bytes]) -> float:
+    """|A & B| / |A | B| of two shingle sets; 1.0 if both are empty (as two empty MinHash signatures agree)."""
+    if not a and not b:
+        return 1.0
+    common = len(a & b)
+    return common / (len(a) + len(b) - common)
 
 
 def signature_batches(nd: NeardupConfig, lsh: LshPreset, text_column: str):
-    """mapInArrow function: (_dd_id, text) -> SIGNATURE_SCHEMA rows, `nd.batch_docs` documents at a time."""
+    """mapInArrow function: (_dd_id, text) -> SIGNATURE_SCHEMA rows, `nd.batch_docs` documents at a time.
+
+    Each slice of `nd.batch_docs` documents is normalised, joined and shingle-hashed in a few numpy calls
+    (`batch_shingle_hashes`), then min-hashed straight from the flat hash array. Memory per slice: its
+    normalised text, 8 bytes per shingle, the (batch_docs x num_perm) signature matrix, and hashing
+    temporaries bounded by ``shingles.DEFAULT_CHUNK_BYTES``. ``n_shingles`` counts shingle occurrences (repeats
+    included); only ``n_shingles > 0`` (not ``too_short``) is used downstream.
+    """
+    schema = pa.schema(
+        [
+            ("_dd_id", pa.string()),
+            ("norm_hash", pa.string()),
+            ("n_shingles", pa.int32()),
+            ("band_keys", pa.list_(pa.int64())),
+        ]
+    )
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         hasher = MinHasher(lsh.num_perm, seed=nd.seed)
         for batch in batches:
             for start in range(0, batch.num_rows, nd.batch_docs):
                 part = batch.slice(start, nd.batch_docs)
-                ids = part.column("_dd_id")
-                norm_hashes, shingle_sets = [], []
-                for text in part.column(text_column).to_pylist():
-                    normalized, hashes = _shingle_hashes(text, nd)
-                    norm_hashes.append(hashlib.sha256(normalized.encode("utf-8")).hexdigest()[:32])
-                    shingle_sets.append(hashes)
-                keys = band_keys(hasher.signatures(shingle_sets), lsh.bands, lsh.rows).view(np.int64)
+                docs = [_normalize(text, nd) for text in part.column(text_column).to_pylist()]
+                hashes, offsets = batch_shingle_hashes(docs, nd.ngram, nd.shingle_unit)
+                keys = band_keys(hasher.signatures_flat(hashes, offsets), lsh.bands, lsh.rows).view(np.int64)
                 yield pa.RecordBatch.from_arrays(
                     [
-                        ids,
-                        pa.array(norm_hashes, pa.string()),
-                        pa.array([len(h) for h in shingle_sets], pa.int32()),
+                        part.column("_dd_id"),
+                        pa.array([hashlib.sha256(doc).hexdigest()[:32] for doc in docs], pa.string()),
+                        pa.array(np.diff(offsets).astype(np.int32), pa.int32()),
                         pa.FixedSizeListArray.from_arrays(pa.array(keys.ravel()), lsh.bands).cast(pa.list_(pa.int64())),
                     ],
-                    schema=pa.schema(
-                        [
-                            ("_dd_id", pa.string()),
-                            ("norm_hash", pa.string()),
-                            ("n_shingles", pa.int32()),
-                            ("band_keys", pa.list_(pa.int64())),
-                        ]
-                    ),
+                    schema=schema,
                 )
 
     return run
 
 
 def verify_batches(nd: NeardupConfig, lsh: LshPreset):
-    """mapInArrow function: (u, v, text_u, text_v) -> VERIFIED_SCHEMA rows."""
+    """mapInArrow function: (u, v, text_u, text_v) -> VERIFIED_SCHEMA rows.
+
+    Jaccard is exact: it compares the two documents' sets of shingle byte strings (`shingle_set`), not hashes.
+    """
 
     def check(text_u: str, text_v: str) -> tuple[float, float, bool]:
-        norm_u, hashes_u = _shingle_hashes(text_u, nd)
-        norm_v, hashes_v = _shingle_hashes(text_v, nd)
-        similarity = jaccard(hashes_u, hashes_v)
+        norm_u, norm_v = _normalize(text_u, nd), _normalize(text_v, nd)
+        unit = nd.shingle_unit
+        similarity = _exact_jaccard(shingle_set(norm_u, nd.ngram, unit), shingle_set(norm_v, nd.ngram, unit))
         passed = similarity > lsh.threshold or not lsh.verify_jaccard
         edit = float("nan")
         if passed and lsh.verify_edit:
-            tokens_u = words(norm_u) if nd.shingle_unit == "word" else list(norm_u)
-            tokens_v = words(norm_v) if nd.shingle_unit == "word" else list(norm_v)
+            plain_u, plain_v = norm_u.decode("utf-8"), norm_v.decode("utf-8")
+            tokens_u = words(plain_u) if unit == "word" else list(plain_u)
+            tokens_v = words(plain_v) if unit == "word" else list(plain_v)
             edit = edit_similarity(tokens_u, tokens_v)
             passed = edit > lsh.edit_threshold
         return similarity, edit, passed

@@ -17,14 +17,29 @@ Shingles are word n-grams (the paper's word 5-grams) or character n-grams (for s
 Short-document rule: a document with 1..n-1 units yields exactly one shingle (all of it); a document with
 no units yields no shingles, and the caller reports it as ``too_short`` rather than dropping it.
 
-Shingle hashes are xxh64 (seed 0) of each shingle's UTF-8 bytes, returned as a de-duplicated uint64 array.
-`shingle_hashes` is the fast path used per document: it hashes byte slices of the encoded text instead of
-building shingle strings, and gives the same set as ``hash_shingles(word_shingles(normalize(text), n))``.
+Shingle hash (`shingle_hash`): a 64-bit polynomial hash of the shingle's UTF-8 bytes, finalised with a strong
+mix. It replaces xxh64, the shingle hash of earlier versions: signatures and band keys from those runs are not
+comparable with new ones.
+For bytes ``b[0..L)``, with fixed odd constants ``BASE`` and ``LENGTH_MIX`` and arithmetic mod 2^64::
+
+    poly = b[0] + b[1] * BASE + b[2] * BASE^2 + ... + b[L-1] * BASE^(L-1)
+    shingle_hash = fmix64(poly XOR (L * LENGTH_MIX))        # fmix64: MurmurHash3's 64-bit finalizer
+
+It is defined this way so a whole batch of documents can be hashed with a handful of numpy calls
+(`batch_shingle_hashes`): with prefix sums ``P[i] = sum(b[j] * BASE^j, j < i)`` over the joined batch text,
+the slice ``[s, e)`` has ``poly = (P[e] - P[s]) * BASE^-s`` (BASE is odd, so it is invertible mod 2^64).
+`shingle_hash` is the same function for one ``bytes`` value, so ``datasketch.MinHash(num_perm, seed,
+scheme="affine64", hashfunc=shingle_hash)`` fed the shingles' UTF-8 bytes gives our signatures exactly.
+It is a fast, well-mixed hash for MinHash, not a cryptographic or collision-resistant one: polynomial hashes
+mod 2^64 have known constructed collisions (e.g. Thue-Morse strings of 2,048+ bytes). A collision can only
+nudge a MinHash estimate; verification compares the shingles' bytes, never their hashes (`shingle_set`).
+
+MinHash ignores repeated shingles, so the batch kernel returns every shingle occurrence (repeats included);
+`shingle_hashes` (one raw document, the unique hashes) is the convenient form for tests and notebooks.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 import unicodedata
 from collections.abc import Iterable
@@ -32,7 +47,8 @@ from functools import cache
 from typing import Literal
 
 import numpy as np
-from xxhash import xxh64_intdigest
+
+from dedup_spark.minhash import fmix64
 
 ShingleUnit = Literal["word", "char"]
 SHINGLE_UNITS: tuple[str, ...] = ("word", "char")
@@ -47,7 +63,13 @@ def _punctuation_table() -> dict[int, str]:
     return {c: " " for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c))[0] == "P"}
 
 
-_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+@cache
+def _non_ascii_table(strip_punctuation: bool) -> dict[int, str]:
+    """`str.translate` table for code points >= 0x80: white space (as `str.split` sees it) and, if asked, P*
+    punctuation to a space. Applied to non-ASCII runs only, where a space is what both rules produce."""
+    table = dict(_punctuation_table()) if strip_punctuation else {}
+    table.update({c: " " for c in range(0x80, sys.maxunicode + 1) if chr(c).isspace()})
+    return {c: s for c, s in table.items() if c >= 0x80}
 
 
 @cache
@@ -75,25 +97,38 @@ def _collapse_spaces(data: bytes) -> bytes:
 
 
 def normalize(text: str, *, lowercase: bool = True, nfkc: bool = True, strip_punctuation: bool = True) -> str:
-    """Normalise `text` by the module's rule; the result has single-space-separated words, no edge spaces.
+    """Normalise `text` by the module's rule; the result has single-space-separated words, no edge spaces."""
+    return normalize_utf8(text, lowercase=lowercase, nfkc=nfkc, strip_punctuation=strip_punctuation).decode("utf-8")
 
-    Two paths with the same result (a test compares them): pure-ASCII text is handled as bytes with a 256-byte
-    table; other text gets the table for its ASCII bytes and the full Unicode table only for non-ASCII runs,
-    because `str.translate` with a dict costs a lookup per character.
+
+def normalize_utf8(text: str, *, lowercase: bool = True, nfkc: bool = True, strip_punctuation: bool = True) -> bytes:
+    """``normalize(text, ...).encode("utf-8")``, computed on bytes, which is the form shingle hashing reads.
+
+    Two paths with the same result (a test compares them with the general rule): pure-ASCII text is handled
+    with a 256-byte table; other text gets that table for its ASCII bytes and a Unicode table only for its
+    non-ASCII runs, found with numpy, because `str.translate` with a dict costs a lookup per character.
+    Spaces are collapsed on the bytes in both paths (every white-space character is a space by then).
     """
     if text.isascii():  # NFKC leaves ASCII unchanged
         data = text.encode("ascii")
         data = data.lower() if lowercase else data
-        return _collapse_spaces(data.translate(_ascii_table(strip_punctuation))).decode("ascii")
+        return _collapse_spaces(data.translate(_ascii_table(strip_punctuation)))
     if nfkc:
         text = unicodedata.normalize("NFKC", text)
     if lowercase:
         text = text.lower()
-    text = text.encode("utf-8").translate(_ascii_table(strip_punctuation)).decode("utf-8")
-    if strip_punctuation:
-        table = _punctuation_table()
-        text = _NON_ASCII_RUN.sub(lambda run: run.group().translate(table), text)
-    return " ".join(text.split())
+    data = text.encode("utf-8").translate(_ascii_table(strip_punctuation))
+    # Runs of bytes >= 0x80 are runs of whole non-ASCII code points, so each decodes on its own.
+    high = np.zeros(len(data) + 2, dtype=bool)
+    high[1:-1] = np.frombuffer(data, dtype=np.uint8) >= 0x80
+    edges = np.flatnonzero(high[1:] != high[:-1]).tolist()  # run starts and ends, alternating
+    table = _non_ascii_table(strip_punctuation)
+    pieces, done = [], 0
+    for start, end in zip(edges[0::2], edges[1::2], strict=True):
+        pieces += [data[done:start], data[start:end].decode("utf-8").translate(table).encode("utf-8")]
+        done = end
+    pieces.append(data[done:])
+    return _collapse_spaces(b"".join(pieces))
 
 
 def _check_n(n: int) -> None:
@@ -123,50 +158,199 @@ def char_shingles(normalized: str, n: int) -> list[str]:
     return [normalized[i : i + n] for i in range(len(normalized) - n + 1)]
 
 
+# --- Shingle hash -------------------------------------------------------------------------------------------
+
+_M64 = (1 << 64) - 1
+BASE = 0x9E3779B97F4A7C15  # odd (2^64 / golden ratio), so invertible mod 2^64
+LENGTH_MIX = 0xC2B2AE3D27D4EB4F  # odd; separates slices whose polynomials agree but lengths differ ("a" vs "a\0")
+_BASE_INV = pow(BASE, -1, 1 << 64)
+# Ends every document in a joined batch buffer. 0xFF never occurs in UTF-8, so it cannot be part of a shingle.
+SEPARATOR = 0xFF
+# Bytes of joined text per numpy pass: temporaries (a few tens of bytes per text byte) stay near 10 MB, and the
+# measured speed is best from 128 KB to 256 KB (4 MB is ~2x slower, as arrays leave the cache).
+DEFAULT_CHUNK_BYTES = 1 << 18
+# Power tables are cached up to this many positions (16 bytes each); a longer piece (one huge shingle) gets
+# fresh tables.
+_MAX_CACHED_POWERS = 1 << 20
+_powers_cache: tuple[np.ndarray, np.ndarray] = (np.ones(1, np.uint64), np.ones(1, np.uint64))
+
+
+def _geometric(base: int, size: int) -> np.ndarray:
+    """``base^0 .. base^(size-1)`` mod 2^64 as uint64 (numpy integer products wrap, which is the modulus)."""
+    out = np.full(size, base, dtype=np.uint64)
+    out[:1] = 1
+    return np.cumprod(out, out=out)
+
+
+def _powers(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(BASE^j, BASE^-j) for j < size, at least `size` long."""
+    global _powers_cache
+    if len(_powers_cache[0]) >= size:
+        return _powers_cache
+    tables = (_geometric(BASE, size), _geometric(_BASE_INV, size))
+    if size <= _MAX_CACHED_POWERS:
+        _powers_cache = tables  # one assignment, so concurrent readers see old or new tables, both valid
+    return tables
+
+
+def _fmix64_int(h: int) -> int:
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & _M64
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & _M64
+    return h ^ (h >> 33)
+
+
+def shingle_hash(data: bytes) -> int:
+    """The 64-bit shingle hash of `data` (a shingle's UTF-8 bytes) as a Python int; see the module docstring.
+
+    Equal to what `batch_shingle_hashes` computes for the same bytes; usable as a datasketch ``hashfunc``.
+    """
+    arr = np.frombuffer(data, dtype=np.uint8)
+    poly = int(np.dot(arr, _powers(len(arr))[0][: len(arr)]))  # integer dot wraps mod 2^64
+    return _fmix64_int(poly ^ ((len(arr) * LENGTH_MIX) & _M64))
+
+
 def hash_shingles(shingles: Iterable[str]) -> np.ndarray:
-    """xxh64 (seed 0) of each shingle's UTF-8 bytes, as a de-duplicated uint64 array in no particular order."""
-    hashes = {xxh64_intdigest(s.encode("utf-8")) for s in shingles}
+    """`shingle_hash` of each shingle's UTF-8 bytes, de-duplicated, uint64, in no particular order.
+
+    The slow reference path (one call per shingle); pipelines use `batch_shingle_hashes`.
+    """
+    hashes = {shingle_hash(s.encode("utf-8")) for s in shingles}
     return np.fromiter(hashes, dtype=np.uint64, count=len(hashes))
 
 
-def _hash_slices(buf: bytes, starts: list[int], ends: list[int]) -> np.ndarray:
-    # A set comprehension over plain ints is the cheapest de-duplication at ~100s of shingles per document.
-    hashes = {xxh64_intdigest(buf[s:e]) for s, e in zip(starts, ends, strict=True)}
-    return np.fromiter(hashes, dtype=np.uint64, count=len(hashes))
+# --- Batch kernel -------------------------------------------------------------------------------------------
 
 
-def word_shingle_hashes(normalized: str, n: int) -> np.ndarray:
-    """Same set as ``hash_shingles(word_shingles(normalized, n))``, without building shingle strings.
+def _check_unit(unit: str) -> None:
+    if unit not in SHINGLE_UNITS:
+        raise ValueError(f"shingle unit must be one of {SHINGLE_UNITS}, got {unit!r}")
 
-    Words are separated by exactly one space, so a word n-gram's UTF-8 bytes are one contiguous slice of the
-    encoded text, from the start of its first word to the end of its last.
+
+def _unit_spans(buf: np.ndarray, unit: ShingleUnit) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) byte offsets of every word or character in a joined buffer, in order."""
+    if unit == "word":
+        # Words are maximal runs of bytes other than space and SEPARATOR; pad with non-words at both ends.
+        is_word = np.zeros(len(buf) + 2, dtype=bool)
+        is_word[1:-1] = (buf != _SPACE) & (buf != SEPARATOR)
+        edges = np.flatnonzero(is_word[1:] != is_word[:-1])  # word starts and ends, alternating
+        return edges[0::2], edges[1::2]
+    # A UTF-8 byte starts a code point unless it is a continuation byte 0b10xxxxxx. SEPARATOR (0b11111111) also
+    # counts as a start here, so each document's last character ends where its separator begins.
+    starts = np.flatnonzero((buf & 0xC0) != 0x80)
+    ends = np.append(starts[1:], len(buf))
+    real = buf[starts] != SEPARATOR
+    return starts[real], ends[real]
+
+
+def shingle_spans(
+    buf: np.ndarray, bounds: np.ndarray, n: int, unit: ShingleUnit = "word"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Byte spans of every shingle occurrence (repeats included) of a joined batch of normalised documents.
+
+    Input: `buf` uint8, document i occupying ``buf[bounds[i] : bounds[i + 1] - 1]`` followed by one SEPARATOR
+    byte (`join_documents` builds this); `bounds` int64 of n_docs + 1 entries with ``bounds[0] == 0``.
+    Output: ``(starts, ends, offsets)``: shingle k is ``buf[starts[k] : ends[k]]``, and document i owns shingles
+    ``offsets[i] : offsets[i + 1]`` (n_docs + 1 entries), in text order. Short-document rule as for
+    `word_shingles` / `char_shingles`.
     """
     _check_n(n)
-    if not normalized:
-        return _EMPTY_HASHES.copy()
-    buf = normalized.encode("utf-8")
-    spaces = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == _SPACE)
-    n_words = len(spaces) + 1
-    if n_words < n:
-        return np.array([xxh64_intdigest(buf)], dtype=np.uint64)
-    starts = np.concatenate(([0], spaces + 1))[: n_words - n + 1]
-    ends = np.concatenate((spaces, [len(buf)]))[n - 1 :]
-    return _hash_slices(buf, starts.tolist(), ends.tolist())
+    _check_unit(unit)
+    unit_starts, unit_ends = _unit_spans(buf, unit)
+    unit_bounds = np.searchsorted(unit_starts, bounds)  # document i owns units unit_bounds[i] : unit_bounds[i+1]
+    counts = np.diff(unit_bounds)
+    n_shingles = np.where(counts >= n, counts - (n - 1), np.minimum(counts, 1))
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(n_shingles, out=offsets[1:])
+    doc = np.repeat(np.arange(len(counts)), n_shingles)
+    first = np.arange(offsets[-1]) + (unit_bounds[:-1] - offsets[:-1])[doc]
+    # Clipping the last unit at the document's end is what makes a short document one whole shingle.
+    last = np.minimum(first + (n - 1), unit_bounds[1:][doc] - 1)
+    return unit_starts[first], unit_ends[last], offsets
 
 
-def char_shingle_hashes(normalized: str, n: int) -> np.ndarray:
-    """Same set as ``hash_shingles(char_shingles(normalized, n))``, hashing slices of the UTF-8 bytes."""
+def _hash_piece(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """`hash_spans` for one piece: prefix sums over all of `buf`, then O(1) array operations per slice."""
+    scale, inverse = _powers(len(buf) + 1)
+    weighted = buf.astype(np.uint64)
+    weighted *= scale[: len(buf)]
+    prefix = np.zeros(len(buf) + 1, dtype=np.uint64)
+    np.cumsum(weighted, out=prefix[1:])  # wraps mod 2^64, as the definition wants
+    poly = prefix[ends]
+    poly -= prefix[starts]
+    poly *= inverse[starts]  # shift the slice's powers from BASE^s.. down to BASE^0..
+    lengths = (ends - starts).astype(np.uint64)
+    lengths *= np.uint64(LENGTH_MIX)
+    poly ^= lengths
+    return fmix64(poly)
+
+
+def hash_spans(
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, *, piece_bytes: int = DEFAULT_CHUNK_BYTES
+) -> np.ndarray:
+    """`shingle_hash` of every slice ``buf[starts[k] : ends[k]]`` of a uint8 array, as uint64, with O(1) numpy
+    calls per piece of about `piece_bytes` of text, so temporaries stay bounded even for one huge document.
+
+    Spans sorted by start and end (as `shingle_spans` returns them) make the pieces small; any order is correct.
+    """
+    out = np.empty(len(starts), dtype=np.uint64)
+    first = 0
+    while first < len(starts):
+        last = max(first + 1, int(np.searchsorted(ends, starts[first] + piece_bytes, side="right")))
+        # A slice's hash does not depend on where it sits, so each piece is hashed on its own, from offset 0.
+        low, high = int(starts[first:last].min()), int(ends[first:last].max())
+        out[first:last] = _hash_piece(buf[low:high], starts[first:last] - low, ends[first:last] - low)
+        first = last
+    return out
+
+
+def join_documents(docs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised UTF-8 documents -> (`buf` uint8, `bounds` int64) in the layout `shingle_spans` reads."""
+    bounds = np.zeros(len(docs) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, docs), dtype=np.int64, count=len(docs)) + 1, out=bounds[1:])
+    separator = bytes([SEPARATOR])
+    joined = separator.join(docs) + separator if docs else b""
+    return np.frombuffer(joined, dtype=np.uint8), bounds
+
+
+def batch_shingle_hashes(
+    docs: list[bytes], n: int, unit: ShingleUnit = "word", *, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shingle hashes of a batch of normalised documents (UTF-8 bytes of `normalize` output), Arrow list layout.
+
+    Output ``(hashes, offsets)``: document i's shingle hashes are ``hashes[offsets[i] : offsets[i + 1]]``
+    (uint64, every occurrence, repeats included; an empty range means ``too_short``), ready for
+    `MinHasher.signatures_flat`. Documents are hashed together in chunks of about `chunk_bytes`, so temporary
+    memory is bounded by the chunk (about 12 bytes per byte of text for a document larger than the chunk)
+    whatever the batch size.
+    """
     _check_n(n)
-    if not normalized:
-        return _EMPTY_HASHES.copy()
-    buf = normalized.encode("utf-8")
-    # A UTF-8 byte starts a code point unless it is a continuation byte 0b10xxxxxx.
-    char_starts = np.flatnonzero((np.frombuffer(buf, dtype=np.uint8) & 0xC0) != 0x80)
-    n_chars = len(char_starts)
-    if n_chars < n:
-        return np.array([xxh64_intdigest(buf)], dtype=np.uint64)
-    bounds = np.append(char_starts, len(buf))
-    return _hash_slices(buf, bounds[: n_chars - n + 1].tolist(), bounds[n:].tolist())
+    _check_unit(unit)
+    ends = np.cumsum(np.fromiter(map(len, docs), dtype=np.int64, count=len(docs)) + 1)
+    hashes, counts = [], []
+    first = 0
+    while first < len(docs):
+        done = ends[first - 1] if first else 0
+        last = max(first + 1, int(np.searchsorted(ends, done + chunk_bytes, side="right")))
+        buf, bounds = join_documents(docs[first:last])
+        starts, stops, offsets = shingle_spans(buf, bounds, n, unit)
+        hashes.append(hash_spans(buf, starts, stops, piece_bytes=chunk_bytes))
+        counts.append(np.diff(offsets))
+        first = last
+    offsets = np.zeros(len(docs) + 1, dtype=np.int64)
+    if docs:
+        np.cumsum(np.concatenate(counts), out=offsets[1:])
+    return (np.concatenate(hashes) if hashes else _EMPTY_HASHES.copy()), offsets
+
+
+def shingle_set(normalized: str | bytes, n: int, unit: ShingleUnit = "word") -> set[bytes]:
+    """The distinct shingles of one normalised text (str, or its UTF-8 bytes) as UTF-8 byte strings: the exact
+    sets that verification compares, so a hash collision can never make two documents look alike."""
+    data = normalized.encode("utf-8") if isinstance(normalized, str) else normalized
+    buf, bounds = join_documents([data])
+    starts, ends, _ = shingle_spans(buf, bounds, n, unit)
+    return {data[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)}  # buf is data + SEPARATOR
 
 
 def shingle_hashes(
@@ -178,13 +362,10 @@ def shingle_hashes(
     nfkc: bool = True,
     strip_punctuation: bool = True,
 ) -> np.ndarray:
-    """Raw document text -> de-duplicated uint64 shingle hashes (normalize, shingle, xxh64).
+    """Raw document text -> its de-duplicated uint64 shingle hashes (normalize, shingle, `shingle_hash`).
 
     An empty result means the document has no words/characters after normalisation (``too_short``).
     """
     normalized = normalize(text, lowercase=lowercase, nfkc=nfkc, strip_punctuation=strip_punctuation)
-    if unit == "word":
-        return word_shingle_hashes(normalized, ngram)
-    if unit == "char":
-        return char_shingle_hashes(normalized, ngram)
-    raise ValueError(f"shingle unit must be one of {SHINGLE_UNITS}, got {unit!r}")
+    hashes, _ = batch_shingle_hashes([normalized.encode("utf-8")], ngram, unit)
+    return np.unique(hashes)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import numpy as np
 import pytest
-import xxhash
 from datasketch import MinHash
 
 from dedup_spark.minhash import EMPTY_VALUE, MERSENNE_61, MinHasher, fmix64, mod61, mulmod61
-from dedup_spark.shingles import normalize, shingle_hashes, word_shingles
+from dedup_spark.shingles import (
+    ShingleUnit,
+    batch_shingle_hashes,
+    char_shingles,
+    normalize,
+    normalize_utf8,
+    shingle_hash,
+    shingle_hashes,
+    word_shingles,
+)
 
 P = MERSENNE_61
 M64 = (1 << 64) - 1
@@ -37,9 +46,11 @@ def _big_fmix64(h: int) -> int:
     return h ^ (h >> 33)
 
 
-def _datasketch(text: str, num_perm: int, seed: int, scheme: str = "affine64", hashfunc=None) -> np.ndarray:
-    m = MinHash(num_perm=num_perm, seed=seed, scheme=scheme, hashfunc=hashfunc or xxhash.xxh64_intdigest)
-    for shingle in word_shingles(normalize(text), 5):
+def _datasketch(text: str, num_perm: int, seed: int, n: int = 5, unit: str = "word") -> np.ndarray:
+    """datasketch's signature of `text`: the same shingles' UTF-8 bytes, hashed by datasketch itself."""
+    m = MinHash(num_perm=num_perm, seed=seed, scheme="affine64", hashfunc=shingle_hash)
+    shingler = word_shingles if unit == "word" else char_shingles
+    for shingle in shingler(normalize(text), n):
         m.update(shingle.encode("utf-8"))
     return m.hashvalues
 
@@ -50,6 +61,23 @@ class TestDatasketchEquality:
         ours = MinHasher(num_perm, seed).signatures([shingle_hashes(t) for t in DOCS])
         for text, row in zip(DOCS, ours, strict=True):
             np.testing.assert_array_equal(row, _datasketch(text, num_perm, seed))
+
+    @pytest.mark.parametrize(("n", "unit"), [(5, "word"), (1, "word"), (3, "char")])
+    def test_batch_kernel_signatures_equal_datasketch(self, n: int, unit: ShingleUnit) -> None:
+        # The production path: batch-hashed shingles (repeats included) straight into signatures_flat.
+        rng = random.Random(n)
+        alphabet = list("abc xyz,.") + ["é", "日本", "🙂", "\u3000", "—", "Ü"]
+        texts = [
+            *DOCS,
+            "one two",
+            "a b c d e",
+            "...",
+            *("".join(rng.choices(alphabet, k=rng.randint(0, 90))) for _ in range(40)),
+        ]
+        hashes, offsets = batch_shingle_hashes([normalize_utf8(t) for t in texts], n, unit, chunk_bytes=64)
+        ours = MinHasher(128, 7).signatures_flat(hashes, offsets)
+        for text, row in zip(texts, ours, strict=True):
+            np.testing.assert_array_equal(row, _datasketch(text, 128, 7, n, unit), err_msg=repr(text))
 
     def test_permutation_parameters_equal_datasketch(self) -> None:
         for scheme, ours in (("affine64", "affine64"), ("legacy", "mersenne61")):
@@ -75,7 +103,7 @@ class TestDatasketchEquality:
 
     def test_datasketch_legacy_overflows_on_64_bit_hashes(self) -> None:
         # Documents why we do not offer "legacy": its uint64 product wraps before the modulo.
-        h = xxhash.xxh64_intdigest(b"a b c d e")
+        h = shingle_hash(b"a b c d e")
         m = MinHash(num_perm=64, seed=3, scheme="legacy", hashfunc=lambda x: x)
         m.update(h)
         exact = [((int(a) * h + int(b)) % P) & 0xFFFFFFFF for a, b in zip(*m.permutations, strict=True)]
@@ -184,12 +212,12 @@ def test_speed_smoke() -> None:
     vocab = [f"w{i}" for i in range(3000)]
     texts = [" ".join(rng.choice(vocab, 200)) for _ in range(2000)]  # ~1 KB each
     start = time.perf_counter()
-    hashes = [shingle_hashes(t) for t in texts]
+    hashes, offsets = batch_shingle_hashes([normalize_utf8(t) for t in texts], 5)
     mid = time.perf_counter()
-    sigs = MinHasher(160, 1).signatures(hashes)
+    sigs = MinHasher(160, 1).signatures_flat(hashes, offsets)
     end = time.perf_counter()
     assert sigs.shape == (2000, 160)
     print(
-        f"\n1 KB docs: shingle_hashes {len(texts) / (mid - start):,.0f} docs/s, "
+        f"\n1 KB docs: normalize + batch_shingle_hashes {len(texts) / (mid - start):,.0f} docs/s, "
         f"signatures(160 perms) {len(texts) / (end - mid):,.0f} docs/s"
     )

@@ -1,15 +1,20 @@
-"""NearDup stage on Spark against a brute-force oracle (exact Jaccard over all pairs on the same shingles)."""
+"""NearDup stage on Spark against a brute-force oracle (exact Jaccard over all pairs of shingle-string sets)."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
 from dedup_spark.config import build_config
-from dedup_spark.neardup import run_neardup
-from dedup_spark.shingles import shingle_hashes
+from dedup_spark.lsh import band_keys
+from dedup_spark.minhash import MinHasher
+from dedup_spark.neardup import resolve_lsh, run_neardup, signature_batches, verify_batches
+from dedup_spark.shingles import char_shingles, normalize, shingle_hashes, word_shingles
 
 
 def make_docs(spark, texts: dict[str, str], partitions: int = 2, **columns):
@@ -63,7 +68,8 @@ def synthetic_corpus(seed: int = 3) -> dict[str, str]:
 
 
 def exact_jaccard_pairs(texts: dict[str, str]) -> dict[tuple[str, str], float]:
-    sets = {i: set(shingle_hashes(t).tolist()) for i, t in texts.items()}
+    # Sets of shingle strings from the string path: no hashing and no byte-span code shared with the job.
+    sets = {i: set(word_shingles(normalize(t), 5)) for i, t in texts.items()}
     pairs = {}
     for a, b in itertools.combinations(sorted(texts), 2):
         if sets[a] and sets[b]:
@@ -71,10 +77,59 @@ def exact_jaccard_pairs(texts: dict[str, str]) -> dict[tuple[str, str], float]:
     return pairs
 
 
+def test_signature_batches_without_spark():
+    texts = ["", "  ...  ", "one two three", "a b c d e", "Ünïcödé text, with more than five words here", "x " * 40]
+    nd = config(batch_docs=4).neardup
+    lsh = resolve_lsh(nd)
+    batch = pa.RecordBatch.from_pydict({"_dd_id": [f"d{i}" for i in range(len(texts))], "text": texts})
+    out = pa.Table.from_batches(list(signature_batches(nd, lsh, "text")([batch]))).to_pylist()
+    assert [r["_dd_id"] for r in out] == [f"d{i}" for i in range(len(texts))]
+    assert [r["n_shingles"] > 0 for r in out] == [False, False, True, True, True, True]
+    # Band keys as the reference path computes them: unique hashes per document, then MinHash and banding.
+    signatures = MinHasher(lsh.num_perm, seed=nd.seed).signatures([shingle_hashes(t) for t in texts])
+    want = band_keys(signatures, lsh.bands, lsh.rows).view(np.int64).tolist()
+    assert [r["band_keys"] for r in out[2:]] == want[2:]
+    assert [r["norm_hash"] for r in out] == [hashlib.sha256(normalize(t).encode()).hexdigest()[:32] for t in texts]
+
+
+@pytest.mark.parametrize("unit", ["word", "char"])
+def test_verify_batches_exact_jaccard_without_spark(unit):
+    base = "the quick brown fox jumps over the lazy dog and runs far away into the woods"
+    pairs = [
+        (base, base.replace("lazy", "sleepy")),
+        (base, base.upper() + "!!!"),
+        ("one two three", "One, two; three."),  # short documents: one shingle each, equal
+        ("one two three", "one two four"),
+        ("a b c d e", "a b c d e f"),  # exactly n words vs n + 1
+        ("日本語のテキスト", "日本語のテキスト です"),
+    ]
+    nd = config(shingle_unit=unit, ngram=5 if unit == "word" else 3).neardup
+    lsh = resolve_lsh(nd)
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "u": [f"u{i}" for i in range(len(pairs))],
+            "v": [f"v{i}" for i in range(len(pairs))],
+            "text_u": [p[0] for p in pairs],
+            "text_v": [p[1] for p in pairs],
+        }
+    )
+    out = pa.Table.from_batches(list(verify_batches(nd, lsh)([batch]))).to_pylist()
+    shingler = word_shingles if unit == "word" else char_shingles
+    for (a, b), row in zip(pairs, out, strict=True):
+        sa, sb = set(shingler(normalize(a), nd.ngram)), set(shingler(normalize(b), nd.ngram))
+        assert row["jaccard"] == len(sa & sb) / len(sa | sb), (a, b)
+        assert row["passed"] == (row["jaccard"] > lsh.threshold)
+
+
 def test_against_brute_force_oracle(spark, tmp_path):
+    from tests.helpers import read_output
+
     texts = synthetic_corpus()
     clusters, removed, survivors, metrics = run(spark, tmp_path, texts)
     truth = exact_jaccard_pairs(texts)
+    # The job's verified Jaccard is exact: equal to the oracle's, pair by pair.
+    verified = read_output(tmp_path / "run" / "verified")
+    assert verified and all(r["jaccard"] == truth[(r["u"], r["v"])] for r in verified)
     similar = [p for p, j in truth.items() if j >= 0.85]
     together = [p for p in similar if p[0] in clusters and clusters[p[0]][0] == clusters.get(p[1], (None,))[0]]
     assert len(similar) >= 35 and len(together) / len(similar) >= 0.95

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+
 import numpy as np
 import pytest
-from xxhash import xxh64_intdigest
 
+import dedup_spark.shingles as shingles_module
 from dedup_spark.shingles import (
-    char_shingle_hashes,
+    BASE,
+    LENGTH_MIX,
+    ShingleUnit,
+    batch_shingle_hashes,
     char_shingles,
     hash_shingles,
+    hash_spans,
+    join_documents,
     normalize,
+    normalize_utf8,
+    shingle_hash,
     shingle_hashes,
-    word_shingle_hashes,
+    shingle_set,
+    shingle_spans,
     word_shingles,
     words,
 )
+
+M64 = (1 << 64) - 1
 
 SAMPLES = [
     "",
@@ -65,6 +78,7 @@ class TestNormalize:
         assert out == out.strip()
         assert "  " not in out
         assert normalize(out) == out
+        assert normalize_utf8(text) == out.encode("utf-8")
 
 
 class TestShingles:
@@ -88,35 +102,110 @@ class TestShingles:
         with pytest.raises(ValueError, match="shingle size"):
             word_shingles("a b", bad)
         with pytest.raises(ValueError, match="shingle size"):
-            char_shingle_hashes("a b", bad)
+            batch_shingle_hashes([b"a b"], bad, "char")
+
+
+def reference_hash(data: bytes) -> int:
+    """The module docstring's definition, in Python ints: polynomial mod 2^64, length mix, fmix64."""
+    poly = sum(byte * pow(BASE, j, 1 << 64) for j, byte in enumerate(data)) & M64
+    h = poly ^ ((len(data) * LENGTH_MIX) & M64)
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & M64
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & M64
+    return h ^ (h >> 33)
+
+
+def random_texts(rng: random.Random, count: int) -> list[str]:
+    """Raw texts mixing ASCII, multi-byte UTF-8, NUL, punctuation-only, empty and very short documents."""
+    alphabet = list("abcxyz  ,.") + ["é", "ß", "日本", "🙂", "\x00", "  ", "\u3000", "—"]
+    texts = ["", "  ...  ", "one", "a b c d", "a b c d e", "a b c d e f", "日本語", "\x00 \x00"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80))) for _ in range(count)]
+    return rng.sample(texts, len(texts))
 
 
 class TestHashing:
-    def test_hash_shingles_is_xxh64_set(self) -> None:
+    def test_shingle_hash_equals_the_definition(self) -> None:
+        rng = random.Random(1)
+        samples = [b"", b"\x00", b"a", b"a\x00", b"a b c d e", "ü 日本 🙂".encode()]
+        samples += [rng.randbytes(rng.choice([1, 7, 64, 300, 5000])) for _ in range(40)]
+        for data in samples:
+            assert shingle_hash(data) == reference_hash(data), data[:20]
+        assert len({shingle_hash(d) for d in set(samples)}) == len(set(samples))
+
+    def test_hash_shingles_is_the_set_of_shingle_hash(self) -> None:
         shingles = ["a b", "ü ß", "a b", "日本"]
         got = hash_shingles(shingles)
         assert got.dtype == np.uint64
-        assert sorted(got.tolist()) == sorted({xxh64_intdigest(s.encode("utf-8")) for s in shingles})
+        assert sorted(got.tolist()) == sorted({shingle_hash(s.encode("utf-8")) for s in shingles})
         assert len(got) == 3
+
+    def test_bits_look_random(self) -> None:
+        # Structured inputs (counters, one-byte changes) must still give balanced, distinct 64-bit values.
+        data = [f"w{i} w{i + 1} w{i + 2}".encode() for i in range(4000)] + [bytes([b]) * 9 for b in range(256)]
+        hashes = np.array([shingle_hash(d) for d in data], dtype=np.uint64)
+        assert len(np.unique(hashes)) == len(data)
+        ones = ((hashes[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)).mean(axis=0)
+        assert np.all(np.abs(ones - 0.5) < 0.04)  # ~5 standard deviations at n = 4256
 
     def test_empty(self) -> None:
         assert hash_shingles([]).dtype == np.uint64
         assert shingle_hashes("  ...  ").shape == (0,)
         assert shingle_hashes("").dtype == np.uint64
+        hashes, offsets = batch_shingle_hashes([], 5)
+        assert hashes.shape == (0,) and offsets.tolist() == [0]
 
-    @pytest.mark.parametrize("text", SAMPLES)
-    @pytest.mark.parametrize("n", [1, 2, 5, 9])
-    def test_fast_path_equals_string_path(self, text: str, n: int) -> None:
-        norm = normalize(text)
-        assert set(word_shingle_hashes(norm, n).tolist()) == set(hash_shingles(word_shingles(norm, n)).tolist())
-        assert set(char_shingle_hashes(norm, n).tolist()) == set(hash_shingles(char_shingles(norm, n)).tolist())
+    @pytest.mark.parametrize("unit", ["word", "char"])
+    @pytest.mark.parametrize("n", [1, 2, 5])
+    @pytest.mark.parametrize("chunk_bytes", [1, 50, 1 << 18])
+    def test_batch_equals_shingle_hash_of_each_shingle(self, unit: ShingleUnit, n: int, chunk_bytes: int) -> None:
+        rng = random.Random(n * 100 + chunk_bytes)
+        normalized = [normalize(t) for t in random_texts(rng, 60)]
+        shingler = word_shingles if unit == "word" else char_shingles
+        docs = [t.encode("utf-8") for t in normalized]
+        hashes, offsets = batch_shingle_hashes(docs, n, unit, chunk_bytes=chunk_bytes)
+        assert hashes.dtype == np.uint64 and len(offsets) == len(normalized) + 1
+        for i, text in enumerate(normalized):
+            # In text order with repeats, exactly the string path's shingles.
+            want = [shingle_hash(s.encode("utf-8")) for s in shingler(text, n)]
+            assert hashes[offsets[i] : offsets[i + 1]].tolist() == want, repr(text)
+            assert shingle_set(text, n, unit) == {s.encode("utf-8") for s in shingler(text, n)}
+
+    def test_spans_are_the_shingles_bytes(self) -> None:
+        docs = ["a bb ccc", "", "x", "é 日本 z"]
+        buf, bounds = join_documents([d.encode() for d in docs])
+        starts, ends, offsets = shingle_spans(buf, bounds, 2)
+        data = buf.tobytes()
+        assert [data[s:e] for s, e in zip(starts, ends, strict=True)] == [
+            b"a bb",
+            b"bb ccc",
+            b"x",
+            "é 日本".encode(),
+            "日本 z".encode(),
+        ]
+        assert offsets.tolist() == [0, 2, 2, 3, 5]
+
+    def test_hash_spans_in_any_order_and_any_piece_size(self) -> None:
+        buf, bounds = join_documents([normalize_utf8(t) for t in random_texts(random.Random(7), 30)])
+        starts, ends, _ = shingle_spans(buf, bounds, 3)
+        want = hash_spans(buf, starts, ends)
+        order = np.random.default_rng(0).permutation(len(starts))
+        for piece_bytes in (1, 10, 1 << 20):
+            got = hash_spans(buf, starts[order], ends[order], piece_bytes=piece_bytes)
+            np.testing.assert_array_equal(got, want[order])
+
+    def test_documents_longer_than_the_cached_powers(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(shingles_module, "_MAX_CACHED_POWERS", 16)
+        monkeypatch.setattr(shingles_module, "_powers_cache", shingles_module._powers_cache)
+        text = " ".join(f"word{i}" for i in range(50))
+        hashes, _ = batch_shingle_hashes([text.encode()], 5)
+        assert hashes.tolist() == [shingle_hash(s.encode()) for s in word_shingles(text, 5)]
 
     def test_shingle_hashes_options(self) -> None:
         text = "Hello, World! Hello, World! Hello again."
         word = shingle_hashes(text, ngram=2)
-        assert set(word.tolist()) == {
-            xxh64_intdigest(s.encode()) for s in ("hello world", "world hello", "hello again")
-        }
+        assert set(word.tolist()) == {shingle_hash(s.encode()) for s in ("hello world", "world hello", "hello again")}
+        assert len(word) == 3  # de-duplicated
         char = shingle_hashes(text, ngram=4, unit="char", lowercase=False)
         assert set(char.tolist()) == set(hash_shingles(char_shingles(normalize(text, lowercase=False), 4)).tolist())
         with pytest.raises(ValueError, match="shingle unit"):
@@ -131,19 +220,18 @@ class TestHashing:
 
 
 def test_fast_paths_equal_the_general_rule():
-    import random
     import unicodedata as ud
 
     from dedup_spark.shingles import _punctuation_table
 
     rng = random.Random(0)
-    alphabet = [chr(c) for c in range(128)] + list("\x85\xa0\u2028\u3000«»—。、？ÉßΣ\u0130\ufb01Ａ🙂")
-    for _ in range(4000):
+    unicode_spaces = "\x85\xa0\u1680\u2000\u2028\u2029\u202f\u3000"
+    alphabet = [chr(c) for c in range(128)] + list(unicode_spaces + "«»—。、？ÉßΣ\u0130\ufb01Ａ🙂")
+    for _ in range(3000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
-        for lower in (True, False):
-            for strip in (True, False):
-                general = ud.normalize("NFKC", text)
-                general = general.lower() if lower else general
-                general = general.translate(_punctuation_table()) if strip else general
-                expected = " ".join(general.split())
-                assert normalize(text, lowercase=lower, strip_punctuation=strip) == expected, repr(text)
+        for nfkc, lower, strip in itertools.product((True, False), repeat=3):
+            general = ud.normalize("NFKC", text) if nfkc else text
+            general = general.lower() if lower else general
+            general = general.translate(_punctuation_table()) if strip else general
+            expected = " ".join(general.split())
+            assert normalize(text, nfkc=nfkc, lowercase=lower, strip_punctuation=strip) == expected, repr(text)
