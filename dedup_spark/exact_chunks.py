@@ -1,0 +1,381 @@
+"""What ExactSubstr's Spark tasks run: one chunk, one sorted stream of shipped super-k-mers, one batch of documents.
+
+No Spark here: the task callables take pandas/Arrow data and return pandas/Arrow data, so unit tests call them
+directly. Every task reports *findings* in one schema (`FINDINGS_SCHEMA`), told apart by `kind`:
+- `span`: window-start run [start, end) of document `_dd_id` that the policy removes;
+- `skm`:  a super-k-mer to ship to the merge: bytes `data` of `_dd_id` owning window starts [start, end),
+          all with minimizer `minimizer` (int64 view of the uint64 value);
+- `top`:  a repeated substring for the report (`exact_top.py`): `data`, `count` = occurrences in the corpus
+          of its first k bytes; only tasks that see every occurrence of a window report it, so counts are exact;
+- `fold`: merge statistics: `count` copies folded, `start` their bytes, `end` bytes searched.
+Unused columns hold 0, "" or b"" (never null, so pandas keeps integer columns integer).
+
+OpenMP threads of libdivsufsort (measured with pydivsufsort's bundled libgomp): libgomp reads OMP_NUM_THREADS
+once, when the library loads; setting the variable afterwards has no effect (`omp_get_max_threads()` stays at
+the core count), setting it before the first import works, and `omp_set_num_threads` works at any time.
+Spark (4.x) already starts Python workers with OMP_NUM_THREADS = spark.task.cpus unless
+spark.executorEnv.OMP_NUM_THREADS is set. For other callers this module sets it (unless set) before importing
+the kernel, and the task objects are pickled by reference to this module, so a worker imports it first;
+`limit_openmp_threads` lowers libgomp's limit at run time if the library was loaded with more threads.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one Spark task = one core; must precede the pydivsufsort import
+
+import ctypes  # noqa: E402
+import glob  # noqa: E402
+from collections.abc import Callable, Iterator, Sequence  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from functools import cache, partial  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+
+from dedup_spark.exact_top import collapse_repeats, weighted_window_counts  # noqa: E402
+from dedup_spark.minimizers import superkmers_batch  # noqa: E402
+from dedup_spark.spans import cut, removal_spans  # noqa: E402
+from dedup_spark.suffix_array import PieceColumns, RepeatResult, find_repeats  # noqa: E402
+
+FINDINGS_SCHEMA = "kind string, _dd_id string, start long, end long, count long, minimizer long, data binary"
+_FINDINGS_ARROW = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("_dd_id", pa.string()),
+        ("start", pa.int64()),
+        ("end", pa.int64()),
+        ("count", pa.int64()),
+        ("minimizer", pa.int64()),
+        ("data", pa.binary()),
+    ]
+)
+#: Kernel top groups examined per task for every reported substring (shifted windows of one repeat are many).
+TOP_POOL_FACTOR = 50
+
+
+@cache
+def _libgomp() -> ctypes.CDLL | None:
+    import pydivsufsort
+
+    root = os.path.dirname(os.path.dirname(pydivsufsort.__file__))
+    found = sorted(glob.glob(os.path.join(root, "pydivsufsort.libs", "libgomp*")))
+    return ctypes.CDLL(found[0]) if found else None  # other wheels (macOS, Windows) bundle it differently
+
+
+def openmp_threads() -> int | None:
+    """libgomp's current thread limit in this process (None if the wheel has no separate libgomp)."""
+    lib = _libgomp()
+    return int(lib.omp_get_max_threads()) if lib is not None else None
+
+
+def limit_openmp_threads() -> None:
+    """Lower libgomp's thread limit to OMP_NUM_THREADS (for when it was loaded before this module set it)."""
+    lib = _libgomp()
+    wanted = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
+    if lib is not None and lib.omp_get_max_threads() > wanted:
+        lib.omp_set_num_threads(wanted)
+
+
+class Findings:
+    """Column lists of findings rows, turned into pandas (applyInPandas) or Arrow (mapInArrow) at the end."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list] = {name: [] for name in _FINDINGS_ARROW.names}
+
+    def _add(self, kind: str, n: int, **values: list) -> None:
+        defaults = {"_dd_id": "", "start": 0, "end": 0, "count": 0, "minimizer": 0, "data": b""}
+        self.columns["kind"] += [kind] * n
+        for name, default in defaults.items():
+            self.columns[name] += values[name] if name in values else [default] * n
+
+    def add_spans(self, ids: list[str], starts: np.ndarray, ends: np.ndarray) -> None:
+        self._add("span", len(ids), _dd_id=ids, start=starts.tolist(), end=ends.tolist())
+
+    def add_superkmers(
+        self, ids: list[str], starts: np.ndarray, ends: np.ndarray, minimizers: np.ndarray, datas: list[bytes]
+    ) -> None:
+        values = minimizers.view(np.int64).tolist()
+        self._add("skm", len(ids), _dd_id=ids, start=starts.tolist(), end=ends.tolist(), minimizer=values, data=datas)
+
+    def add_fold_stats(self, copies: int, copy_bytes: int, searched_bytes: int) -> None:
+        self._add("fold", 1, count=[copies], start=[copy_bytes], end=[searched_bytes])
+
+    def add_tops(self, entries: list[tuple[bytes, int]]) -> None:
+        self._add("top", len(entries), data=[e[0] for e in entries], count=[e[1] for e in entries])
+
+    def __len__(self) -> int:
+        return len(self.columns["kind"])
+
+    def to_arrow(self) -> pa.RecordBatch:
+        return pa.RecordBatch.from_pydict(self.columns, schema=_FINDINGS_ARROW)
+
+    def to_pandas(self) -> pd.DataFrame:
+        # Explicit dtypes: an empty frame of object columns does not convert back to Arrow integers.
+        return pd.DataFrame(
+            {
+                field.name: pd.Series(self.columns[field.name], dtype=np.int64 if field.type == pa.int64() else object)
+                for field in _FINDINGS_ARROW
+            }
+        )
+
+
+def _ranks(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct ids, rank of each id): ranks keep corpus order (Python str order = UTF-8 byte order)."""
+    return np.unique(np.asarray(ids, dtype=object), return_inverse=True)
+
+
+def _policy_spans(findings: Findings, result: RepeatResult, uniq: np.ndarray, policy: str) -> None:
+    runs = result.repeated if policy == "strike_all" else result.non_first
+    findings.add_spans(uniq[runs.doc_rank].tolist(), runs.doc_start, runs.doc_end)
+
+
+def window_minimizer_values(windows: Sequence[bytes], k: int, w: int) -> np.ndarray:
+    """Minimizer value (uint64) of each k-byte window."""
+    if not windows:
+        return np.empty(0, dtype=np.uint64)
+    return superkmers_batch(windows, np.ones(len(windows), dtype=np.int64), k, w).minimizer
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """cogroup(...).applyInPandas function: one chunk's pieces + its cross minimizers -> findings.
+
+    pieces: `_dd_id, start, owned, data` (window starts [start, start + owned) of `_dd_id`, data = their bytes
+    plus k-1 context); cross: `minimizer` values this chunk shares with another chunk.
+    Emits the policy's spans (exact for every window whose minimizer is not cross: all its occurrences are
+    in this chunk), top substrings among those windows, and the super-k-mers whose minimizer is cross.
+    """
+
+    k: int
+    w: int
+    policy: str
+    top_n: int
+
+    def udf(self) -> Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]:
+        """The function for applyInPandas (a partial: Spark reads the argument count from its signature)."""
+        return partial(_chunk_udf, self)
+
+    def frames(self, pieces: pd.DataFrame, cross: pd.DataFrame) -> pd.DataFrame:
+        limit_openmp_threads()
+        return self.run(
+            pieces["_dd_id"].tolist(),
+            pieces["start"].to_numpy(np.int64),
+            pieces["data"].tolist(),
+            pieces["owned"].to_numpy(np.int64),
+            cross["minimizer"].to_numpy(np.int64).view(np.uint64),
+        ).to_pandas()
+
+    def run(
+        self, ids: list[str], starts: np.ndarray, datas: list[bytes], owned: np.ndarray, cross: np.ndarray
+    ) -> Findings:
+        findings = Findings()
+        if not ids:
+            return findings
+        uniq, rank = _ranks(ids)
+        result = find_repeats(PieceColumns(rank, starts, datas, owned), self.k, top_n=self.top_n * TOP_POOL_FACTOR)
+        _policy_spans(findings, result, uniq, self.policy)
+        # Counts of windows with a cross minimizer are partial here; the merge reports those.
+        windows = [g.window for g in result.top]
+        local = ~np.isin(window_minimizer_values(windows, self.k, self.w), cross)
+        tops = [(g.window, g.count) for g, keep in zip(result.top, local, strict=True) if keep]
+        findings.add_tops(collapse_repeats(tops, self.k, 2 * self.top_n))
+        if len(cross):
+            runs = superkmers_batch(datas, owned, self.k, self.w)
+            ship = np.isin(runs.minimizer, cross)
+            piece, lo, hi = runs.piece[ship], runs.start[ship], runs.end[ship]
+            k1 = self.k - 1
+            findings.add_superkmers(
+                [ids[p] for p in piece.tolist()],
+                starts[piece] + lo,
+                starts[piece] + hi,
+                runs.minimizer[ship],
+                [datas[p][a : b + k1] for p, a, b in zip(piece.tolist(), lo.tolist(), hi.tolist(), strict=True)],
+            )
+        return findings
+
+
+def _chunk_udf(task: ChunkTask, pieces: pd.DataFrame, cross: pd.DataFrame) -> pd.DataFrame:
+    return task.frames(pieces, cross)
+
+
+@dataclass(frozen=True)
+class MinimizerPairs:
+    """mapInArrow function: pieces (`chunk, owned, data`) -> distinct (`chunk`, `minimizer`) of their windows."""
+
+    k: int
+    w: int
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            chunks = batch.column("chunk").to_numpy()
+            runs = superkmers_batch(batch.column("data").to_pylist(), batch.column("owned").to_numpy(), self.k, self.w)
+            run_chunks = chunks[runs.piece]
+            values = runs.minimizer.view(np.int64)
+            for chunk in np.unique(run_chunks).tolist():
+                distinct = np.unique(values[run_chunks == chunk])
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array(np.full(len(distinct), chunk, dtype=np.int64)), pa.array(distinct)],
+                    names=["chunk", "minimizer"],
+                )
+
+
+@dataclass(frozen=True)
+class MergeTask:
+    """mapInArrow function over shipped super-k-mers, sorted by (minimizer, data, _dd_id, start) within a task.
+
+    Identical super-k-mers (same bytes, so the same minimizer) are adjacent; only the first in corpus order
+    (the *representative*) goes to the suffix array, the others (*copies*) are decided at once: every window
+    of a copy occurs at least twice (strike_all removes copy and representative) and has an earlier
+    occurrence in its representative (keep_first removes the copy). The representative's windows are decided
+    by `find_repeats` over all representatives of the same minimizer values: the first occurrence of any
+    window is always in a representative, so this is exact, and memory is bounded by distinct bytes, not by
+    how often a boilerplate line repeats. Complete minimizer groups are searched together, about
+    `flush_bytes` at a time (a single group larger than that is searched whole).
+    """
+
+    k: int
+    policy: str
+    top_n: int
+    flush_bytes: int
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        limit_openmp_threads()
+        reps: dict[str, list] = {"minimizer": [], "_dd_id": [], "start": [], "data": [], "copies": []}
+        pending_bytes = 0
+        last_key: tuple[int, bytes] | None = None  # (minimizer, data) of the last row seen
+        unreported: tuple[str, int, int] | None = None  # strike_all: last row, a representative not yet removed
+        folded = folded_bytes = searched_bytes = 0
+        for batch in batches:
+            n = batch.num_rows
+            if n == 0:
+                continue
+            mins = batch.column("minimizer").to_numpy()
+            data_col = batch.column("data")
+            datas = data_col.to_pylist()
+            ids = batch.column("_dd_id").to_pylist()
+            starts, ends = batch.column("start").to_numpy(), batch.column("end").to_numpy()
+            same = np.zeros(n, dtype=bool)  # same key as the row before: a copy
+            if n > 1:
+                same_data = pc.equal(data_col.slice(1), data_col.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+                same[1:] = (mins[1:] == mins[:-1]) & same_data
+            same[0] = last_key == (int(mins[0]), datas[0])
+            findings = Findings()
+            report = np.flatnonzero(same)
+            if self.policy == "strike_all":
+                # A representative is removed too once it has a copy.
+                reps_with_copies = report[report > 0] - 1
+                report = np.union1d(report, reps_with_copies[~same[reps_with_copies]])
+                if same[0] and unreported is not None:
+                    findings.add_spans([unreported[0]], np.array([unreported[1]]), np.array([unreported[2]]))
+                unreported = None if same[-1] else (ids[-1], int(starts[-1]), int(ends[-1]))
+            findings.add_spans([ids[i] for i in report], starts[report], ends[report])
+            if len(findings):
+                yield findings.to_arrow()
+
+            folded += int(same.sum())
+            folded_bytes += sum(len(datas[i]) for i in np.flatnonzero(same))
+            new_rows = np.flatnonzero(~same)
+            copies = np.bincount(np.cumsum(~same)[same], minlength=len(new_rows) + 1)  # [0]: carried rep
+            if reps["copies"]:
+                reps["copies"][-1] += int(copies[0])
+            reps["minimizer"] += mins[new_rows].tolist()
+            reps["_dd_id"] += [ids[i] for i in new_rows]
+            reps["start"] += starts[new_rows].tolist()
+            reps["data"] += [datas[i] for i in new_rows]
+            reps["copies"] += copies[1:].tolist()
+            pending_bytes += sum(len(datas[i]) for i in new_rows)
+            last_key = (int(mins[-1]), datas[-1])
+            if pending_bytes >= self.flush_bytes:
+                # Search the complete minimizer groups: all but the last value seen, which may continue.
+                done = reps["minimizer"].index(last_key[0])
+                if done:
+                    searched = {key: values[:done] for key, values in reps.items()}
+                    reps = {key: values[done:] for key, values in reps.items()}
+                    pending_bytes = sum(len(d) for d in reps["data"])
+                    searched_bytes += sum(len(d) for d in searched["data"])
+                    yield self.search(searched).to_arrow()
+        findings = self.search(reps) if reps["data"] else Findings()
+        findings.add_fold_stats(folded, folded_bytes, searched_bytes + sum(len(d) for d in reps["data"]))
+        yield findings.to_arrow()
+
+    def search(self, reps: dict[str, list]) -> Findings:
+        """Suffix array over representatives; spans of the policy and top substrings (exact counts)."""
+        findings = Findings()
+        uniq, rank = _ranks(reps["_dd_id"])
+        owned = np.fromiter((len(d) - self.k + 1 for d in reps["data"]), dtype=np.int64, count=len(rank))
+        pool = self.top_n * TOP_POOL_FACTOR
+        result = find_repeats(PieceColumns(rank, reps["start"], reps["data"], owned), self.k, top_n=pool)
+        _policy_spans(findings, result, uniq, self.policy)
+        if self.top_n:
+            copies = np.asarray(reps["copies"], dtype=np.int64)
+            candidates = [g.window for g in result.top]
+            counts = [g.count for g in result.top]
+            if copies.any():
+                # Folded copies are invisible to the suffix array: add the windows of the most copied
+                # super-k-mers as candidates and recount every candidate, each representative weighted by
+                # its copies.
+                folded = np.flatnonzero(copies)
+                for i in folded[np.argsort(-copies[folded], kind="stable")]:
+                    data = reps["data"][i]
+                    candidates += [data[j : j + self.k] for j in range(len(data) - self.k + 1)]
+                    if len(candidates) >= 2 * pool:
+                        break
+                counts = weighted_window_counts(reps["data"], copies + 1, self.k, candidates).tolist()
+            findings.add_tops(collapse_repeats(list(zip(candidates, counts, strict=True)), self.k, 2 * self.top_n))
+        return findings
+
+
+@dataclass(frozen=True)
+class ApplyTask:
+    """mapInArrow function: documents with `_dd_windows` (list of window-start runs) -> cut documents.
+
+    Output columns: the documents' columns (text cut, `_dd_bytes` updated), then `_dd_spans` (code point
+    spans removed, in the input text), `_dd_cut_bytes` (UTF-8 bytes removed) and `_dd_drop` (the document
+    lost bytes and keeps fewer than `min_remaining_chars` non-space characters).
+    """
+
+    columns: tuple[str, ...]
+    text_column: str
+    k: int
+    min_remaining_chars: int
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        span_type = pa.list_(pa.struct([("start", pa.int32()), ("end", pa.int32())]))
+        for batch in batches:
+            windows = batch.column("_dd_windows")
+            flat = windows.flatten()
+            w_start = flat.field("start").to_numpy(zero_copy_only=False)
+            w_end = flat.field("end").to_numpy(zero_copy_only=False)
+            bounds = np.concatenate(([0], np.cumsum(pc.fill_null(pc.list_value_length(windows), 0).to_numpy())))
+            texts, sizes, cut_bytes, drop, offsets, starts, ends = [], [], [], [], [0], [], []
+            for i, text in enumerate(batch.column(self.text_column).to_pylist()):
+                lo, hi = bounds[i], bounds[i + 1]
+                data = text.encode("utf-8")
+                spans = removal_spans(data, np.stack([w_start[lo:hi], w_end[lo:hi]], axis=1), self.k)
+                kept = cut(text, spans)
+                size = len(kept.encode("utf-8"))
+                texts.append(kept)
+                sizes.append(size)
+                cut_bytes.append(len(data) - size)
+                drop.append(len(spans) > 0 and len("".join(kept.split())) < self.min_remaining_chars)
+                starts += spans[:, 0].tolist()
+                ends += spans[:, 1].tolist()
+                offsets.append(len(starts))
+            struct = pa.StructArray.from_arrays(
+                [pa.array(starts, pa.int32()), pa.array(ends, pa.int32())], names=["start", "end"]
+            )
+            replaced = {
+                self.text_column: pa.array(texts, batch.schema.field(self.text_column).type),
+                "_dd_bytes": pa.array(sizes, batch.schema.field("_dd_bytes").type),
+            }
+            arrays = [replaced.get(name, batch.column(name)) for name in self.columns]
+            arrays += [
+                pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct).cast(span_type),
+                pa.array(cut_bytes, pa.int64()),
+                pa.array(drop, pa.bool_()),
+            ]
+            yield pa.RecordBatch.from_arrays(arrays, names=[*self.columns, "_dd_spans", "_dd_cut_bytes", "_dd_drop"])
