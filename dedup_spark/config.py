@@ -110,8 +110,8 @@ class RunConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     neardup: NeardupConfig = field(default_factory=NeardupConfig)
     exactsubstr: ExactsubstrConfig = field(default_factory=ExactsubstrConfig)
-    # Dedup stages to run after ingest, in order.
-    stages: tuple[str, ...] = ()
+    # Dedup stages to run after ingest, in order (--stages=none runs ingest only).
+    stages: tuple[str, ...] = ("neardup", "exactsubstr")
     dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,6 +155,8 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         inner = next(a for a in args if a is not type(None))
         return _coerce(key, inner, value)
     if origin is tuple:
+        if isinstance(value, str) and value.strip().lower() == "none":
+            return ()
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)):
             raise ConfigError(f"{key}: expected a list (comma-separated on the command line), got {value!r}")

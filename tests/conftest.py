@@ -35,10 +35,17 @@ def spark():
 
 @pytest.fixture
 def run_cli(spark):
-    """Run `dedup-spark` in this process (sharing the session); returns the exit code."""
+    """Run `dedup-spark` in this process (sharing the session); returns the exit code.
+
+    `run` commands get `--stages=none` (ingest only) unless the test names its stages: reader and writer tests
+    need no dedup stage, and the stages have their own tests.
+    """
     from dedup_spark.cli import main
 
     def run(*args: str) -> int:
-        return main([str(a) for a in args])
+        words = [str(a) for a in args]
+        if words[:1] == ["run"] and not any(w == "--stages" or w.startswith("--stages=") for w in words):
+            words.append("--stages=none")
+        return main(words)
 
     return run

@@ -42,6 +42,15 @@ def test_demo_corpus_end_to_end(tmp_path):
     data = read_output(out / "data")
     assert len(data) == acc["rows_written"]
     assert {"id", "text", "source", "book", "chapter"} <= set(data[0])
+    # NearDup: the 80 planted copies (40 exact, 40 with 1% of words edited) leave, each clustered with its original.
+    assert report["removed_by_reason"] == {"near_duplicate": 80}
+    clusters = read_output(out / "neardup" / "clusters")
+    assert sum(not r["kept"] for r in clusters) == 80
+    # ExactSubstr (keep_first): the planted footer survives only in the first of the chapters that carry it.
+    footer = "assembled from the public-domain King James Version of 1611 to show how repeated boilerplate"
+    assert sum(footer in r["text"] for r in data) == 1
+    exact = report["stages"][2]["details"]
+    assert exact["bytes_removed"] >= 149 * 170 and exact["chunks"] == 5 and exact["bytes_shipped"] > 0
     assert "rows read" in result.stdout and "balanced" in result.stdout
     assert "stage ingest: started" in result.stderr
 
