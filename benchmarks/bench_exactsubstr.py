@@ -92,7 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus", type=Path)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--set", action="append", default=[], help="extra dedup-spark setting, e.g. exactsubstr.passes=2")
+    parser.add_argument("--set", action="append", default=[], help="extra setting, e.g. exactsubstr.passes=2")
     args = parser.parse_args()
     texts = pq.read_table(args.corpus, columns=["text"]).column("text").to_pylist()
     size = sum(len(t.encode()) for t in texts)
