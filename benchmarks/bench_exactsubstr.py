@@ -54,12 +54,13 @@ def run_dedup_spark(corpus: Path, work: Path, settings: list[str]) -> dict:
     stages = {s["name"]: s for s in report["stages"]}
     details = stages["exactsubstr"]["details"]
     keys = ("bytes_removed", "share_removed", "spans", "documents_touched", "documents_removed", "chunks")
-    keys += ("bytes_shipped", "shipped_ratio", "merge_partitions", "bytes_folded", "seconds")
+    keys += ("bytes_shipped", "shipped_ratio", "merge_partitions", "bytes_folded")
     return {
         "tool": f"dedup-spark (local[{CORES}], exactsubstr, {' '.join(settings) or 'defaults'})",
         "cores": CORES,
         "seconds": round(seconds, 1),
         "stage_seconds": {name: s["seconds"] for name, s in stages.items()},
+        "exactsubstr_step_seconds": details["seconds"],
         "peak_rss_mb": round(memory.peak / 2**20),
         **{key: details[key] for key in keys},
         "top_substring": details["top_substrings"][:1],
