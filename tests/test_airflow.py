@@ -1,0 +1,180 @@
+"""examples/airflow/: the DAGs load in a real Airflow, pass valid dedup-spark arguments and are idempotent by run_id.
+
+Airflow lives in its own venv (`bash scripts/airflow_venv.sh` creates `.venv-airflow`; `.ci/run` does so, and
+`DEDUP_SPARK_AIRFLOW_PYTHON` may name another interpreter). One subprocess in that venv fills a DagBag from
+examples/airflow/ and renders the templated arguments with the DAGs' own Jinja environments for a few run ids; the
+tests below check what it reports. Without the venv they are skipped, except under CI, where they fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dedup_spark.cli import build_parser
+
+REPO = Path(__file__).resolve().parents[1]
+DAGS = REPO / "examples" / "airflow"
+AIRFLOW_PYTHON = Path(os.environ.get("DEDUP_SPARK_AIRFLOW_PYTHON", REPO / ".venv-airflow" / "bin" / "python"))
+RUN_IDS = [
+    "manual__2026-11-23T10:00:00+00:00",
+    "scheduled__2026-11-24T00:00:00+00:00",
+    "manual__2026-11-23T10_00_00_00_00",  # differs from the first only where path_safe puts "_"
+    "../../etc/passwd",  # run ids given through the API are free text
+]
+
+# Runs inside the Airflow venv: argv[1] the DAG folder, argv[2] the run ids as JSON; prints one JSON line.
+CHECK = r"""
+import inspect, json, sys, types
+try:
+    from airflow.dag_processing.dagbag import DagBag  # Airflow >= 3.2
+except ImportError:
+    from airflow.models.dagbag import DagBag
+
+# Airflow 3.3 dropped include_examples (AIRFLOW__CORE__LOAD_EXAMPLES=False, set by the test, covers it).
+kwargs = {"include_examples": False} if "include_examples" in inspect.signature(DagBag).parameters else {}
+bag = DagBag(dag_folder=sys.argv[1], **kwargs)
+report = {"import_errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": {}}
+for dag_id, dag in bag.dags.items():
+    env = dag.get_template_env()
+    renders = []
+    for run_id in json.loads(sys.argv[2]):
+        for try_number in (1, 2):
+            context = {
+                "run_id": run_id,
+                "params": {key: dag.params[key] for key in dag.params},
+                "dag": dag,
+                "ti": types.SimpleNamespace(try_number=try_number),
+                # Stands in for Airflow's Variable accessor, which needs the metadata database.
+                "var": {"value": {"dedup_spark_image": "registry.example.com/dedup-spark:0.1.0"}},
+            }
+            rendered = {}
+            for task in dag.tasks:
+                fields = {}
+                for name in task.template_fields:
+                    value = getattr(task, name, None)
+                    if value is None:
+                        continue
+                    fields[name] = task.render_template(value, context, env)
+                rendered[task.task_id] = fields
+            renders.append({"run_id": run_id, "try_number": try_number, "tasks": rendered})
+    raw_fields = ("application", "application_args", "conn_id", "conf", "json")
+    report["dags"][dag_id] = {
+        "tasks": {t.task_id: {"class": type(t).__name__, "template_fields": list(t.template_fields)}
+                  for t in dag.tasks},
+        "raw": {t.task_id: {k: getattr(t, k, None) for k in raw_fields} for t in dag.tasks},
+        "renders": renders,
+    }
+print(json.dumps(report, default=str))
+"""
+
+
+@pytest.fixture(scope="module")
+def airflow_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    if not AIRFLOW_PYTHON.exists():
+        message = f"no Airflow venv at {AIRFLOW_PYTHON}: bash scripts/airflow_venv.sh creates it"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (.ci/run must create it, so that CI loads the DAGs)")
+        pytest.skip(message)
+    home = tmp_path_factory.mktemp("airflow_home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False", AIRFLOW__CORE__DAGS_FOLDER=str(DAGS))
+    proc = subprocess.run(
+        [str(AIRFLOW_PYTHON), "-c", CHECK, str(DAGS), json.dumps(RUN_IDS)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=home,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def expected_folder(run_id: str) -> str:
+    """Hand-written rule of the DAG docstrings: readable part, then 8 hex digits of SHA-256 of the run id."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).lstrip(".")
+    return f"{readable}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+
+
+def renders_of(report: dict, dag_id: str, task_id: str = "dedup") -> list[tuple[str, int, dict]]:
+    return [(r["run_id"], r["try_number"], r["tasks"][task_id]) for r in report["dags"][dag_id]["renders"]]
+
+
+def test_dags_load_without_import_errors(airflow_report: dict) -> None:
+    assert airflow_report["import_errors"] == {}
+    assert set(airflow_report["dags"]) == {"dedup_spark", "dedup_spark_databricks"}
+    spark = airflow_report["dags"]["dedup_spark"]["tasks"]
+    databricks = airflow_report["dags"]["dedup_spark_databricks"]["tasks"]
+    assert {k: v["class"] for k, v in spark.items()} == {"dedup": "SparkSubmitOperator"}
+    assert {k: v["class"] for k, v in databricks.items()} == {"dedup": "DatabricksRunNowOperator"}
+    assert {"application", "application_args"} <= set(spark["dedup"]["template_fields"])
+    assert "json" in databricks["dedup"]["template_fields"]  # job_name etc. are templated inside it or on their own
+
+
+def test_spark_submit_runs_the_entry_point_with_our_cli(airflow_report: dict) -> None:
+    raw = airflow_report["dags"]["dedup_spark"]["raw"]["dedup"]
+    assert raw["application"].endswith("/jobs/run_dedup.py")
+    assert raw["application"] == "local:///opt/dedup-spark/jobs/run_dedup.py"  # docker/Dockerfile's path
+    args = raw["application_args"]
+    assert args[0] == "run" and "--overwrite" in args
+    assert any(a.startswith("--input=") for a in args) and any(a.startswith("--output=") for a in args)
+    assert "spark.kubernetes.container.image" in raw["conf"]
+
+
+def test_spark_submit_output_is_per_run_and_stable_across_tries(airflow_report: dict) -> None:
+    folders = {}
+    for run_id, _try_number, fields in renders_of(airflow_report, "dedup_spark"):
+        args = build_parser().parse_args(fields["application_args"])  # the rendered arguments are valid CLI input
+        assert args.command == "run" and args.overwrite and args.input == "s3a://my-bucket/corpus/"
+        assert args.stages == "neardup,exactsubstr"
+        assert fields["conf"]["spark.kubernetes.container.image"] == "registry.example.com/dedup-spark:0.1.0"
+        assert args.output == f"s3a://my-bucket/dedup/{expected_folder(run_id)}"
+        folder = args.output.rsplit("/", 1)[1]
+        assert not folder.startswith(".") and folders.setdefault(run_id, folder) == folder  # same on every try
+    assert len(set(folders.values())) == len(RUN_IDS)  # never another run's folder
+    assert folders["manual__2026-11-23T10:00:00+00:00"].startswith("manual__2026-11-23T10_00_00_00_00-")
+
+
+def test_databricks_run_now_passes_per_run_output(airflow_report: dict) -> None:
+    job = json.loads((DAGS / "databricks_job.json").read_text())
+    declared = {p["name"] for p in job["parameters"]}
+    outputs = {}
+    tokens = {}
+    for run_id, try_number, fields in renders_of(airflow_report, "dedup_spark_databricks"):
+        # Older providers merge the named arguments into `json` at construction, newer ones at execution.
+        request = {**(fields.get("json") or {}), **{k: v for k, v in fields.items() if k != "json"}}
+        assert request["job_name"] == job["name"]
+        params = request["job_parameters"]
+        assert set(params) == declared  # the DAG passes exactly the job's parameters
+        assert params["output"] == f"s3://my-bucket/dedup/{expected_folder(run_id)}"
+        assert outputs.setdefault(run_id, params["output"]) == params["output"]
+        token = request["idempotency_token"]
+        assert re.fullmatch(r"[0-9a-f]{40}", token)
+        tokens[(run_id, try_number)] = token
+        # What the job's Python task receives, after Databricks substitutes {{job.parameters.x}}:
+        template = job["tasks"][0]["spark_python_task"]["parameters"]
+        argv = [re.sub(r"\{\{job\.parameters\.(\w+)\}\}", lambda m, p=params: p[m.group(1)], a) for a in template]
+        parsed = build_parser().parse_args(argv)
+        assert parsed.output == params["output"] and parsed.overwrite
+    assert len(set(outputs.values())) == len(RUN_IDS)
+    assert len(set(tokens.values())) == len(tokens)  # a new try, or another run, starts a new Databricks run
+
+
+def test_databricks_job_spec_runs_the_entry_point() -> None:
+    """No Airflow needed: the job definition beside the DAG runs jobs/run_dedup.py with every parameter used."""
+    job = json.loads((DAGS / "databricks_job.json").read_text())
+    (task,) = job["tasks"]
+    python_task = task["spark_python_task"]
+    assert python_task["python_file"].endswith("/jobs/run_dedup.py")
+    args = python_task["parameters"]
+    assert args[0] == "run" and "--overwrite" in args
+    used = set(re.findall(r"\{\{job\.parameters\.(\w+)\}\}", " ".join(args)))
+    assert used == {p["name"] for p in job["parameters"]}
+    assert {"input", "output"} <= used
