@@ -45,10 +45,35 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="YAML config file (see conf/default.yaml)")
     run.add_argument("--stages", help="comma-separated dedup stages to run after ingest, in order")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any config key")
-    run.add_argument("--dry-run", action="store_true", help="check config, input schema and output; write nothing")
+    run.add_argument(
+        "--dry-run", action="store_true", help="check config, input schema and output, print the plan; write nothing"
+    )
+    run.add_argument(
+        "--stop-after",
+        metavar="STEP",
+        help="run ingest and the stages up to STEP, keep _work/ and stop; the same command without it resumes",
+    )
     run.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     run.add_argument("--verbose", action="store_true", help="debug logging and tracebacks on errors")
+    _add_contamination_parser(commands)
     return parser
+
+
+def _add_contamination_parser(commands: argparse._SubParsersAction) -> None:
+    """`contamination`: eval documents and eval text found in a train set (options as for `run`)."""
+    sub = commands.add_parser("contamination", help="find eval documents and text that occur in a train set")
+    sub.add_argument("--train", required=True, help="train set: file, folder, glob or Delta table")
+    sub.add_argument("--eval", required=True, help="eval set: file, folder, glob or Delta table (never changed)")
+    sub.add_argument("--output", required=True, help="output folder: eval/, report.json, quarantine/ (+ train_clean/)")
+    sub.add_argument("--input-format", choices=INPUT_FORMATS, help="format of both sets; default: auto")
+    sub.add_argument("--output-format", choices=OUTPUT_FORMATS, help="default: parquet")
+    sub.add_argument("--config", help="YAML config file (see conf/default.yaml)")
+    sub.add_argument("--stages", help="tools to use: neardup,exactsubstr (default: both)")
+    sub.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any config key")
+    sub.add_argument("--clean-train", action="store_true", help="also write train_clean/ and train_removed/")
+    sub.add_argument("--dry-run", action="store_true", help="check config, inputs and output; write nothing")
+    sub.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    sub.add_argument("--verbose", action="store_true", help="debug logging and tracebacks on errors")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,9 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
-        return _run(args)
+        return _run_contamination(args) if args.command == "contamination" else _run(args)
     except DedupSparkError as exc:
         return _fail(exc.exit_code, str(exc), args.verbose)
+    except ModuleNotFoundError as exc:
+        if exc.name != "pyspark":
+            raise
+        # pyspark is an extra: clusters (Databricks, images with Spark) bring their own.
+        message = "pyspark is not installed: pip install 'dedup-spark[spark]', or run where Spark is provided"
+        return _fail(2, message, args.verbose)
     except Exception as exc:  # Spark surfaces unreadable input as generic Java errors at action time
         message = str(exc)
         if any(marker in message for marker in _INPUT_ERROR_MARKERS):
@@ -82,6 +113,7 @@ def _run(args: argparse.Namespace) -> int:
         "stages": args.stages,
         "output.overwrite": True if args.overwrite else None,
         "dry_run": True if args.dry_run else None,
+        "stop_after": args.stop_after,
     }
     config = resolve_config(args.config, cli_settings, args.set)
     log.info("resolved config:\n%s", dump_yaml(config).rstrip())
@@ -95,6 +127,35 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_contamination(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dedup_spark.errors import ConfigError
+
+    cli_settings = {
+        "input.path": args.train,
+        "output.path": args.output,
+        "input.format": args.input_format,
+        "output.format": args.output_format,
+        "stages": args.stages,
+        "output.overwrite": True if args.overwrite else None,
+        "dry_run": True if args.dry_run else None,
+    }
+    config = resolve_config(args.config, cli_settings, args.set)
+    if Path(args.eval).resolve() == Path(args.output).resolve():
+        raise ConfigError("--output must not be the same path as --eval")
+    log.info("resolved config:\n%s", dump_yaml(config).rstrip())
+
+    from dedup_spark.contamination import run_contamination, summary_lines
+    from dedup_spark.session import get_or_create_session
+
+    spark = get_or_create_session()
+    report = run_contamination(spark, config, args.eval, args.clean_train)
+    if report["status"] == "succeeded":
+        print(summary_lines(report))
+    return 0
+
+
 def _first_line(message: str) -> str:
     lines = [line for line in message.strip().splitlines() if line.strip()]
     return lines[0][:400] if lines else ""
@@ -105,6 +166,14 @@ def _fail(code: int, message: str, verbose: bool) -> int:
         traceback.print_exc()
     print(f"dedup-spark: error: {message}", file=sys.stderr)
     return code
+
+
+def console_main() -> None:
+    """The `dedup-spark` console script: exits with main's code. Databricks python_wheel_task ignores an entry
+    point's return value, so a failure must raise SystemExit to fail the task."""
+    code = main()
+    if code:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -47,8 +47,14 @@ class OutputConfig:
     id_column: str = "doc_id"
     # Keep the intermediate shards and stage outputs under DIR/_work after a successful run.
     keep_work: bool = False
+    # Reuse the steps an earlier, unfinished run completed with the same input and config (markers in _work);
+    # false recomputes everything.
+    resume: bool = True
     # How to write Delta: "auto" uses Spark's format("delta") when the session has Delta, else delta-rs.
     delta_writer: str = "auto"
+    # Folder for report.json and _work when --output is a table prefix catalog.schema.prefix (a UC volume path
+    # like /Volumes/cat/schema/vol/dedup); required in that mode, unused for folder outputs.
+    work_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,8 @@ class RunConfig:
     # Dedup stages to run after ingest, in order (--stages=none runs ingest only).
     stages: tuple[str, ...] = ("neardup", "exactsubstr")
     dry_run: bool = False
+    # Run ingest and the stages up to and including this one, keep _work and stop (report status "partial").
+    stop_after: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -319,6 +327,10 @@ def validate(config: RunConfig) -> None:
             )
     if len(set(config.stages)) != len(config.stages):
         raise ConfigError(f"--stages lists a stage twice: {','.join(config.stages)}")
+    if config.stop_after is not None and config.stop_after not in ("ingest", *config.stages):
+        raise ConfigError(
+            f"--stop-after={config.stop_after}: not a step of this run; steps: {', '.join(('ingest', *config.stages))}"
+        )
     if Path(config.output.path).resolve() == Path(config.input.path).resolve():
         raise ConfigError("--output must not be the same path as --input")
 

@@ -39,6 +39,8 @@ from dedup_spark.stages import StageOutput
 SIGNATURE_SCHEMA = "_dd_id string, norm_hash string, n_shingles int, band_keys array<bigint>"
 VERIFIED_SCHEMA = "u string, v string, jaccard double, edit_similarity double, passed boolean"
 LARGEST_CLUSTERS = 10
+# Characters of each document shown next to a largest cluster in the report (kept and one removed member).
+EXCERPT_CHARS = 300
 
 
 def resolve_lsh(nd: NeardupConfig) -> LshPreset:
@@ -234,6 +236,7 @@ def run_neardup(spark: SparkSession, docs: DataFrame, config: RunConfig, work_di
     removed = docs.join(removed_ids, "_dd_id").withColumn("reason", F.lit("near_duplicate"))
     survivors = docs.join(removed_ids, "_dd_id", "left_anti")
     metrics = _metrics(signatures, groups, candidates, verified, clusters, lsh, rounds)
+    metrics["largest_clusters"] = _with_excerpts(metrics["largest_clusters"], clusters, texts, text_column)
     return StageOutput(
         docs=survivors,
         removed=removed,
@@ -256,7 +259,10 @@ def _metrics(
     largest = (
         clusters.join(sizes.orderBy(F.desc("size"), "cluster_id").limit(LARGEST_CLUSTERS), "cluster_id")
         .groupBy("cluster_id", "size")
-        .agg(F.slice(F.sort_array(F.collect_list("_dd_id")), 1, 5).alias("example_ids"))
+        .agg(
+            F.slice(F.sort_array(F.collect_list("_dd_id")), 1, 5).alias("example_ids"),
+            F.min(F.when(~F.col("kept"), F.col("_dd_id"))).alias("removed_example"),
+        )
         .orderBy(F.desc("size"), "cluster_id")
         .collect()
     )
@@ -285,9 +291,48 @@ def _metrics(
         "component_rounds": rounds,
         "cluster_size_histogram": [{"size": r["size"], "clusters": r["clusters"]} for r in histogram],
         "largest_clusters": [
-            {"cluster_id": r["cluster_id"], "size": r["size"], "example_ids": list(r["example_ids"])} for r in largest
+            {
+                "cluster_id": r["cluster_id"],
+                "size": r["size"],
+                "example_ids": list(r["example_ids"]),
+                "removed_example": r["removed_example"],
+            }
+            for r in largest
         ],
     }
+
+
+def _with_excerpts(
+    largest: list[dict[str, Any]], clusters: DataFrame, texts: DataFrame, text_column: str
+) -> list[dict[str, Any]]:
+    """Add `excerpts` to each listed cluster: the kept document and its lowest-id removed member, each
+    `{id, kept, text, chars}` with the first EXCERPT_CHARS characters of the text and its full length.
+
+    Only the 2 x LARGEST_CLUSTERS documents named are joined and collected (a semi join on their ids), never the
+    clusters' members. `removed_example` is dropped from the entries (it is the second excerpt's id).
+    """
+    ids = sorted({i for c in largest for i in (c["cluster_id"], c["removed_example"]) if i is not None})
+    found: dict[str, dict[str, Any]] = {}
+    if ids:
+        spark = clusters.sparkSession
+        named = spark.createDataFrame([(i,) for i in ids], "_dd_id string")
+        rows = (
+            texts.join(named, "_dd_id", "left_semi")
+            .select(
+                "_dd_id",
+                F.substring(F.col(text_column), 1, EXCERPT_CHARS).alias("excerpt"),
+                F.char_length(F.col(text_column)).alias("chars"),
+            )
+            .collect()
+        )
+        found = {r["_dd_id"]: {"text": r["excerpt"], "chars": int(r["chars"])} for r in rows}
+    result = []
+    for entry in largest:
+        entry = dict(entry)
+        members = ((entry["cluster_id"], True), (entry.pop("removed_example", None), False))
+        entry["excerpts"] = [{"id": i, "kept": kept, **found[i]} for i, kept in members if i in found]
+        result.append(entry)
+    return result
 
 
 def _checkpoint(spark: SparkSession, frame: DataFrame, path: str) -> DataFrame:

@@ -2,101 +2,286 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import time
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from dedup_spark import storage
-from dedup_spark.config import RunConfig
+from dedup_spark import resume, storage
+from dedup_spark.config import INTERNAL_PREFIX, RunConfig
 from dedup_spark.errors import AccountingError, InputError
-from dedup_spark.ingest import ingest, load_docs, quarantine_rows, user_columns
-from dedup_spark.readers import read_input, resolve_source
-from dedup_spark.report import RunReport, utc_now
+from dedup_spark.ingest import IngestResult, ingest, load_docs, quarantine_rows, user_columns
+from dedup_spark.readers import InputSource, read_input, resolve_source
+from dedup_spark.report import RunReport, plan_lines, utc_now
 from dedup_spark.stages import STAGES
-from dedup_spark.writers import OutputWriter, check_output_folder, read_table
+from dedup_spark.writers import (
+    OWNED_ENTRIES,
+    OutputWriter,
+    TableOutputWriter,
+    check_output,
+    open_output_writer,
+    output_files_dir,
+)
 
 log = logging.getLogger("dedup_spark")
 
+# Lines of a JSON Lines input a dry run reads to show and check its columns.
+DRY_RUN_SAMPLE_LINES = 1000
 # Columns the outputs add next to the input's own.
 RESERVED_OUTPUT_COLUMNS = ("reason", "input_file", "raw_record", "cluster_id")
 
 
 def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
-    """Run every configured stage and write the outputs; returns the finished report (also written to disk)."""
+    """Run ingest and the configured stages, write the outputs; returns the finished report (also on disk).
+
+    Each step (ingest, then each stage) keeps its results under DIR/_work/<step>/ and writes a completion marker
+    last (see `resume`); steps an earlier run completed with the same input and config are reused.
+    `--stop-after=STEP` ends after STEP with a report of status "partial"; `--dry-run` only prints the plan.
+    """
     report = RunReport(config, spark.version, spark.conf.get("spark.master", "unknown"))
-    out_dir = config.output.path
+    # report.json and _work: the output folder, or output.work_path when --output names catalog tables
+    files_dir = output_files_dir(config.output)
+    work_dir = storage.join(files_dir, "_work")
     source = resolve_source(spark, config.input)
     report.input_format = source.format
-    raw = read_input(spark, source, config.input)
-    _check_output_columns(raw, config)
-    check_output_folder(out_dir, config.output.overwrite)
+    steps = resume.steps_to_run(config)
+    identity = resume.input_identity(spark, source)
+    prints = resume.fingerprints(config, identity, steps)
+    unfinished = resume.is_unfinished_run(files_dir)
     if config.dry_run:
+        columns, note = _input_columns(spark, source, config)  # before the output check: input errors first
+        _check_output_columns([name for name, _ in columns], config)
+    check_output(spark, config, unfinished)
+    reusable = resume.reusable_steps(work_dir, steps, prints) if config.output.resume else {}
+    if config.dry_run:
+        state = _output_state(files_dir, unfinished)
         report.status = "dry_run"
-        log.info("dry run: input %s (%s) has columns %s", source.path, source.format, user_columns(raw))
-        log.info(
-            "dry run: would run ingest, %s and write %s to %s",
-            ", ".join(config.stages) or "no dedup stage",
-            config.output.format,
-            out_dir,
-        )
+        report.plan = plan_lines(config, identity, columns, note, steps, reusable, state)
         return report
 
-    work_dir = storage.join(out_dir, "_work")
-    storage.delete(work_dir)  # stale intermediates from an earlier run are never read
-    with report.stage("ingest") as entry:
-        ingested = ingest(spark, raw, config, work_dir)
-        entry.update(
-            rows_in=ingested.rows_read,
-            rows_out=ingested.docs,
-            bytes_in=ingested.bytes_read,
-            bytes_out=ingested.text_bytes,
-            rows_quarantined=sum(ingested.quarantined_by_reason.values()),
-            details={"shards": ingested.shards, "shard_size": config.ingest.shard_size},
-        )
-    docs = load_docs(spark, ingested)
+    resume.clear_work(work_dir, keep=list(reusable))  # partial or stale results are never read
+    ingested: IngestResult | None = None
+    docs: DataFrame | None = None
     removed_frames: list[DataFrame] = []
-    extra_tables: dict[str, DataFrame] = {}
-    for name in config.stages:
-        with report.stage(name) as entry:
-            rows_in, bytes_in = _rows_and_bytes(docs)
-            result = STAGES[name](spark, docs, config, storage.join(work_dir, name))
-            docs = _materialize(spark, result.docs, storage.join(work_dir, name, "docs"))
-            removed = _materialize(spark, result.removed, storage.join(work_dir, name, "removed"))
-            removed_frames.append(removed)
-            extra_tables.update(result.tables)
-            rows_out, bytes_out = _rows_and_bytes(docs)
-            entry.update(
-                rows_in=rows_in,
-                rows_out=rows_out,
-                rows_removed=removed.count(),
-                bytes_in=bytes_in,
-                bytes_out=bytes_out,
-                details=result.metrics,
-            )
-
-    writer = OutputWriter(spark, out_dir, config.output.format, config.output.delta_writer)
-    writer.write("data", _user_view(docs, config))
-    writer.write("removed", _user_view(_union(docs, removed_frames), config, extra=True))
-    writer.write("quarantine", _user_view(quarantine_rows(spark, work_dir, ingested), config, extra=True))
-    for name, table in extra_tables.items():
-        writer.write(name, table)
-    keep = {"report.json", "report.html"} | ({"_work"} if config.output.keep_work else set())
-    writer.commit(keep)
-
-    _account(spark, report, config, ingested.rows_read)
-    if not config.output.keep_work:
-        storage.delete(work_dir)
-    report.status = "succeeded"
-    report.outputs = {name: storage.join(out_dir, name) for name in writer.written}
-    report.outputs["report"] = storage.join(out_dir, "report.json")
-    report.finished_at = utc_now()
-    report.write(out_dir)
+    tables: dict[str, DataFrame] = {}
+    try:
+        for number, step in enumerate(steps, 1):
+            _describe(spark, f"dedup-spark {step} (step {number} of {len(steps)})")
+            marker = reusable.get(step)
+            if step == "ingest":
+                ingested = _ingest(spark, source, config, work_dir, prints[step], marker, report)
+                docs = load_docs(spark, ingested)
+                continue
+            step_dir = storage.join(work_dir, step)
+            if marker is None:
+                marker = _run_stage(spark, step, docs, config, work_dir, prints[step], report)
+            else:
+                report.reused(marker["entry"])
+            docs = spark.read.parquet(storage.to_spark_path(storage.join(step_dir, "docs")))
+            removed_frames.append(spark.read.parquet(storage.to_spark_path(storage.join(step_dir, "removed"))))
+            for name in marker.get("tables", []):
+                tables[name] = spark.read.parquet(storage.to_spark_path(storage.join(step_dir, "tables", name)))
+        if config.stop_after:
+            return _stop(report, config, files_dir)
+        _describe(spark, "dedup-spark write outputs")
+        _write_outputs(spark, config, report, work_dir, ingested, docs, removed_frames, tables)
+    finally:
+        _describe(spark, None)
     return report
 
 
-def _check_output_columns(raw: DataFrame, config: RunConfig) -> None:
-    columns = set(user_columns(raw))
+def _ingest(
+    spark: SparkSession,
+    source: InputSource,
+    config: RunConfig,
+    work_dir: str,
+    fingerprint: str,
+    marker: dict[str, Any] | None,
+    report: RunReport,
+) -> IngestResult:
+    """Ingest into _work/ingest (parsed rows, shards), or reload the counts of an earlier run's ingest."""
+    ingest_dir = storage.join(work_dir, "ingest")
+    shards_path = storage.join(ingest_dir, "shards")
+    if marker is not None:
+        report.reused(marker["entry"])
+        return IngestResult(shards_path=shards_path, **marker["ingested"])
+    # Read only now: a reused ingest needs no look at the input (JSON schema inference scans it).
+    raw = read_input(spark, source, config.input)
+    _check_output_columns(user_columns(raw), config)
+    saved: dict[str, Any] = {}
+
+    def done(entry: dict[str, Any]) -> None:
+        resume.write_marker(work_dir, "ingest", fingerprint, entry, saved)
+
+    with report.stage("ingest", on_done=done) as entry:
+        result = ingest(spark, raw, config, ingest_dir)
+        entry.update(
+            rows_in=result.rows_read,
+            rows_out=result.docs,
+            bytes_in=result.bytes_read,
+            bytes_out=result.text_bytes,
+            rows_quarantined=sum(result.quarantined_by_reason.values()),
+            details={"shards": result.shards, "shard_size": config.ingest.shard_size},
+            fingerprint=fingerprint,
+            reused=False,
+        )
+        saved["ingested"] = {k: v for k, v in dataclasses.asdict(result).items() if k != "shards_path"}
+    return result
+
+
+def _run_stage(
+    spark: SparkSession,
+    name: str,
+    docs: DataFrame,
+    config: RunConfig,
+    work_dir: str,
+    fingerprint: str,
+    report: RunReport,
+) -> dict[str, Any]:
+    """Run one dedup stage; its docs, removed rows and extra tables go under _work/<name>. Returns its marker."""
+    step_dir = storage.join(work_dir, name)
+    saved: dict[str, Any] = {}
+
+    def done(entry: dict[str, Any]) -> None:
+        resume.write_marker(work_dir, name, fingerprint, entry, saved)
+        saved["entry"] = entry
+
+    with report.stage(name, on_done=done) as entry:
+        rows_in, bytes_in = _rows_and_bytes(docs)
+        result = STAGES[name](spark, docs, config, step_dir)
+        survivors = _materialize(spark, result.docs, storage.join(step_dir, "docs"))
+        removed = _materialize(spark, result.removed, storage.join(step_dir, "removed"))
+        for table, frame in result.tables.items():
+            _materialize(spark, frame, storage.join(step_dir, "tables", table))
+        saved["tables"] = sorted(result.tables)
+        rows_out, bytes_out = _rows_and_bytes(survivors)
+        entry.update(
+            rows_in=rows_in,
+            rows_out=rows_out,
+            rows_removed=removed.count(),
+            bytes_in=bytes_in,
+            bytes_out=bytes_out,
+            details=result.metrics,
+            fingerprint=fingerprint,
+            reused=False,
+        )
+    return saved
+
+
+def _stop(report: RunReport, config: RunConfig, out_dir: str) -> RunReport:
+    """--stop-after: keep _work, drop tables of an older finished run (--overwrite), write a partial report."""
+    for name in OWNED_ENTRIES - resume.UNFINISHED_ENTRIES:
+        storage.delete(storage.join(out_dir, name))
+    report.status = "partial"
+    report.stopped_after = config.stop_after
+    report.outputs = {"report": storage.join(out_dir, "report.json")}
+    report.finished_at = utc_now()
+    report.write(out_dir)
+    log.info("stopped after %s (--stop-after); run again without it to finish", config.stop_after)
+    return report
+
+
+def _write_outputs(
+    spark: SparkSession,
+    config: RunConfig,
+    report: RunReport,
+    work_dir: str,
+    ingested: IngestResult,
+    docs: DataFrame,
+    removed_frames: list[DataFrame],
+    tables: dict[str, DataFrame],
+) -> None:
+    """Write data/, removed/, quarantine/ and the stages' tables, check the accounting, write report.json."""
+    out_dir = config.output.path
+    log.info("writing outputs to %s: started", out_dir)
+    start = time.monotonic()
+    writer = open_output_writer(spark, config.output)
+    files_dir = output_files_dir(config.output)
+    writer.write("data", _user_view(docs, config))
+    writer.write("removed", _user_view(_union(docs, removed_frames), config, extra=True))
+    quarantine = quarantine_rows(spark, storage.join(work_dir, "ingest"), ingested)
+    writer.write("quarantine", _user_view(quarantine, config, extra=True))
+    for name, table in tables.items():
+        writer.write(name, table)
+    keep = {"report.json", "report.html"} | ({"_work"} if config.output.keep_work else set())
+    writer.commit(keep)
+    log.info("writing outputs: finished (%s tables, seconds=%.3f)", len(writer.written), time.monotonic() - start)
+
+    _account(report, writer, files_dir, ingested.rows_read)
+    if not config.output.keep_work:
+        storage.delete(work_dir)
+    report.status = "succeeded"
+    report.outputs = {name: writer.location(name) for name in writer.written}
+    report.outputs["report"] = storage.join(files_dir, "report.json")
+    report.finished_at = utc_now()
+    report.write(files_dir)
+
+
+def _describe(spark: SparkSession, text: str | None) -> None:
+    """Name the Spark jobs of a step in the Spark UI. Not available over Spark Connect: then nothing happens."""
+    try:
+        spark.sparkContext.setJobDescription(text)
+    except Exception as exc:  # Spark Connect has no SparkContext; progress in the UI is a nicety, not a need
+        log.debug("no Spark job description (%s)", type(exc).__name__)
+
+
+def _input_columns(spark: SparkSession, source: InputSource, config: RunConfig) -> tuple[list[tuple[str, str]], str]:
+    """(name, type) of the input's columns for the dry-run plan, checked as the run checks them, no full scan.
+
+    Parquet, Delta and text inputs: the reader's schema, from metadata. JSON Lines: the keys of the first
+    DRY_RUN_SAMPLE_LINES lines (the run infers the schema from every line, which reads the whole input).
+    """
+    if source.format != "jsonl":
+        raw = read_input(spark, source, config.input)
+        names = set(user_columns(raw))
+        return [(f.name, f.dataType.simpleString()) for f in raw.schema.fields if f.name in names], ""
+    path = storage.to_spark_path(source.path)
+    lines = spark.read.option("recursiveFileLookup", "true").text(path).limit(DRY_RUN_SAMPLE_LINES).collect()
+    types: dict[str, set[str]] = {}
+    for row in lines:
+        try:
+            record = json.loads(row[0])
+        except ValueError:
+            continue  # the run quarantines it
+        if isinstance(record, dict):
+            for key, value in record.items():
+                types.setdefault(key, set()).add(_json_type(value))
+    sample = f"the first {len(lines):,} lines of {source.path!r}"
+    text_column, id_column = config.input.text_column, config.input.id_column
+    for role, name in (("text", text_column), ("id", id_column)):
+        if types and name and name not in types:
+            raise InputError(
+                f"no line among {sample} has the {role} column {name!r}; their columns are {list(types)}. "
+                f"Set it with --set input.{role}_column=NAME"
+            )
+    reserved = [name for name in types if name.startswith(INTERNAL_PREFIX)]
+    if reserved:
+        raise InputError(f"input columns {reserved} use the reserved prefix {INTERNAL_PREFIX!r}; rename them")
+    if id_column and types.get(id_column, set()) & {"object", "array"}:
+        raise InputError(f"id column {id_column!r} holds JSON objects or arrays; ids must be strings or numbers")
+    columns = [(name, "|".join(sorted(kinds - {"null"})) or "null") for name, kinds in types.items()]
+    return columns, f" (JSON types in {sample})"
+
+
+def _json_type(value: Any) -> str:
+    kinds = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (dict, "object"), (list, "array"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "null")
+
+
+def _output_state(out_dir: str, unfinished: bool) -> str:
+    if storage.is_empty_or_missing(out_dir):
+        return "new"
+    if unfinished:
+        return "an unfinished run: its completed steps can be reused"
+    return "not empty: --overwrite replaces it"
+
+
+def _check_output_columns(names: list[str], config: RunConfig) -> None:
+    columns = set(names)
     clashes = sorted(columns & set(RESERVED_OUTPUT_COLUMNS))
     if clashes:
         raise InputError(
@@ -140,12 +325,11 @@ def _user_view(frame: DataFrame, config: RunConfig, extra: bool = False) -> Data
     return frame.select(*columns)
 
 
-def _account(spark: SparkSession, report: RunReport, config: RunConfig, rows_read: int) -> None:
+def _account(report: RunReport, writer: OutputWriter | TableOutputWriter, files_dir: str, rows_read: int) -> None:
     """Count the written tables and check rows read = written + removed + quarantined."""
-    out_dir, fmt = config.output.path, config.output.format
-    written = read_table(spark, storage.join(out_dir, "data"), fmt).count()
-    removed = _count_by(read_table(spark, storage.join(out_dir, "removed"), fmt), "reason")
-    quarantined = _count_by(read_table(spark, storage.join(out_dir, "quarantine"), fmt), "reason")
+    written = writer.read("data").count()
+    removed = _count_by(writer.read("removed"), "reason")
+    quarantined = _count_by(writer.read("quarantine"), "reason")
     report.removed_by_reason = removed
     report.quarantine_by_reason = quarantined
     rows_removed, rows_quarantined = sum(removed.values()), sum(quarantined.values())
@@ -160,10 +344,10 @@ def _account(spark: SparkSession, report: RunReport, config: RunConfig, rows_rea
     }
     if not balanced:
         report.status = "failed"
-        report.write(out_dir)
+        report.write(files_dir)
         raise AccountingError(
             f"accounting does not add up: {rows_read} read != {written} written + {rows_removed} removed + "
-            f"{rows_quarantined} quarantined; this is a bug, please report it with {out_dir}/report.json"
+            f"{rows_quarantined} quarantined; this is a bug, please report it with {files_dir}/report.json"
         )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -55,8 +55,13 @@ def session_has_delta(spark: SparkSession) -> bool:
     """True on Databricks and on sessions configured with the Delta Lake extension."""
     import os
 
-    extensions = spark.conf.get("spark.sql.extensions", "") or ""
-    return "DeltaSparkSessionExtension" in extensions or "DATABRICKS_RUNTIME_VERSION" in os.environ
+    if "DATABRICKS_RUNTIME_VERSION" in os.environ:
+        return True
+    try:
+        extensions = spark.conf.get("spark.sql.extensions", "") or ""
+    except Exception:  # Spark Connect servers may refuse to show a static config; then it is not ours to read
+        return False
+    return "DeltaSparkSessionExtension" in extensions
 
 
 def _format_of_file(name: str) -> str | None:
@@ -79,6 +84,9 @@ def resolve_source(spark: SparkSession, config: InputConfig) -> InputSource:
     if not storage.has_glob(path) and not storage.exists(path):
         if _TABLE_NAME.match(path) and session_has_delta(spark):
             return InputSource("delta", path, is_table_name=True)
+        if _TABLE_NAME.match(path) and _catalog_has_table(spark, path):
+            # A table of a catalog without Delta (Hive metastore, spark_catalog): read it like any table.
+            return InputSource("table", path, is_table_name=True)
         raise InputError(f"input path {path!r} does not exist; pass an existing file, folder or glob to --input")
     is_delta = not storage.has_glob(path) and storage.exists(storage.join(path, "_delta_log"))
     if config.format == "delta" or (config.format == "auto" and is_delta):
@@ -98,9 +106,22 @@ def resolve_source(spark: SparkSession, config: InputConfig) -> InputSource:
     raise InputError(f"cannot tell the format of {path!r}: {detail}. Pass --input-format=parquet|jsonl|text|delta")
 
 
+def _catalog_has_table(spark: SparkSession, name: str) -> bool:
+    try:
+        return spark.catalog.tableExists(name)
+    except Exception:  # e.g. a catalog name the session does not know: then it is no table of ours to read
+        return False
+
+
 def read_input(spark: SparkSession, source: InputSource, config: InputConfig) -> DataFrame:
     """Read the source into the schema described in the module docstring and check its columns."""
-    readers = {"jsonl": _read_jsonl, "parquet": _read_parquet, "delta": _read_delta, "text": _read_text}
+    readers = {
+        "jsonl": _read_jsonl,
+        "parquet": _read_parquet,
+        "delta": _read_delta,
+        "text": _read_text,
+        "table": _read_catalog_table,
+    }
     frame = readers[source.format](spark, source, config)
     _check_columns(frame, source, config)
     return frame
@@ -134,9 +155,9 @@ def _check_columns(frame: DataFrame, source: InputSource, config: InputConfig) -
             )
 
 
-def _with_file_and_no_reason(frame: DataFrame) -> DataFrame:
+def _with_file_and_no_reason(frame: DataFrame, file: Column | None = None) -> DataFrame:
     return (
-        frame.withColumn("_dd_file", F.col("_metadata.file_path"))
+        frame.withColumn("_dd_file", F.col("_metadata.file_path") if file is None else file)
         .withColumn("_dd_reason", F.lit(None).cast("string"))
         .withColumn("_dd_raw", F.lit(None).cast("string"))
     )
@@ -150,9 +171,22 @@ def _read_parquet(spark: SparkSession, source: InputSource, config: InputConfig)
     return _with_file_and_no_reason(frame)
 
 
+def _read_catalog_table(spark: SparkSession, source: InputSource, config: InputConfig) -> DataFrame:
+    """A catalog table by name (Unity Catalog, Hive metastore). `_dd_file` is the data file of each row."""
+    try:
+        frame = spark.read.table(source.path)
+    except Exception as exc:  # AnalysisException: TABLE_OR_VIEW_NOT_FOUND, missing privileges, ...
+        raise InputError(f"cannot read table {source.path!r}: {_first_line(exc)}") from exc
+    try:
+        frame.select(F.col("_metadata.file_path")).schema  # noqa: B018 (forces analysis, also over Spark Connect)
+    except Exception:  # views have no _metadata column: name the table instead of a file
+        return _with_file_and_no_reason(frame, F.lit(source.path))
+    return _with_file_and_no_reason(frame)
+
+
 def _read_delta(spark: SparkSession, source: InputSource, config: InputConfig) -> DataFrame:
     if source.is_table_name:
-        return _with_file_and_no_reason(spark.read.table(source.path))
+        return _read_catalog_table(spark, source, config)
     if session_has_delta(spark):
         return _with_file_and_no_reason(spark.read.format("delta").load(storage.to_spark_path(source.path)))
     # No Delta jars: read the files of the current table version listed by delta-rs. Reading the folder

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,18 +35,37 @@ class RunReport:
         self.quarantine_by_reason: dict[str, int] = {}
         self.removed_by_reason: dict[str, int] = {}
         self.outputs: dict[str, str] = {}
+        # Set by --stop-after (status "partial") and --dry-run (status "dry_run", the plan's lines).
+        self.stopped_after: str | None = None
+        self.plan: list[str] = []
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[dict[str, Any]]:
-        """Time one stage and log its start and end; the caller fills the yielded dict with counts."""
+    def stage(self, name: str, on_done: Callable[[dict[str, Any]], None] | None = None) -> Iterator[dict[str, Any]]:
+        """Time one stage and log its start and end; the caller fills the yielded dict with counts.
+
+        `on_done(entry)` runs once the entry is complete (seconds included) and before "finished" is logged:
+        the pipeline writes the step's completion marker there, so a logged "finished" is always on disk.
+        """
         entry: dict[str, Any] = {"name": name}
         log.info("stage %s: started", name)
         start = time.monotonic()
         yield entry
         entry["seconds"] = round(time.monotonic() - start, 3)
+        if on_done is not None:
+            on_done(entry)
         self.stages.append(entry)
-        counts = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "details"))
-        log.info("stage %s: finished (%s)", name, counts)
+        log.info("stage %s: finished (%s)", name, _counts(entry))
+
+    def reused(self, entry: dict[str, Any]) -> None:
+        """Add the entry of a step an earlier run completed (from its marker), marked `reused: true`."""
+        entry = {**entry, "reused": True}
+        self.stages.append(entry)
+        log.info(
+            "stage %s: reused from an earlier run (fingerprint %s; %s)",
+            entry["name"],
+            str(entry.get("fingerprint", ""))[:16],
+            _counts(entry),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         config = self.config.to_dict()
@@ -54,6 +73,7 @@ class RunReport:
         return {
             "dedup_spark_version": __version__,
             "status": self.status,
+            "stopped_after": self.stopped_after,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "spark": self.spark,
@@ -72,7 +92,17 @@ class RunReport:
         return path
 
     def summary(self) -> str:
-        """A few lines for people: what came in, what went out, what was removed and why."""
+        """A few lines for people: what came in, what went out, what was removed and why (or the plan)."""
+        if self.status == "dry_run":
+            return "\n".join(self.plan)
+        if self.status == "partial":
+            lines = [
+                f"dedup-spark partial: stopped after {self.stopped_after} (--stop-after); intermediate results are "
+                "in _work/. Run the same command without --stop-after to finish."
+            ]
+            lines += [_stage_line(stage) for stage in self.stages]
+            lines.append(f"  report: {self.outputs.get('report', '')}")
+            return "\n".join(lines)
         acc = self.accounting
         lines = [
             f"dedup-spark {self.status}: {acc.get('rows_read', 0):,} rows read -> "
@@ -80,14 +110,96 @@ class RunReport:
             f"{acc.get('rows_quarantined', 0):,} quarantined "
             f"({'balanced' if acc.get('balanced') else 'NOT BALANCED'})",
         ]
-        for stage in self.stages:
-            lines.append(
-                f"  {stage['name']:<12} {stage.get('rows_in', 0):>12,} in {stage.get('rows_out', 0):>12,} out"
-                f"  {stage['seconds']:>8.1f} s"
-            )
+        lines += [_stage_line(stage) for stage in self.stages]
         for reason, rows in sorted(self.removed_by_reason.items()):
             lines.append(f"  removed    {reason}: {rows:,}")
         for reason, rows in sorted(self.quarantine_by_reason.items()):
             lines.append(f"  quarantine {reason}: {rows:,}")
         lines.append(f"  report: {self.outputs.get('report', '')}")
         return "\n".join(lines)
+
+
+def _counts(entry: dict[str, Any]) -> str:
+    """The log form of a stage entry: counts and seconds, without details and bookkeeping."""
+    return ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "details", "fingerprint", "reused"))
+
+
+def _stage_line(stage: dict[str, Any]) -> str:
+    reused = "  (reused)" if stage.get("reused") else ""
+    return (
+        f"  {stage['name']:<12} {stage.get('rows_in', 0):>12,} in {stage.get('rows_out', 0):>12,} out"
+        f"  {stage.get('seconds', 0):>8.1f} s{reused}"
+    )
+
+
+def plan_lines(
+    config: RunConfig,
+    identity: Any,
+    columns: list[tuple[str, str]],
+    columns_note: str,
+    steps: list[str],
+    reusable: dict[str, Any],
+    output_state: str,
+) -> list[str]:
+    """The --dry-run plan: input, columns, output, and each step with its key settings and whether it is reused.
+
+    identity: a `resume.InputIdentity`; columns: (name, type) of the input's columns; reusable: step -> marker.
+    """
+    files = identity.files
+    size = (
+        f"{files:,} file{'' if files == 1 else 's'}, {_size(identity.bytes)}" if files is not None else "size unknown"
+    )
+    lines = [
+        "dedup-spark dry run (nothing was read in full, nothing was written)",
+        f"  input   {identity.path} ({identity.format}; {size})",
+        f"  columns {', '.join(f'{name}: {kind}' for name, kind in columns)}{columns_note}",
+        f"          text column {config.input.text_column!r}, "
+        + (f"id column {config.input.id_column!r}" if config.input.id_column else "ids derived from the text"),
+        f"  output  {config.output.format} at {config.output.path} ({output_state})",
+        "  steps",
+    ]
+    for step in steps:
+        status = "reused from _work (same input and config)" if step in reusable else "would run"
+        lines.append(f"    {step:<12} {status}")
+        lines += [f"      {setting}" for setting in _settings(config, step)]
+    skipped = ["ingest", *config.stages][len(steps) :]
+    if skipped:
+        lines.append(f"  --stop-after={config.stop_after}: not run now: {', '.join(skipped)}, writing the outputs")
+    return lines
+
+
+def _settings(config: RunConfig, step: str) -> list[str]:
+    """Human-readable key settings of one step."""
+    if step == "ingest":
+        return [f"shard_size {_size(config.ingest.shard_size)}, duplicate_ids {config.input.duplicate_ids}"]
+    if step == "neardup":
+        from dedup_spark.lsh import candidate_probability, similarity_at_probability
+        from dedup_spark.neardup import resolve_lsh
+
+        lsh = resolve_lsh(config.neardup)
+        checks = [f"Jaccard > {lsh.threshold}"] if lsh.verify_jaccard else []
+        checks += [f"edit similarity > {lsh.edit_threshold}"] if lsh.verify_edit else []
+        curve = ", ".join(f"J={s}: {candidate_probability(s, lsh.bands, lsh.rows):.3f}" for s in (0.5, 0.7, 0.8, 0.9))
+        return [
+            f"preset {config.neardup.preset}: {lsh.bands} bands x {lsh.rows} rows ({lsh.num_perm} min-hashes), "
+            f"verification: {' then '.join(checks) or 'none'}",
+            f"P(candidate): {curve}; 50% at J={similarity_at_probability(0.5, lsh.bands, lsh.rows):.2f}",
+            f"{config.neardup.ngram}-{config.neardup.shingle_unit} shingles, keep {config.neardup.keep}",
+        ]
+    if step == "exactsubstr":
+        ex = config.exactsubstr
+        return [
+            f"min_length {ex.min_length} bytes, policy {ex.policy}, chunk_size {_size(ex.chunk_size)}, "
+            f"passes {ex.passes}, min_remaining_chars {ex.min_remaining_chars}"
+        ]
+    section = config.to_dict().get(step)
+    return [", ".join(f"{k} {v}" for k, v in section.items())] if isinstance(section, dict) else []
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return "unknown"
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value} bytes"

@@ -130,6 +130,8 @@ class RepeatResult:
     n_repeated_windows: int
     n_non_first_windows: int
     n_distinct_repeated: int
+    #: With `piece_sets`: owned starts whose window group has a member with bit 1 and one with bit 2 (else empty).
+    shared: PieceIntervals | None = None
 
 
 def _columns(pieces: Sequence[Piece] | PieceColumns) -> tuple[np.ndarray, np.ndarray, list[bytes], np.ndarray]:
@@ -170,17 +172,26 @@ def _intervals(
     )
 
 
-def _empty_result(n_pieces: int, n_windows: int) -> RepeatResult:
+def _empty_result(n_pieces: int, n_windows: int, with_sets: bool = False) -> RepeatResult:
     e = np.empty(0, dtype=np.int64)
     none = PieceIntervals(e, e, e, e, e, e, n_pieces)
-    return RepeatResult(none, none, [], n_windows, 0, 0, 0)
+    return RepeatResult(none, none, [], n_windows, 0, 0, 0, shared=none if with_sets else None)
 
 
-def find_repeats(pieces: Sequence[Piece] | PieceColumns, k: int, *, top_n: int = 20) -> RepeatResult:
+def find_repeats(
+    pieces: Sequence[Piece] | PieceColumns,
+    k: int,
+    *,
+    top_n: int = 20,
+    piece_sets: Sequence[int] | np.ndarray | None = None,
+) -> RepeatResult:
     """Find the owned window starts whose k-byte window repeats within these pieces.
 
     pieces: a list of `Piece` or a `PieceColumns`; pieces of one doc_rank must not own overlapping doc
     offsets. k: window length in bytes (>= 1). top_n: how many top groups to summarise.
+    piece_sets: optional bit mask per piece (1 = reference set, e.g. train; 2 = query set, e.g. eval; 3 = both,
+    for a piece standing for copies in both sets). With it, `shared` holds the owned starts of every group of
+    >= 2 equal windows whose members' masks together have both bits: the contamination rule.
     Returns a `RepeatResult` whose intervals are piece-relative (and document-relative copies).
     Raises ValueError for bad arguments, overlapping pieces, or more than MAX_TEXT_BYTES in total.
     """
@@ -190,13 +201,18 @@ def find_repeats(pieces: Sequence[Piece] | PieceColumns, k: int, *, top_n: int =
         raise ValueError(f"top_n={top_n} must be >= 0")
     ranks, offsets, datas, owned = _columns(pieces)
     n_pieces = len(datas)
+    sets = None
+    if piece_sets is not None:
+        sets = np.asarray(piece_sets, dtype=np.int64).reshape(-1)
+        if len(sets) != n_pieces or ((sets < 0) | (sets > 3)).any():
+            raise ValueError(f"piece_sets must hold one mask in 0..3 per piece ({n_pieces} pieces)")
     if (owned < 0).any() or (offsets < 0).any():
         raise ValueError("piece owned counts and doc offsets must be >= 0")
     lengths = np.fromiter((len(d) for d in datas), dtype=np.int64, count=n_pieces)
     n_owned = np.clip(owned, 0, np.maximum(lengths - k + 1, 0))
     n_windows = int(n_owned.sum())
     if n_windows == 0:
-        return _empty_result(n_pieces, 0)
+        return _empty_result(n_pieces, 0, sets is not None)
 
     # Corpus order; pieces owning nothing are dropped, and each piece is trimmed to the bytes its owned
     # windows cover, so every full window of the text is an owned one (context starts disappear).
@@ -253,19 +269,34 @@ def find_repeats(pieces: Sequence[Piece] | PieceColumns, k: int, *, top_n: int =
 
     n_rep = len(pos_r)
     if n_rep == 0:
-        return _empty_result(n_pieces, n_windows)
+        return _empty_result(n_pieces, n_windows, sets is not None)
     group_start = np.flatnonzero(np.concatenate(([True], gid_r[1:] != gid_r[:-1])))
     counts = np.diff(np.append(group_start, n_rep))
     firsts = np.minimum.reduceat(pos_r, group_start)  # smallest position = first in corpus order
     is_first = pos_r == np.repeat(firsts, counts)  # positions are distinct: one True per group
     non_first_pos = np.sort(pos_r[~is_first])
+    piece_of = order.astype(np.int64)
+    shared = None
+    if sets is not None:
+        shared_pos = _shared_positions(pos_r, group_start, counts, sets[order], cstart)
+        shared = _intervals(shared_pos, cstart, piece_of, ranks, offsets, n_pieces)
     pos_r.sort()
 
-    piece_of = order.astype(np.int64)
     repeated = _intervals(pos_r, cstart, piece_of, ranks, offsets, n_pieces)
     non_first = _intervals(non_first_pos, cstart, piece_of, ranks, offsets, n_pieces)
     top = _top_groups(text, counts, firsts, cstart, piece_of, ranks, offsets, k, top_n)
-    return RepeatResult(repeated, non_first, top, n_windows, n_rep, len(non_first_pos), len(group_start))
+    return RepeatResult(repeated, non_first, top, n_windows, n_rep, len(non_first_pos), len(group_start), shared=shared)
+
+
+def _shared_positions(
+    pos_r: np.ndarray, group_start: np.ndarray, counts: np.ndarray, sorted_sets: np.ndarray, cstart: np.ndarray
+) -> np.ndarray:
+    """Sorted text positions of the members of groups whose masks (per sorted piece) OR to both bits 1 and 2."""
+    masks = sorted_sets[np.searchsorted(cstart, pos_r, side="right") - 1]
+    has_ref = np.maximum.reduceat((masks & 1).astype(np.int8), group_start)
+    has_query = np.maximum.reduceat((masks & 2).astype(np.int8), group_start)
+    mixed = np.repeat((has_ref > 0) & (has_query > 0), counts)
+    return np.sort(pos_r[mixed])
 
 
 def _top_groups(

@@ -1,0 +1,392 @@
+"""`dedup-spark contamination`: which eval documents and eval text also occur in a train set (both tools of Lee et
+al. 2022 across two datasets), and optionally the train set without them.
+
+Both sets are ingested as `run` ingests its input (`ingest.py`; the same input settings apply to both), into
+DIR/_work/train and DIR/_work/eval. Internally train ids get the prefix "0:" and eval ids "1:" (ids may collide
+across the sets); outputs show the ids without it.
+
+- neardup: MinHash signatures of both sets (`neardup.signature_batches`, same preset and normalisation as `run`);
+  documents with identical normalised text are folded per set; every (train, eval) pair sharing an LSH bucket
+  is a candidate (no train-train or eval-eval pairs, no components: contamination is pairwise), verified as in
+  the preset (exact Jaccard > threshold, then edit similarity when on). An eval document is contaminated by
+  every train document whose folded text forms a verified pair with its own.
+- exactsubstr: the k-byte windows (k = exactsubstr.min_length) of eval documents that occur in a train document
+  (`contamination_exact.py`), as code point spans.
+
+Outputs under DIR: `eval/` (one row per eval document), `report.json`, `quarantine/train`, `quarantine/eval`;
+with clean_train also `train_clean/` (train minus the train documents near-duplicate to an eval document, and
+with the train windows that occur in eval cut out) and `train_removed/` (with `reason`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from dedup_spark import storage
+from dedup_spark.config import RunConfig
+from dedup_spark.contamination_exact import EVAL_PREFIX, TRAIN_PREFIX, shared_windows
+from dedup_spark.errors import AccountingError, UsageError
+from dedup_spark.exact_chunks import ApplyTask
+from dedup_spark.ingest import IngestResult, ingest, load_docs, quarantine_rows, user_columns
+from dedup_spark.neardup import SIGNATURE_SCHEMA, VERIFIED_SCHEMA, resolve_lsh, signature_batches, verify_batches
+from dedup_spark.readers import read_input, resolve_source
+from dedup_spark.report import utc_now
+from dedup_spark.writers import OWNED_ENTRIES, OutputWriter, read_table
+
+log = logging.getLogger("dedup_spark")
+
+#: Output entries of this command besides those `run` writes.
+OWN_ENTRIES = {"eval", "train_clean", "train_removed"}
+REASON_NEARDUP = "contamination_neardup"
+REASON_EXACT = "contamination_exact"
+#: Train ids listed per eval document (all of them are counted in `neardup_train_count`).
+MAX_TRAIN_IDS = 20
+_SPANS = T.ArrayType(T.StructType([T.StructField("start", T.IntegerType()), T.StructField("end", T.IntegerType())]))
+
+
+def _checkpoint(spark: SparkSession, frame: DataFrame, path: str) -> DataFrame:
+    frame.write.mode("overwrite").parquet(storage.to_spark_path(path))
+    return spark.read.schema(frame.schema).parquet(storage.to_spark_path(path))
+
+
+def _strip(column: str = "_dd_id") -> Any:
+    return F.expr(f"substring({column}, 3)")
+
+
+def neardup_matches(
+    spark: SparkSession, docs: DataFrame, config: RunConfig, work_dir: str
+) -> tuple[DataFrame, dict[str, Any]]:
+    """Verified (train, eval) near-duplicate document pairs.
+
+    docs: both sets, `_dd_id` prefixed, and the text column. Returns (`train_id, eval_id` prefixed ids, one row
+    per contaminating pair of documents; metrics).
+    """
+    nd, lsh, text_column = config.neardup, resolve_lsh(config.neardup), config.input.text_column
+    signatures = _checkpoint(
+        spark,
+        docs.select("_dd_id", text_column).mapInArrow(signature_batches(nd, lsh, text_column), SIGNATURE_SCHEMA),
+        storage.join(work_dir, "signatures"),
+    )
+    side = F.substring("_dd_id", 1, 2)
+    matchable = signatures.filter(F.col("n_shingles") > 0).withColumn("side", side)
+    # Identical normalised texts of one set are folded into their lowest id: one candidate per text, not per copy.
+    members = matchable.withColumn("rep", F.min("_dd_id").over(_by("side", "norm_hash"))).select("_dd_id", "rep")
+    members = _checkpoint(spark, members, storage.join(work_dir, "members"))
+    reps = matchable.join(members.filter(F.col("_dd_id") == F.col("rep")).select("_dd_id"), "_dd_id")
+    bands = reps.select("_dd_id", "side", F.posexplode("band_keys").alias("band", "key"))
+    train_b = bands.filter(F.col("side") == TRAIN_PREFIX).select(F.col("_dd_id").alias("u"), "band", "key")
+    eval_b = bands.filter(F.col("side") == EVAL_PREFIX).select(F.col("_dd_id").alias("v"), "band", "key")
+    candidates = _checkpoint(
+        spark, train_b.join(eval_b, ["band", "key"]).select("u", "v").distinct(), storage.join(work_dir, "candidates")
+    )
+    if lsh.verify_jaccard or lsh.verify_edit:
+        texts = docs.select("_dd_id", text_column)
+        with_texts = candidates.join(
+            texts.select(F.col("_dd_id").alias("u"), F.col(text_column).alias("text_u")), "u"
+        ).join(texts.select(F.col("_dd_id").alias("v"), F.col(text_column).alias("text_v")), "v")
+        checked = with_texts.select("u", "v", "text_u", "text_v").mapInArrow(verify_batches(nd, lsh), VERIFIED_SCHEMA)
+        checked = _checkpoint(spark, checked, storage.join(work_dir, "verified"))
+        verified = checked.filter("passed").select("u", "v")
+    else:
+        verified = candidates
+    pairs = (
+        verified.join(members.select(F.col("rep").alias("u"), F.col("_dd_id").alias("train_id")), "u")
+        .join(members.select(F.col("rep").alias("v"), F.col("_dd_id").alias("eval_id")), "v")
+        .select("train_id", "eval_id")
+    )
+    pairs = _checkpoint(spark, pairs, storage.join(work_dir, "pairs"))
+    metrics = {
+        "preset": lsh.name,
+        "bands": lsh.bands,
+        "rows": lsh.rows,
+        "threshold": lsh.threshold,
+        "verify_jaccard": lsh.verify_jaccard,
+        "verify_edit": lsh.verify_edit,
+        "edit_threshold": lsh.edit_threshold,
+        "too_short": signatures.filter(F.col("n_shingles") == 0).count(),
+        "candidate_pairs": candidates.count(),
+        "verified_pairs": verified.count(),
+        "document_pairs": pairs.count(),
+    }
+    return pairs, metrics
+
+
+def _by(*columns: str):
+    from pyspark.sql import Window
+
+    return Window.partitionBy(*columns)
+
+
+def _prefixed(docs: DataFrame, prefix: str, shard_offset: int) -> DataFrame:
+    return docs.withColumn("_dd_id", F.concat(F.lit(prefix), "_dd_id")).withColumn(
+        "_dd_shard", F.col("_dd_shard") + F.lit(shard_offset)
+    )
+
+
+def _user_view(frame: DataFrame, config: RunConfig, extra: tuple[str, ...] = (), prefixed: bool = True) -> DataFrame:
+    """The input's columns, the derived id (without its set prefix) when ids are derived, then `extra` columns."""
+    columns = [F.col(c) for c in user_columns(frame) if c not in extra]
+    if config.input.id_column is None:
+        columns.append((_strip() if prefixed else F.col("_dd_id")).alias(config.output.id_column))
+    return frame.select(*columns, *[F.col(c) for c in extra])
+
+
+def _cut(docs: DataFrame, windows: DataFrame, config: RunConfig) -> DataFrame:
+    """Documents that have shared windows, with `_dd_spans`, `_dd_cut_bytes`, `_dd_drop` (and the text cut)."""
+    grouped = windows.groupBy("_dd_id").agg(F.collect_list(F.struct("start", "end")).alias("_dd_windows"))
+    columns = tuple(docs.columns)
+    task = ApplyTask(
+        columns, config.input.text_column, config.exactsubstr.min_length, config.exactsubstr.min_remaining_chars
+    )
+    schema = T.StructType(
+        [
+            *docs.schema.fields,
+            T.StructField("_dd_spans", _SPANS),
+            T.StructField("_dd_cut_bytes", T.LongType()),
+            T.StructField("_dd_drop", T.BooleanType()),
+        ]
+    )
+    return docs.join(grouped, "_dd_id").select(*columns, "_dd_windows").mapInArrow(task, schema)
+
+
+def check_output_folder(path: str, overwrite: bool) -> None:
+    """As `writers.check_output_folder`, also accepting this command's own entries."""
+    if storage.is_empty_or_missing(path):
+        return
+    if not storage.is_dir(path):
+        raise UsageError(f"--output {path!r} is a file; pass a folder")
+    if not overwrite:
+        raise UsageError(f"output folder {path!r} is not empty; pass --overwrite to replace it, or choose another")
+    foreign = sorted(_entries(path) - OWNED_ENTRIES - OWN_ENTRIES)
+    if foreign:
+        raise UsageError(
+            f"output folder {path!r} holds files dedup-spark did not write ({', '.join(foreign[:5])}); "
+            "refusing to overwrite it: empty it by hand or choose another folder"
+        )
+
+
+def _entries(path: str) -> set[str]:
+    import pyarrow.fs as pafs
+
+    fs, inner = storage.filesystem(path)
+    return {i.path.rsplit("/", 1)[-1] for i in fs.get_file_info(pafs.FileSelector(inner, recursive=False))}
+
+
+def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, clean_train: bool) -> dict[str, Any]:
+    """Run the command (see the module docstring); returns the report (also written to DIR/report.json).
+
+    config: the resolved config with input.path = the train set. Raises InputError for unreadable inputs,
+    UsageError for a bad output folder, AccountingError if rows do not add up.
+    """
+    out_dir = config.output.path
+    report: dict[str, Any] = {"command": "contamination", "status": "running", "started_at": utc_now()}
+    configs = {"train": config, "eval": replace(config, input=replace(config.input, path=eval_path))}
+    raws = {}
+    for name, cfg in configs.items():
+        source = resolve_source(spark, cfg.input)
+        raws[name] = read_input(spark, source, cfg.input)
+    check_output_folder(out_dir, config.output.overwrite)
+    report["config"] = {**config.to_dict(), "stages": list(config.stages)}
+    report["inputs"] = {"train": config.input.path, "eval": eval_path, "clean_train": clean_train}
+    if config.dry_run:
+        report["status"] = "dry_run"
+        log.info("dry run: train columns %s, eval columns %s", user_columns(raws["train"]), user_columns(raws["eval"]))
+        return report
+
+    work_dir = storage.join(out_dir, "_work")
+    storage.delete(work_dir)
+    ingested: dict[str, IngestResult] = {}
+    for name, cfg in configs.items():
+        ingested[name] = ingest(spark, raws[name], cfg, storage.join(work_dir, name))
+    train = _prefixed(load_docs(spark, ingested["train"]), TRAIN_PREFIX, 0)
+    evals = _prefixed(load_docs(spark, ingested["eval"]), EVAL_PREFIX, ingested["train"].shards)
+    text_column = config.input.text_column
+    narrow = ["_dd_id", text_column, "_dd_bytes", "_dd_shard"]
+    both = train.select(*narrow).unionByName(evals.select(*narrow))
+
+    empty_pairs = spark.createDataFrame([], "train_id string, eval_id string")
+    pairs, nd_metrics = empty_pairs, {}
+    if "neardup" in config.stages:
+        pairs, nd_metrics = neardup_matches(spark, both, config, storage.join(work_dir, "neardup"))
+    windows, ex_metrics = spark.createDataFrame([], "_dd_id string, start long, end long"), {}
+    if "exactsubstr" in config.stages:
+        windows, ex_metrics = shared_windows(
+            spark, both, config, storage.join(work_dir, "exact"), ingested["train"].shards
+        )
+
+    per_eval = pairs.groupBy(F.col("eval_id").alias("_dd_id")).agg(
+        F.slice(F.sort_array(F.collect_list(_strip("train_id"))), 1, MAX_TRAIN_IDS).alias("neardup_train_ids"),
+        F.count(F.lit(1)).alias("neardup_train_count"),
+    )
+    eval_cut = _checkpoint(
+        spark,
+        _cut(evals.select(*narrow), windows.filter(F.col("_dd_id").startswith(EVAL_PREFIX)), config).select(
+            "_dd_id", "_dd_spans", "_dd_cut_bytes"
+        ),
+        storage.join(work_dir, "eval_spans"),
+    )
+    id_columns = [config.input.id_column] if config.input.id_column else []
+    id_out = [F.col(config.input.id_column)] if config.input.id_column else [_strip().alias(config.output.id_column)]
+    near = F.col("neardup_train_count").isNotNull()
+    exact_bytes = F.coalesce("_dd_cut_bytes", F.lit(0)).cast("long")
+    eval_table = _checkpoint(
+        spark,
+        evals.select("_dd_id", "_dd_bytes", *id_columns)
+        .join(per_eval, "_dd_id", "left")
+        .join(eval_cut, "_dd_id", "left")
+        .select(
+            *id_out,
+            (near | (exact_bytes > 0)).alias("contaminated"),
+            near.alias("neardup"),
+            F.coalesce("neardup_train_ids", F.array().cast("array<string>")).alias("neardup_train_ids"),
+            F.coalesce("neardup_train_count", F.lit(0)).cast("long").alias("neardup_train_count"),
+            F.coalesce("_dd_spans", F.array().cast(_SPANS)).alias("exact_spans"),
+            exact_bytes.alias("exact_bytes"),
+            F.col("_dd_bytes").alias("bytes"),
+            F.when(near, F.col("_dd_bytes")).otherwise(exact_bytes).alias("contaminated_bytes"),
+        ),
+        storage.join(work_dir, "eval_table"),
+    )
+
+    writer = OutputWriter(spark, out_dir, config.output.format, config.output.delta_writer)
+    writer.write("eval", eval_table)
+    for name, cfg in configs.items():
+        quarantine = quarantine_rows(spark, storage.join(work_dir, name), ingested[name])
+        extra = ("reason", "input_file", "raw_record")
+        writer.write(f"quarantine/{name}", _user_view(quarantine, cfg, extra, prefixed=False))
+    train_figures: dict[str, Any] = {}
+    if clean_train:
+        train_figures = _write_clean_train(spark, writer, train, pairs, windows, config, work_dir)
+    writer.commit({"report.json", "_work"})  # the figures below still read _work
+    for name in OWN_ENTRIES - {n.split("/", 1)[0] for n in writer.written}:
+        storage.delete(storage.join(out_dir, name))  # stale tables of an earlier run
+
+    report.update(_figures(spark, config, ingested, pairs, windows, train_figures))
+    report["neardup"], report["exactsubstr"] = nd_metrics, ex_metrics
+    if not config.output.keep_work:
+        storage.delete(work_dir)
+    report["status"] = "succeeded"
+    report["outputs"] = {name: storage.join(out_dir, name) for name in writer.written}
+    report["finished_at"] = utc_now()
+    storage.write_text(storage.join(out_dir, "report.json"), json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _write_clean_train(
+    spark: SparkSession,
+    writer: OutputWriter,
+    train: DataFrame,
+    pairs: DataFrame,
+    windows: DataFrame,
+    config: RunConfig,
+    work_dir: str,
+) -> dict[str, int]:
+    """train_clean/ and train_removed/: near-duplicates of eval documents removed, shared windows cut out."""
+    involved = pairs.select(F.col("train_id").alias("_dd_id")).distinct()
+    near_removed = train.join(involved, "_dd_id", "left_semi").withColumn("reason", F.lit(REASON_NEARDUP))
+    rest = train.join(involved, "_dd_id", "left_anti")
+    train_windows = windows.filter(F.col("_dd_id").startswith(TRAIN_PREFIX))
+    touched = _checkpoint(spark, _cut(rest, train_windows, config), storage.join(work_dir, "train_touched"))
+    clean = rest.join(train_windows.select("_dd_id").distinct(), "_dd_id", "left_anti").unionByName(
+        touched.filter(~F.col("_dd_drop")).select(*rest.columns)
+    )
+    exact_removed = rest.join(touched.filter("_dd_drop").select("_dd_id"), "_dd_id", "left_semi").withColumn(
+        "reason", F.lit(REASON_EXACT)
+    )
+    writer.write("train_clean", _user_view(clean, config))
+    writer.write("train_removed", _user_view(near_removed.unionByName(exact_removed), config, ("reason",)))
+    cut = touched.filter(~F.col("_dd_drop")).agg(F.count(F.lit(1)).alias("docs"), F.sum("_dd_cut_bytes").alias("b"))
+    row = cut.first()
+    return {"train_documents_cut": int(row["docs"]), "train_bytes_cut": int(row["b"] or 0)}
+
+
+def _figures(
+    spark: SparkSession,
+    config: RunConfig,
+    ingested: dict[str, IngestResult],
+    pairs: DataFrame,
+    windows: DataFrame,
+    train_figures: dict[str, int],
+) -> dict[str, Any]:
+    """The summary (from the written eval table) and the row accounting of every output."""
+    out, fmt = config.output.path, config.output.format
+    table = read_table(spark, storage.join(out, "eval"), fmt)
+    row = table.agg(
+        F.count(F.lit(1)).alias("docs"),
+        F.sum(F.col("contaminated").cast("long")).alias("either"),
+        F.sum(F.col("neardup").cast("long")).alias("near"),
+        F.sum((F.col("exact_bytes") > 0).cast("long")).alias("exact"),
+        F.sum("bytes").alias("bytes"),
+        F.sum("exact_bytes").alias("exact_bytes"),
+        F.sum("contaminated_bytes").alias("contaminated_bytes"),
+    ).first()
+    docs, total = int(row["docs"]), int(row["bytes"] or 0)
+
+    def share(part: Any, whole: int) -> float:
+        return round(int(part or 0) / whole, 6) if whole else 0.0
+
+    summary = {
+        "eval_documents": docs,
+        "eval_bytes": total,
+        "contaminated_documents": int(row["either"] or 0),
+        "neardup_documents": int(row["near"] or 0),
+        "exact_documents": int(row["exact"] or 0),
+        "share_contaminated": share(row["either"], docs),
+        "share_neardup": share(row["near"], docs),
+        "share_exact": share(row["exact"], docs),
+        "exact_bytes": int(row["exact_bytes"] or 0),
+        "contaminated_bytes": int(row["contaminated_bytes"] or 0),
+        "share_bytes_exact": share(row["exact_bytes"], total),
+        "share_bytes_contaminated": share(row["contaminated_bytes"], total),
+        "train_documents_neardup": pairs.select("train_id").distinct().count(),
+        "train_documents_with_shared_text": windows.filter(F.col("_dd_id").startswith(TRAIN_PREFIX))
+        .select("_dd_id")
+        .distinct()
+        .count(),
+        **train_figures,
+    }
+    accounting: dict[str, Any] = {}
+    for name in ("train", "eval"):
+        quarantined = read_table(spark, storage.join(out, "quarantine", name), fmt).count()
+        accounting[name] = {"rows_read": ingested[name].rows_read, "rows_quarantined": quarantined}
+    accounting["eval"]["rows_reported"] = docs
+    balanced = ingested["eval"].rows_read == docs + accounting["eval"]["rows_quarantined"]
+    if train_figures:
+        kept = read_table(spark, storage.join(out, "train_clean"), fmt).count()
+        removed = read_table(spark, storage.join(out, "train_removed"), fmt)
+        by_reason = {r["reason"]: int(r["count"]) for r in removed.groupBy("reason").count().collect()}
+        accounting["train"].update(rows_written=kept, rows_removed=sum(by_reason.values()), removed_by_reason=by_reason)
+        balanced &= (
+            ingested["train"].rows_read == kept + sum(by_reason.values()) + accounting["train"]["rows_quarantined"]
+        )
+    accounting["balanced"] = balanced
+    if not balanced:
+        raise AccountingError(f"contamination: rows do not add up: {accounting}; this is a bug, please report it")
+    return {"summary": summary, "accounting": accounting}
+
+
+def summary_lines(report: dict[str, Any]) -> str:
+    """A few lines for people: the contamination figures of a finished report."""
+    s = report["summary"]
+    lines = [
+        f"dedup-spark contamination {report['status']}: {s['eval_documents']:,} eval documents, "
+        f"{s['contaminated_documents']:,} contaminated ({s['share_contaminated']:.2%})",
+        f"  near-duplicate of a train document: {s['neardup_documents']:,} ({s['share_neardup']:.2%})",
+        f"  text shared with train:             {s['exact_documents']:,} ({s['share_exact']:.2%}), "
+        f"{s['exact_bytes']:,} of {s['eval_bytes']:,} bytes ({s['share_bytes_exact']:.2%})",
+        f"  contaminated bytes (whole near-duplicates + shared text): {s['share_bytes_contaminated']:.2%}",
+    ]
+    train = report["accounting"]["train"]
+    if "rows_written" in train:
+        lines.append(
+            f"  train: {train['rows_read']:,} read -> {train['rows_written']:,} clean, {train['rows_removed']:,} "
+            f"removed, {train['rows_quarantined']:,} quarantined"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,242 @@
+"""The job on a real Spark standalone cluster (issue 5): a master and two workers (1 core, 2g each) on 127.0.0.1
+from the pip pyspark, the job submitted with `spark-submit jobs/run_dedup.py` and the package from
+`scripts/package.sh` shipped with `--py-files`, as the README tells users.
+
+- the executors import dedup_spark from the shipped package, and could not import it without it;
+- the output (every table, row for row, and the report's counts) equals a local-mode run of the same command;
+- a worker killed with SIGKILL (daemon and executor JVM) while tasks run on it changes nothing: Spark retries
+  the lost tasks on the other worker and the output equals the undisturbed run.
+
+The daemons are always stopped by PID afterwards (tests/cluster.py). Run:
+`SPARK_LOCAL_IP=127.0.0.1 pytest -m cluster tests/test_cluster.py` (`.ci/run` does).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import REPO, StandaloneCluster, alive, free_port, tail, wait_for_line
+from tests.conftest import DEMO_CORPUS
+from tests.helpers import read_output, report
+
+pytestmark = pytest.mark.cluster
+
+# The demo corpus in 1 MB shards, so stages have several tasks to spread over (and lose on) two executors.
+JOB_ARGS = (
+    "run",
+    f"--input={DEMO_CORPUS}",
+    "--config=conf/default.yaml",
+    "--set",
+    "input.id_column=id",
+    "--set",
+    "ingest.shard_size=1MB",
+)
+TABLES = ("data", "removed", "quarantine", "neardup/clusters", "exact/spans")
+JOB_TIMEOUT = 600
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    standalone = StandaloneCluster(tmp_path_factory.mktemp("standalone"))
+    try:
+        standalone.start()
+        yield standalone
+    finally:
+        standalone.stop()  # also when start() or a test failed: every daemon, by PID
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory) -> Path:
+    """The zip users ship with --py-files, built by scripts/package.sh; it must hold every module of the package."""
+    dist = tmp_path_factory.mktemp("dist")
+    env = {**os.environ, "PYTHON": sys.executable}
+    result = subprocess.run(
+        ["bash", "scripts/package.sh", str(dist)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, f"scripts/package.sh failed:\n{result.stdout}\n{result.stderr}"
+    built = sorted(dist.iterdir())
+    version = importlib.metadata.version("dedup-spark")
+    assert [p.name for p in built] == [f"dedup_spark-{version}-py3-none-any.whl", f"dedup_spark-{version}.zip"], built
+    assert result.stdout.split() == [str(p) for p in built], result.stdout
+    zipped = built[1]
+    assert zipped.read_bytes() == built[0].read_bytes()
+    shipped = {n for n in zipfile.ZipFile(zipped).namelist() if n.endswith(".py")}
+    expected = {f"dedup_spark/{p.name}" for p in (REPO / "dedup_spark").glob("*.py")}
+    assert shipped == expected, f"packaged modules differ from dedup_spark/: {sorted(shipped ^ expected)}"
+    return zipped
+
+
+@pytest.fixture(scope="module")
+def local_output(tmp_path_factory) -> Path:
+    """The same command in local mode (`python -m dedup_spark run`): the reference output."""
+    out = tmp_path_factory.mktemp("local") / "out"
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+    env.pop("PYSPARK_SUBMIT_ARGS", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "dedup_spark", *JOB_ARGS, f"--output={out}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT,
+    )
+    assert result.returncode == 0, f"local-mode run failed:\n{result.stderr[-3000:]}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster_output(cluster, package, tmp_path_factory) -> Path:
+    """The job submitted to the cluster, undisturbed."""
+    work = tmp_path_factory.mktemp("cluster-run")
+    out, log = work / "out", work / "spark-submit.log"
+    process = cluster.submit(cluster.submit_command(package, "jobs/run_dedup.py", [*JOB_ARGS, f"--output={out}"]), log)
+    code = cluster.wait(process, log, JOB_TIMEOUT)
+    assert code == 0, f"spark-submit exited {code}:\n{tail(log, 80)}\n{cluster.logs()}"
+    assert report(out)["spark"]["master"] == cluster.master_url, report(out)["spark"]
+    assert "balanced" in log.read_text(errors="replace")
+    return out
+
+
+def snapshot(out: Path) -> dict[str, list[str]]:
+    """Every output table as sorted JSON rows, plus the report's counts (timings and paths left out)."""
+    tables = {
+        name: sorted(json.dumps(row, sort_keys=True, default=str) for row in read_output(out / name)) for name in TABLES
+    }
+    run = report(out)
+    for key in ("accounting", "removed_by_reason", "quarantine_by_reason"):
+        tables[f"report.{key}"] = [json.dumps(run[key], sort_keys=True)]
+    tables["report.stages"] = [json.dumps(_without_seconds(stage), sort_keys=True) for stage in run["stages"]]
+    return tables
+
+
+def _without_seconds(value):
+    if isinstance(value, dict):
+        return {k: _without_seconds(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [_without_seconds(v) for v in value]
+    return value
+
+
+def assert_same_output(actual: Path, expected: Path, label: str) -> None:
+    got, want = snapshot(actual), snapshot(expected)
+    for name in want:
+        if got[name] != want[name]:
+            extra, missing = sorted(set(got[name]) - set(want[name])), sorted(set(want[name]) - set(got[name]))
+            pytest.fail(
+                f"{label}: {name} differs ({len(got[name])} rows vs {len(want[name])}); {len(extra)} rows only in "
+                f"{label}, e.g. {[r[:300] for r in extra[:2]]}; {len(missing)} missing, e.g. "
+                f"{[r[:300] for r in missing[:2]]}"
+            )
+
+
+def test_executors_import_the_shipped_package(cluster, package, tmp_path):
+    """A probe job (tests/cluster.py) reports, from every task, where dedup_spark came from on the executor."""
+    log = tmp_path / "probe.log"
+    process = cluster.submit(cluster.submit_command(package, "tests/cluster.py", []), log)
+    assert cluster.wait(process, log, JOB_TIMEOUT) == 0, tail(log, 80)
+    rows = [json.loads(line[6:]) for line in log.read_text().splitlines() if line.startswith("PROBE ")]
+    assert len(rows) == 8, tail(log, 80)
+    assert {r["executor"] for r in rows} == {"0", "1"}, rows  # both workers' executors ran tasks
+    for row in rows:
+        assert f"/{package.name}/dedup_spark/__init__.py" in row["file"], row
+        assert not row["file"].startswith(str(REPO)), row
+        assert row["found_without_package"] is False, row  # a broken --py-files would fail, not fall back
+        assert row["editable_modules"] == "", row
+        assert row["version"] == sys.version and row["python"] != sys.executable, row
+
+
+def test_cluster_output_equals_local_mode(cluster_output, local_output):
+    acc = report(local_output)["accounting"]
+    # Not two empty outputs: the demo corpus has 1,272 rows, 80 planted copies and a repeated footer.
+    assert acc["rows_read"] == 1272 and acc["rows_removed"] == 80 and acc["balanced"], acc
+    assert len(read_output(local_output / "exact" / "spans")) > 0
+    assert report(cluster_output)["stages"][0]["details"]["shards"] == 5
+    assert_same_output(cluster_output, local_output, "cluster run")
+
+
+def _active_work(ui_port: int) -> tuple[dict[str, int], int]:
+    """From the driver's REST API: running tasks per executor id, and tasks still waiting in active stages."""
+    base = f"http://127.0.0.1:{ui_port}/api/v1/applications"
+    try:
+        with urllib.request.urlopen(base, timeout=5) as response:
+            app = json.load(response)[0]["id"]
+        with urllib.request.urlopen(f"{base}/{app}/executors", timeout=5) as response:
+            executors = json.load(response)
+        with urllib.request.urlopen(f"{base}/{app}/stages?status=active", timeout=5) as response:
+            stages = json.load(response)
+    except (urllib.error.URLError, OSError, IndexError, KeyError, ValueError):
+        return {}, 0  # UI not up yet, or between applications' states
+    running = {e["id"]: e["activeTasks"] for e in executors if e["id"] != "driver" and e.get("isActive", True)}
+    waiting = sum(s["numTasks"] - s["numCompleteTasks"] - s["numActiveTasks"] for s in stages)
+    return running, waiting
+
+
+def lost_task(log_text: str, executor: str) -> tuple[str, str]:
+    """(task index, stage) of a task attempt lost with `executor`, from the driver log; fails if there is none.
+
+    Spark words it two ways: WARN "Lost task ... ExecutorLostFailure (executor N ...)" when the driver notices
+    first, INFO "task ... (TID t) failed because while it was being computed, its executor exited ..." when the
+    master reports the lost worker first (then the attempt's executor is found from its "Starting task" line).
+    """
+    lost = re.search(
+        rf"Lost task (\d+)\.\d+ in stage ([\d.]+) \(TID \d+\) \([^)]*executor {executor}\): ExecutorLost", log_text
+    )
+    if lost:
+        return lost.group(1), lost.group(2)
+    unrelated = (
+        r"task (\d+)\.\d+ in stage ([\d.]+) \(TID (\d+)\) failed because while it was being computed, its executor"
+    )
+    for found in re.finditer(unrelated, log_text):
+        if re.search(
+            rf"Starting task \S+ in stage \S+ \(TID {found.group(3)}\) \(127\.0\.0\.1, ?executor {executor},", log_text
+        ):
+            return found.group(1), found.group(2)
+    raise AssertionError(
+        f"no task was running on executor {executor} when it was killed; driver log:\n{log_text[-6000:]}"
+    )
+
+
+def test_killed_worker_does_not_change_the_output(cluster, package, cluster_output, tmp_path):
+    """SIGKILL one worker and its executor while a dedup stage has tasks running on it and more waiting."""
+    out, log, ui_port = tmp_path / "out", tmp_path / "spark-submit.log", free_port()
+    command = cluster.submit_command(package, "jobs/run_dedup.py", [*JOB_ARGS, f"--output={out}"], ui_port=ui_port)
+    process = cluster.submit(command, log)
+    wait_for_line(log, r"stage neardup: started", process, JOB_TIMEOUT)
+
+    deadline, victim, killed = time.monotonic() + JOB_TIMEOUT, None, []
+    while victim is None:
+        assert process.poll() is None, f"the run ended before a worker could be killed:\n{tail(log, 60)}"
+        assert time.monotonic() < deadline, f"no running task seen on the executors:\n{tail(log, 60)}"
+        running, waiting = _active_work(ui_port)
+        executors = cluster.executors()
+        busy = [i for i, n in running.items() if n > 0 and i in executors]
+        # Kill only with both executors alive and tasks still waiting: the victim is mid-task, the survivor
+        # has work to retry, and the stage cannot finish in the moment between looking and killing.
+        if busy and len(executors) == 2 and waiting >= 2:
+            victim = busy[0]
+            worker, _ = executors[victim]
+            killed = cluster.kill_worker(worker)
+        else:
+            time.sleep(0.05)
+
+    code = cluster.wait(process, log, JOB_TIMEOUT)
+    text = log.read_text(errors="replace")
+    assert code == 0, f"the job did not survive losing a worker (exit {code}):\n{tail(log, 80)}"
+    assert not any(alive(p) for p in killed), killed
+    assert re.search(rf"Lost executor {victim}\b", text), f"no 'Lost executor {victim}' in the driver log"
+    # The kill landed mid-stage: a task attempt running on the victim was lost and a later attempt finished.
+    index, stage = lost_task(text, victim)
+    assert re.search(rf"Finished task {index}\.[1-9]\d* in stage {re.escape(stage)} ", text), (index, stage)
+    assert_same_output(out, cluster_output, "run with a killed worker")
