@@ -110,12 +110,19 @@ class ExactsubstrConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    # Column for "removed share by source" in report.html; null: `source` if the input has one.
+    source_column: str | None = None
+
+
+@dataclass(frozen=True)
 class RunConfig:
     input: InputConfig = field(default_factory=InputConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     neardup: NeardupConfig = field(default_factory=NeardupConfig)
     exactsubstr: ExactsubstrConfig = field(default_factory=ExactsubstrConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     # Dedup stages to run after ingest, in order (--stages=none runs ingest only).
     stages: tuple[str, ...] = ("neardup", "exactsubstr")
     dry_run: bool = False

@@ -17,6 +17,7 @@ from dedup_spark.errors import AccountingError, InputError
 from dedup_spark.ingest import IngestResult, ingest, load_docs, quarantine_rows, user_columns
 from dedup_spark.readers import InputSource, read_input, resolve_source
 from dedup_spark.report import RunReport, plan_lines, utc_now
+from dedup_spark.report_data import removed_share_by_source
 from dedup_spark.stages import STAGES
 from dedup_spark.writers import (
     OWNED_ENTRIES,
@@ -202,11 +203,16 @@ def _write_outputs(
     writer = open_output_writer(spark, config.output)
     files_dir = output_files_dir(config.output)
     writer.write("data", _user_view(docs, config))
-    writer.write("removed", _user_view(_union(docs, removed_frames), config, extra=True))
+    all_removed = _union(docs, removed_frames)
+    writer.write("removed", _user_view(all_removed, config, extra=True))
     quarantine = quarantine_rows(spark, storage.join(work_dir, "ingest"), ingested)
     writer.write("quarantine", _user_view(quarantine, config, extra=True))
     for name, table in tables.items():
         writer.write(name, table)
+    # Before the commit, which may delete _work, where these frames are read from.
+    report.removed_by_source = removed_share_by_source(
+        load_docs(spark, ingested), all_removed, config.report.source_column, survivors=docs
+    )
     keep = {"report.json", "report.html"} | ({"_work"} if config.output.keep_work else set())
     writer.commit(keep)
     log.info("writing outputs: finished (%s tables, seconds=%.3f)", len(writer.written), time.monotonic() - start)
@@ -217,6 +223,7 @@ def _write_outputs(
     report.status = "succeeded"
     report.outputs = {name: writer.location(name) for name in writer.written}
     report.outputs["report"] = storage.join(files_dir, "report.json")
+    report.outputs["report_html"] = storage.join(files_dir, "report.html")
     report.finished_at = utc_now()
     report.write(files_dir)
 
@@ -282,6 +289,9 @@ def _output_state(out_dir: str, unfinished: bool) -> str:
 
 def _check_output_columns(names: list[str], config: RunConfig) -> None:
     columns = set(names)
+    source = config.report.source_column
+    if source is not None and source not in columns:
+        raise InputError(f"report.source_column={source!r} is not an input column; columns are {sorted(columns)}")
     clashes = sorted(columns & set(RESERVED_OUTPUT_COLUMNS))
     if clashes:
         raise InputError(

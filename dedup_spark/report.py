@@ -34,6 +34,8 @@ class RunReport:
         self.accounting: dict[str, Any] = {}
         self.quarantine_by_reason: dict[str, int] = {}
         self.removed_by_reason: dict[str, int] = {}
+        # Documents and removed share per value of report.source_column (report_data.removed_share_by_source).
+        self.removed_by_source: list[dict[str, Any]] | None = None
         self.outputs: dict[str, str] = {}
         # Set by --stop-after (status "partial") and --dry-run (status "dry_run", the plan's lines).
         self.stopped_after: str | None = None
@@ -83,12 +85,18 @@ class RunReport:
             "accounting": self.accounting,
             "quarantine_by_reason": self.quarantine_by_reason,
             "removed_by_reason": self.removed_by_reason,
+            "removed_by_source": self.removed_by_source,
             "outputs": self.outputs,
         }
 
     def write(self, out_dir: str) -> str:
+        """Write report.json and, beside it, the same report as a self-contained page, report.html."""
+        from dedup_spark.report_html import write_report_html
+
+        report = self.to_dict()
         path = storage.join(out_dir, "report.json")
-        storage.write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+        storage.write_text(path, json.dumps(report, indent=2, sort_keys=False) + "\n")
+        write_report_html(report, out_dir)
         return path
 
     def summary(self) -> str:

@@ -1,0 +1,118 @@
+"""Numbers for report.html that report.json does not hold yet: removed share by source.
+
+Counts come from DataFrame aggregates over the ingested documents and the removed rows; only one row per
+source (at most `max_sources` + 1 of them) reaches the driver, so a column with millions of distinct values
+costs no more than one with ten.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+log = logging.getLogger("dedup_spark")
+
+#: The column used when the config names none and the input has it.
+DEFAULT_SOURCE_COLUMN = "source"
+#: Sources listed by name; the rest are summed into one OTHER row.
+MAX_SOURCES = 50
+#: Label of the rows whose source is null, and of the sum of the sources beyond the first `max_sources`.
+NULL_SOURCE = "(null)"
+OTHER_SOURCES = "(other)"
+
+
+def resolve_source_column(docs: DataFrame, column: str | None) -> str | None:
+    """The column to group by: `column` if given and present, else "source" if present, else None.
+
+    A named column the input lacks is logged (the report says so) rather than failing a finished run.
+    """
+    if column is None:
+        return DEFAULT_SOURCE_COLUMN if DEFAULT_SOURCE_COLUMN in docs.columns else None
+    if column not in docs.columns:
+        log.warning(
+            "report.source_column=%r is not an input column (%s): no removed share by source", column, docs.columns
+        )
+        return None
+    return column
+
+
+def removed_share_by_source(
+    docs: DataFrame,
+    removed: DataFrame,
+    column: str | None = None,
+    survivors: DataFrame | None = None,
+    max_sources: int = MAX_SOURCES,
+) -> list[dict[str, Any]] | None:
+    """Per value of a source column: documents ingested, documents removed (by reason) and the removed share.
+
+    docs:      the ingested documents (one row per document entering the first dedup stage), with `column`
+               and, for byte figures, `_dd_bytes`.
+    removed:   every removed document, with `column` and `reason` (the union of the stages' removed rows).
+    column:    the source column; None means "source" when the input has one (see `resolve_source_column`).
+    survivors: optional, the documents left after the last stage with `_dd_bytes`: adds `bytes_in`, `bytes_out`
+               and `bytes_removed_share` (counts the bytes exactsubstr cuts out of documents it keeps).
+    Returns None when there is no such column, else
+    `[{source, documents, removed, removed_share, by_reason: {reason: n}, [bytes_in, bytes_out,
+    bytes_removed_share]}]`, largest `documents` first (ties by name), at most `max_sources` named sources then
+    one `(other)` row with a `sources` count. Null values are the source `(null)`.
+    """
+    name = resolve_source_column(docs, column)
+    if name is None:
+        return None
+    if max_sources < 1:
+        raise ValueError(f"max_sources must be at least 1, got {max_sources}")
+
+    def key(frame: DataFrame) -> DataFrame:
+        return frame.withColumn("_dd_source", F.coalesce(F.col(name).cast("string"), F.lit(NULL_SOURCE)))
+
+    with_bytes = "_dd_bytes" in docs.columns and survivors is not None and "_dd_bytes" in survivors.columns
+    sums = [F.count(F.lit(1)).alias("documents")]
+    if with_bytes:
+        sums.append(F.sum("_dd_bytes").alias("bytes_in"))
+    per_source = key(docs).groupBy("_dd_source").agg(*sums)
+    # One more than shown tells whether an (other) row is needed without collecting every source.
+    top = per_source.orderBy(F.desc("documents"), "_dd_source").limit(max_sources + 1).collect()
+    named = [r["_dd_source"] for r in top[:max_sources]]
+    capped = len(top) > max_sources
+
+    def bucket(frame: DataFrame) -> DataFrame:
+        source = F.col("_dd_source")
+        return key(frame).withColumn(
+            "_dd_source", F.when(source.isin(named), source).otherwise(F.lit(OTHER_SOURCES)) if capped else source
+        )
+
+    ins = bucket(docs).groupBy("_dd_source").agg(*sums)
+    folded = per_source.filter(~F.col("_dd_source").isin(named)).count() if capped else 0
+    rows: dict[str, dict[str, Any]] = {}
+
+    def row(source: str) -> dict[str, Any]:
+        blank = {"source": source, "documents": 0, "removed": 0, "by_reason": {}}
+        return rows.setdefault(source, blank | ({"bytes_in": 0, "bytes_out": 0} if with_bytes else {}))
+
+    for r in ins.collect():
+        row(r["_dd_source"])["documents"] = int(r["documents"])
+        if with_bytes:
+            row(r["_dd_source"])["bytes_in"] = int(r["bytes_in"] or 0)
+    for r in bucket(removed).groupBy("_dd_source", "reason").agg(F.count(F.lit(1)).alias("n")).collect():
+        row(r["_dd_source"])["removed"] += int(r["n"])
+        row(r["_dd_source"])["by_reason"][r["reason"]] = int(r["n"])
+    if with_bytes:
+        for r in bucket(survivors).groupBy("_dd_source").agg(F.sum("_dd_bytes").alias("bytes")).collect():
+            row(r["_dd_source"])["bytes_out"] = int(r["bytes"] or 0)
+
+    result = []
+    for entry in rows.values():
+        entry["removed_share"] = round(entry["removed"] / entry["documents"], 6) if entry["documents"] else 0.0
+        entry["by_reason"] = dict(sorted(entry["by_reason"].items()))
+        if with_bytes:
+            bytes_in = entry["bytes_in"]
+            entry["bytes_removed_share"] = round(1 - entry["bytes_out"] / bytes_in, 6) if bytes_in else 0.0
+        if entry["source"] == OTHER_SOURCES and capped:
+            entry["sources"] = folded
+        result.append(entry)
+    order = {source: i for i, source in enumerate(named)}
+    result.sort(key=lambda e: (order.get(e["source"], len(order)), e["source"]))
+    return result
