@@ -32,13 +32,13 @@ from pyspark.sql import types as T
 from dedup_spark import storage
 from dedup_spark.config import RunConfig
 from dedup_spark.contamination_exact import EVAL_PREFIX, TRAIN_PREFIX, shared_windows
-from dedup_spark.errors import AccountingError, UsageError
+from dedup_spark.errors import AccountingError
 from dedup_spark.exact_chunks import ApplyTask
 from dedup_spark.ingest import IngestResult, ingest, load_docs, quarantine_rows, user_columns
 from dedup_spark.neardup import SIGNATURE_SCHEMA, VERIFIED_SCHEMA, resolve_lsh, signature_batches, verify_batches
 from dedup_spark.readers import read_input, resolve_source
 from dedup_spark.report import utc_now
-from dedup_spark.writers import OWNED_ENTRIES, OutputWriter, read_table
+from dedup_spark.writers import OutputWriter, check_output_folder, read_table
 
 log = logging.getLogger("dedup_spark")
 
@@ -154,29 +154,6 @@ def _cut(docs: DataFrame, windows: DataFrame, config: RunConfig) -> DataFrame:
         ]
     )
     return docs.join(grouped, "_dd_id").select(*columns, "_dd_windows").mapInArrow(task, schema)
-
-
-def check_output_folder(path: str, overwrite: bool) -> None:
-    """As `writers.check_output_folder`, also accepting this command's own entries."""
-    if storage.is_empty_or_missing(path):
-        return
-    if not storage.is_dir(path):
-        raise UsageError(f"--output {path!r} is a file; pass a folder")
-    if not overwrite:
-        raise UsageError(f"output folder {path!r} is not empty; pass --overwrite to replace it, or choose another")
-    foreign = sorted(_entries(path) - OWNED_ENTRIES - OWN_ENTRIES)
-    if foreign:
-        raise UsageError(
-            f"output folder {path!r} holds files dedup-spark did not write ({', '.join(foreign[:5])}); "
-            "refusing to overwrite it: empty it by hand or choose another folder"
-        )
-
-
-def _entries(path: str) -> set[str]:
-    import pyarrow.fs as pafs
-
-    fs, inner = storage.filesystem(path)
-    return {i.path.rsplit("/", 1)[-1] for i in fs.get_file_info(pafs.FileSelector(inner, recursive=False))}
 
 
 def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, clean_train: bool) -> dict[str, Any]:
