@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up .venv and runs the whole job on the bundled demo corpus (KJV chapters plus planted duplicates)
-# in local mode. Output: out/demo/ (data/, removed/, quarantine/, report.json). Extra arguments go to the job.
+# in local mode. Output: out/demo/ (data/, removed/, quarantine/, neardup/, exact/, report.json, report.html).
+# Extra arguments go to the job.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
