@@ -124,6 +124,8 @@ class RunReport:
         for reason, rows in sorted(self.quarantine_by_reason.items()):
             lines.append(f"  quarantine {reason}: {rows:,}")
         lines.append(f"  report: {self.outputs.get('report', '')}")
+        if "report_html" in self.outputs:
+            lines.append(f"  page:   {self.outputs['report_html']}")
         return "\n".join(lines)
 
 
