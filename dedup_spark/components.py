@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dedup_spark import storage
+from dedup_spark.stages import checkpoint
 
 log = logging.getLogger("dedup_spark")
 
@@ -71,20 +72,15 @@ def connected_components(
     Nodes without edges do not appear. `work_dir` receives one Parquet folder per round.
     """
     current = edges.select(F.col("u"), F.col("v")).filter(F.col("u") != F.col("v"))
-    current = _checkpoint(spark, current, storage.join(work_dir, "round-0"))
+    current = checkpoint(spark, current, storage.join(work_dir, "round-0"))
     for round_number in range(1, max_rounds + 1):
         if is_star_forest(current):
             both = _both_directions(current)
             labels = both.groupBy("u").agg(F.least(F.min("v"), F.first("u")).alias("component"))
             return labels.select(F.col("u").alias("node"), "component"), round_number - 1
         current = small_star(large_star(current))
-        current = _checkpoint(spark, current, storage.join(work_dir, f"round-{round_number}"))
+        current = checkpoint(spark, current, storage.join(work_dir, f"round-{round_number}"))
         log.debug("connected components: round %d done", round_number)
     raise RuntimeError(
         f"connected components did not converge in {max_rounds} rounds; raise neardup.max_component_rounds"
     )
-
-
-def _checkpoint(spark: SparkSession, frame: DataFrame, path: str) -> DataFrame:
-    frame.write.mode("overwrite").parquet(storage.to_spark_path(path))
-    return spark.read.parquet(storage.to_spark_path(path))

@@ -35,9 +35,10 @@ from dedup_spark.contamination_exact import EVAL_PREFIX, TRAIN_PREFIX, shared_wi
 from dedup_spark.errors import AccountingError
 from dedup_spark.exact_chunks import ApplyTask
 from dedup_spark.ingest import IngestResult, ingest, load_docs, quarantine_rows, user_columns
-from dedup_spark.neardup import SIGNATURE_SCHEMA, VERIFIED_SCHEMA, resolve_lsh, signature_batches, verify_batches
+from dedup_spark.neardup import SIGNATURE_SCHEMA, resolve_lsh, signature_batches, verify_candidates
 from dedup_spark.readers import read_input, resolve_source
 from dedup_spark.report import utc_now
+from dedup_spark.stages import checkpoint
 from dedup_spark.writers import OutputWriter, check_output_folder, read_table
 
 log = logging.getLogger("dedup_spark")
@@ -49,11 +50,6 @@ REASON_EXACT = "contamination_exact"
 #: Train ids listed per eval document (all of them are counted in `neardup_train_count`).
 MAX_TRAIN_IDS = 20
 _SPANS = T.ArrayType(T.StructType([T.StructField("start", T.IntegerType()), T.StructField("end", T.IntegerType())]))
-
-
-def _checkpoint(spark: SparkSession, frame: DataFrame, path: str) -> DataFrame:
-    frame.write.mode("overwrite").parquet(storage.to_spark_path(path))
-    return spark.read.schema(frame.schema).parquet(storage.to_spark_path(path))
 
 
 def _strip(column: str = "_dd_id") -> Any:
@@ -69,7 +65,7 @@ def neardup_matches(
     per contaminating pair of documents; metrics).
     """
     nd, lsh, text_column = config.neardup, resolve_lsh(config.neardup), config.input.text_column
-    signatures = _checkpoint(
+    signatures = checkpoint(
         spark,
         docs.select("_dd_id", text_column).mapInArrow(signature_batches(nd, lsh, text_column), SIGNATURE_SCHEMA),
         storage.join(work_dir, "signatures"),
@@ -78,30 +74,22 @@ def neardup_matches(
     matchable = signatures.filter(F.col("n_shingles") > 0).withColumn("side", side)
     # Identical normalised texts of one set are folded into their lowest id: one candidate per text, not per copy.
     members = matchable.withColumn("rep", F.min("_dd_id").over(_by("side", "norm_hash"))).select("_dd_id", "rep")
-    members = _checkpoint(spark, members, storage.join(work_dir, "members"))
+    members = checkpoint(spark, members, storage.join(work_dir, "members"))
     reps = matchable.join(members.filter(F.col("_dd_id") == F.col("rep")).select("_dd_id"), "_dd_id")
     bands = reps.select("_dd_id", "side", F.posexplode("band_keys").alias("band", "key"))
     train_b = bands.filter(F.col("side") == TRAIN_PREFIX).select(F.col("_dd_id").alias("u"), "band", "key")
     eval_b = bands.filter(F.col("side") == EVAL_PREFIX).select(F.col("_dd_id").alias("v"), "band", "key")
-    candidates = _checkpoint(
+    candidates = checkpoint(
         spark, train_b.join(eval_b, ["band", "key"]).select("u", "v").distinct(), storage.join(work_dir, "candidates")
     )
-    if lsh.verify_jaccard or lsh.verify_edit:
-        texts = docs.select("_dd_id", text_column)
-        with_texts = candidates.join(
-            texts.select(F.col("_dd_id").alias("u"), F.col(text_column).alias("text_u")), "u"
-        ).join(texts.select(F.col("_dd_id").alias("v"), F.col(text_column).alias("text_v")), "v")
-        checked = with_texts.select("u", "v", "text_u", "text_v").mapInArrow(verify_batches(nd, lsh), VERIFIED_SCHEMA)
-        checked = _checkpoint(spark, checked, storage.join(work_dir, "verified"))
-        verified = checked.filter("passed").select("u", "v")
-    else:
-        verified = candidates
+    texts = docs.select("_dd_id", text_column)
+    verified = verify_candidates(spark, candidates, texts, nd, lsh, storage.join(work_dir, "verified"))
     pairs = (
         verified.join(members.select(F.col("rep").alias("u"), F.col("_dd_id").alias("train_id")), "u")
         .join(members.select(F.col("rep").alias("v"), F.col("_dd_id").alias("eval_id")), "v")
         .select("train_id", "eval_id")
     )
-    pairs = _checkpoint(spark, pairs, storage.join(work_dir, "pairs"))
+    pairs = checkpoint(spark, pairs, storage.join(work_dir, "pairs"))
     metrics = {
         "preset": lsh.name,
         "bands": lsh.bands,
@@ -202,7 +190,7 @@ def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, cl
         F.slice(F.sort_array(F.collect_list(_strip("train_id"))), 1, MAX_TRAIN_IDS).alias("neardup_train_ids"),
         F.count(F.lit(1)).alias("neardup_train_count"),
     )
-    eval_cut = _checkpoint(
+    eval_cut = checkpoint(
         spark,
         _cut(evals.select(*narrow), windows.filter(F.col("_dd_id").startswith(EVAL_PREFIX)), config).select(
             "_dd_id", "_dd_spans", "_dd_cut_bytes"
@@ -213,7 +201,7 @@ def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, cl
     id_out = [F.col(config.input.id_column)] if config.input.id_column else [_strip().alias(config.output.id_column)]
     near = F.col("neardup_train_count").isNotNull()
     exact_bytes = F.coalesce("_dd_cut_bytes", F.lit(0)).cast("long")
-    eval_table = _checkpoint(
+    eval_table = checkpoint(
         spark,
         evals.select("_dd_id", "_dd_bytes", *id_columns)
         .join(per_eval, "_dd_id", "left")
@@ -270,7 +258,7 @@ def _write_clean_train(
     near_removed = train.join(involved, "_dd_id", "left_semi").withColumn("reason", F.lit(REASON_NEARDUP))
     rest = train.join(involved, "_dd_id", "left_anti")
     train_windows = windows.filter(F.col("_dd_id").startswith(TRAIN_PREFIX))
-    touched = _checkpoint(spark, _cut(rest, train_windows, config), storage.join(work_dir, "train_touched"))
+    touched = checkpoint(spark, _cut(rest, train_windows, config), storage.join(work_dir, "train_touched"))
     clean = rest.join(train_windows.select("_dd_id").distinct(), "_dd_id", "left_anti").unionByName(
         touched.filter(~F.col("_dd_drop")).select(*rest.columns)
     )

@@ -46,6 +46,7 @@ from dedup_spark.errors import ConfigError
 from dedup_spark.exact_chunks import MinimizerPairs, limit_openmp_threads
 from dedup_spark.exactsubstr import _CHUNK_BITS, MAX_CHUNK_SIZE, MERGE_TASK_MIN_BYTES, layout, pieces
 from dedup_spark.minimizers import superkmers_batch
+from dedup_spark.stages import checkpoint
 from dedup_spark.suffix_array import PieceColumns, find_repeats
 
 TRAIN_PREFIX, EVAL_PREFIX = "0:", "1:"
@@ -191,11 +192,6 @@ class SharedMergeTask:
         )
 
 
-def _checkpoint(spark: SparkSession, frame: DataFrame, path: str) -> DataFrame:
-    frame.write.mode("overwrite").parquet(storage.to_spark_path(path))
-    return spark.read.schema(frame.schema).parquet(storage.to_spark_path(path))
-
-
 def shared_windows(
     spark: SparkSession, docs: DataFrame, config: RunConfig, work_dir: str, eval_first_shard: int
 ) -> tuple[DataFrame, dict[str, Any]]:
@@ -213,7 +209,7 @@ def shared_windows(
 
     def step(name: str, frame: DataFrame) -> DataFrame:
         nonlocal clock
-        result = _checkpoint(spark, frame, storage.join(work_dir, name))
+        result = checkpoint(spark, frame, storage.join(work_dir, name))
         seconds[name] = round(time.perf_counter() - clock, 3)
         clock = time.perf_counter()
         return result

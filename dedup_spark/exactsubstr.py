@@ -55,7 +55,7 @@ from dedup_spark.config import RunConfig
 from dedup_spark.errors import ConfigError, InputError
 from dedup_spark.exact_chunks import FINDINGS_SCHEMA, ApplyTask, ChunkTask, MergeTask, MinimizerPairs
 from dedup_spark.exact_top import collapse_repeats, snippet
-from dedup_spark.stages import StageOutput
+from dedup_spark.stages import StageOutput, checkpoint
 
 REASON = "exact_substring"
 SPANS_TABLE = "exact/spans"
@@ -111,13 +111,6 @@ def run_exactsubstr(spark: SparkSession, docs: DataFrame, config: RunConfig, wor
     )
 
 
-def _checkpoint(spark: SparkSession, frame: DataFrame, path: str, partition_by: tuple[str, ...] = ()) -> DataFrame:
-    """Write Parquet and read it back; findings are partitioned by `kind` so each reader scans only its kind."""
-    frame.write.mode("overwrite").partitionBy(*partition_by).parquet(storage.to_spark_path(path))
-    # The schema is given because an empty partitioned result has no file to infer it from.
-    return spark.read.schema(frame.schema).parquet(storage.to_spark_path(path))
-
-
 def layout(docs: DataFrame, k: int) -> DataFrame:
     """`_dd_id, _dd_shard, _dd_bytes, base`: base = bytes of the shard's documents before this one (id order).
 
@@ -162,7 +155,7 @@ def _run_pass(
 
     def step(name: str, frame: DataFrame, partition_by: tuple[str, ...] = ()) -> DataFrame:
         nonlocal clock
-        result = _checkpoint(spark, frame, storage.join(work_dir, name), partition_by)
+        result = checkpoint(spark, frame, storage.join(work_dir, name), partition_by)
         seconds[name] = round(time.perf_counter() - clock, 3)
         clock = time.perf_counter()
         return result

@@ -34,7 +34,7 @@ from dedup_spark.errors import ConfigError
 from dedup_spark.lsh import PRESETS, LshPreset, band_keys, edit_similarity, s_curve
 from dedup_spark.minhash import MinHasher
 from dedup_spark.shingles import batch_shingle_hashes, normalize_utf8, shingle_set, words
-from dedup_spark.stages import StageOutput
+from dedup_spark.stages import StageOutput, checkpoint
 
 SIGNATURE_SCHEMA = "_dd_id string, norm_hash string, n_shingles int, band_keys array<bigint>"
 VERIFIED_SCHEMA = "u string, v string, jaccard double, edit_similarity double, passed boolean"
@@ -169,6 +169,24 @@ def candidate_pairs(signatures: DataFrame) -> DataFrame:
     return pairs.distinct()
 
 
+def verify_candidates(
+    spark: SparkSession, candidates: DataFrame, texts: DataFrame, nd: NeardupConfig, lsh: LshPreset, path: str
+) -> DataFrame:
+    """Candidate pairs (u, v) -> the pairs that pass the setting's verification (all of them when it has none).
+
+    texts: `_dd_id` and the text column; the checked pairs with their scores are written to `path`.
+    """
+    if not (lsh.verify_jaccard or lsh.verify_edit):
+        return candidates
+    id_column, text_column = texts.columns
+    with_texts = candidates.join(
+        texts.select(F.col(id_column).alias("u"), F.col(text_column).alias("text_u")), "u"
+    ).join(texts.select(F.col(id_column).alias("v"), F.col(text_column).alias("text_v")), "v")
+    checked = with_texts.select("u", "v", "text_u", "text_v").mapInArrow(verify_batches(nd, lsh), VERIFIED_SCHEMA)
+    checked = checkpoint(spark, checked, path)
+    return checked.filter("passed").select("u", "v")
+
+
 def _keep_order(docs: DataFrame, nd: NeardupConfig, config: RunConfig) -> list:
     """Sort keys for choosing the kept document of a cluster (first in this order wins; ties by id)."""
     by_id = (
@@ -193,7 +211,7 @@ def run_neardup(spark: SparkSession, docs: DataFrame, config: RunConfig, work_di
     text_column = config.input.text_column
     order = _keep_order(docs, nd, config)
 
-    signatures = _checkpoint(
+    signatures = checkpoint(
         spark,
         docs.select("_dd_id", text_column).mapInArrow(signature_batches(nd, lsh, text_column), SIGNATURE_SCHEMA),
         storage.join(work_dir, "signatures"),
@@ -206,18 +224,10 @@ def run_neardup(spark: SparkSession, docs: DataFrame, config: RunConfig, work_di
         .select(F.col("rep").alias("u"), F.col("_dd_id").alias("v"))
     )
     representatives = matchable.join(groups.select(F.col("rep").alias("_dd_id")), "_dd_id")
-    candidates = _checkpoint(spark, candidate_pairs(representatives), storage.join(work_dir, "candidates"))
+    candidates = checkpoint(spark, candidate_pairs(representatives), storage.join(work_dir, "candidates"))
 
     texts = docs.select("_dd_id", text_column)
-    if lsh.verify_jaccard or lsh.verify_edit:
-        with_texts = candidates.join(
-            texts.select(F.col("_dd_id").alias("u"), F.col(text_column).alias("text_u")), "u"
-        ).join(texts.select(F.col("_dd_id").alias("v"), F.col(text_column).alias("text_v")), "v")
-        checked = with_texts.select("u", "v", "text_u", "text_v").mapInArrow(verify_batches(nd, lsh), VERIFIED_SCHEMA)
-        checked = _checkpoint(spark, checked, storage.join(work_dir, "verified"))
-        verified = checked.filter("passed").select("u", "v")
-    else:
-        verified = candidates
+    verified = verify_candidates(spark, candidates, texts, nd, lsh, storage.join(work_dir, "verified"))
 
     labels, rounds = connected_components(
         spark, verified.unionByName(exact_edges), storage.join(work_dir, "components"), nd.max_component_rounds
@@ -230,7 +240,7 @@ def run_neardup(spark: SparkSession, docs: DataFrame, config: RunConfig, work_di
         F.count(F.lit(1)).over(Window.partitionBy("component")).alias("cluster_size"),
         (F.row_number().over(cluster) == 1).alias("kept"),
     )
-    clusters = _checkpoint(spark, clusters, storage.join(work_dir, "clusters"))
+    clusters = checkpoint(spark, clusters, storage.join(work_dir, "clusters"))
 
     removed_ids = clusters.filter(~F.col("kept")).select("_dd_id", "cluster_id")
     removed = docs.join(removed_ids, "_dd_id").withColumn("reason", F.lit("near_duplicate"))
@@ -333,8 +343,3 @@ def _with_excerpts(
         entry["excerpts"] = [{"id": i, "kept": kept, **found[i]} for i, kept in members if i in found]
         result.append(entry)
     return result
-
-
-def _checkpoint(spark: SparkSession, frame: DataFrame, path: str) -> DataFrame:
-    frame.write.mode("overwrite").parquet(storage.to_spark_path(path))
-    return spark.read.parquet(storage.to_spark_path(path))

@@ -12,6 +12,8 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
+from dedup_spark import storage
+
 
 @dataclass
 class StageOutput:
@@ -28,6 +30,15 @@ class StageOutput:
     removed: DataFrame
     tables: dict[str, DataFrame] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def checkpoint(spark: SparkSession, frame: DataFrame, path: str, partition_by: tuple[str, ...] = ()) -> DataFrame:
+    """Write a stage's intermediate result as Parquet under its work folder and read it back (cuts the lineage).
+
+    The schema is given on read because an empty partitioned result has no file to infer it from.
+    """
+    frame.write.mode("overwrite").partitionBy(*partition_by).parquet(storage.to_spark_path(path))
+    return spark.read.schema(frame.schema).parquet(storage.to_spark_path(path))
 
 
 StageFunction = Callable[[SparkSession, DataFrame, Any, str], StageOutput]
