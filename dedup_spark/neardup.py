@@ -7,10 +7,13 @@ Steps, each a Spark stage whose result is written under the stage's work folder:
 3. candidates   per (band, key) bucket, sorted by id, each member is paired with the bucket's first member and
                 with its predecessor: at most 2 pairs per member, so a bucket of 100,000 copies costs 200,000
                 pairs, not 5 billion.
-4. verified     candidate pairs whose exact Jaccard on the shingle sets is above the threshold (and whose token
+4. involved     the rows of every document on a candidate or exact-copy pair (a semi join, one scan of the
+                corpus); the later steps read texts and columns from this subset only.
+5. verified     candidate pairs whose exact Jaccard on the shingle sets is above the threshold (and whose token
                 edit similarity is above edit_threshold when that check is on); both texts are re-shingled.
-5. clusters     connected components of verified pairs plus exact-copy pairs (components.py), one kept per
-                cluster by the keep policy; `cluster_id` is the id of the kept document.
+6. clusters     connected components of verified pairs plus exact-copy pairs (components.py), one kept per
+                cluster by the keep policy; `cluster_id` is the id of the kept document. The stage writes the
+                removed rows only: the survivors are its input minus those (see `stages.StageOutput`).
 
 Documents with no words after normalisation (`too_short`) never match anything and are always kept.
 """
@@ -163,10 +166,9 @@ def candidate_pairs(signatures: DataFrame) -> DataFrame:
         F.first("_dd_id").over(bucket).alias("first"),
         F.lag("_dd_id").over(bucket).alias("previous"),
     ).filter(F.col("previous").isNotNull())
-    pairs = ordered.select(F.col("first").alias("u"), F.col("_dd_id").alias("v")).unionByName(
-        ordered.select(F.col("previous").alias("u"), F.col("_dd_id").alias("v"))
-    )
-    return pairs.distinct()
+    # One row per (partner, member): a union of two selects would run the window twice.
+    partners = F.explode(F.array_distinct(F.array("first", "previous")))
+    return ordered.select(partners.alias("u"), F.col("_dd_id").alias("v")).distinct()
 
 
 def verify_candidates(
@@ -226,13 +228,18 @@ def run_neardup(spark: SparkSession, docs: DataFrame, config: RunConfig, work_di
     representatives = matchable.join(groups.select(F.col("rep").alias("_dd_id")), "_dd_id")
     candidates = checkpoint(spark, candidate_pairs(representatives), storage.join(work_dir, "candidates"))
 
-    texts = docs.select("_dd_id", text_column)
+    # Every document that can end in a cluster is on a candidate pair or an exact-copy pair: read those rows
+    # from the corpus once; verification, clusters, removed rows and excerpts all work on this subset.
+    endpoints = candidates.unionByName(exact_edges)
+    involved_ids = endpoints.select(F.col("u").alias("_dd_id")).union(endpoints.select("v")).distinct()
+    involved = checkpoint(spark, docs.join(involved_ids, "_dd_id", "left_semi"), storage.join(work_dir, "involved"))
+    texts = involved.select("_dd_id", text_column)
     verified = verify_candidates(spark, candidates, texts, nd, lsh, storage.join(work_dir, "verified"))
 
     labels, rounds = connected_components(
         spark, verified.unionByName(exact_edges), storage.join(work_dir, "components"), nd.max_component_rounds
     )
-    in_clusters = docs.join(labels.withColumnRenamed("node", "_dd_id"), "_dd_id")
+    in_clusters = involved.join(labels.withColumnRenamed("node", "_dd_id"), "_dd_id")
     cluster = Window.partitionBy("component").orderBy(*order)
     clusters = in_clusters.select(
         "_dd_id",
@@ -243,12 +250,11 @@ def run_neardup(spark: SparkSession, docs: DataFrame, config: RunConfig, work_di
     clusters = checkpoint(spark, clusters, storage.join(work_dir, "clusters"))
 
     removed_ids = clusters.filter(~F.col("kept")).select("_dd_id", "cluster_id")
-    removed = docs.join(removed_ids, "_dd_id").withColumn("reason", F.lit("near_duplicate"))
-    survivors = docs.join(removed_ids, "_dd_id", "left_anti")
+    removed = involved.join(removed_ids, "_dd_id").withColumn("reason", F.lit("near_duplicate"))
     metrics = _metrics(signatures, groups, candidates, verified, clusters, lsh, rounds)
-    metrics["largest_clusters"] = _with_excerpts(metrics["largest_clusters"], clusters, texts, text_column)
+    metrics["largest_clusters"] = _with_excerpts(metrics["largest_clusters"], texts, text_column)
     return StageOutput(
-        docs=survivors,
+        docs=None,  # the survivors are the input minus `removed`
         removed=removed,
         tables={"neardup/clusters": clusters.withColumnRenamed("_dd_id", "doc_id")},
         metrics=metrics,
@@ -312,19 +318,17 @@ def _metrics(
     }
 
 
-def _with_excerpts(
-    largest: list[dict[str, Any]], clusters: DataFrame, texts: DataFrame, text_column: str
-) -> list[dict[str, Any]]:
+def _with_excerpts(largest: list[dict[str, Any]], texts: DataFrame, text_column: str) -> list[dict[str, Any]]:
     """Add `excerpts` to each listed cluster: the kept document and its lowest-id removed member, each
     `{id, kept, text, chars}` with the first EXCERPT_CHARS characters of the text and its full length.
 
-    Only the 2 x LARGEST_CLUSTERS documents named are joined and collected (a semi join on their ids), never the
-    clusters' members. `removed_example` is dropped from the entries (it is the second excerpt's id).
+    texts: `_dd_id` and the text of (at least) every clustered document. Only the 2 x LARGEST_CLUSTERS documents
+    named are collected. `removed_example` is dropped from the entries (it is the second excerpt's id).
     """
     ids = sorted({i for c in largest for i in (c["cluster_id"], c["removed_example"]) if i is not None})
     found: dict[str, dict[str, Any]] = {}
     if ids:
-        spark = clusters.sparkSession
+        spark = texts.sparkSession
         named = spark.createDataFrame([(i,) for i in ids], "_dd_id string")
         rows = (
             texts.join(named, "_dd_id", "left_semi")

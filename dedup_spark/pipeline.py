@@ -18,7 +18,7 @@ from dedup_spark.ingest import IngestResult, ingest, load_docs, quarantine_rows,
 from dedup_spark.readers import InputSource, read_input, resolve_source
 from dedup_spark.report import RunReport, plan_lines, utc_now
 from dedup_spark.report_data import removed_share_by_source
-from dedup_spark.stages import STAGES
+from dedup_spark.stages import STAGES, checkpoint
 from dedup_spark.writers import (
     OWNED_ENTRIES,
     OutputWriter,
@@ -67,6 +67,7 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
     resume.clear_work(work_dir, keep=list(reusable))  # partial or stale results are never read
     ingested: IngestResult | None = None
     docs: DataFrame | None = None
+    counts = (0, 0)  # rows and text bytes of `docs`, as the step that made them counted them
     removed_frames: list[DataFrame] = []
     tables: dict[str, DataFrame] = {}
     try:
@@ -76,14 +77,17 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
             if step == "ingest":
                 ingested = _ingest(spark, source, config, work_dir, prints[step], marker, report)
                 docs = load_docs(spark, ingested)
+                counts = (ingested.docs, ingested.text_bytes)
                 continue
             step_dir = storage.join(work_dir, step)
             if marker is None:
-                marker = _run_stage(spark, step, docs, config, work_dir, prints[step], report)
+                marker = _run_stage(spark, step, docs, counts, config, work_dir, prints[step], report)
             else:
                 report.reused(marker["entry"])
-            docs = spark.read.parquet(storage.to_spark_path(storage.join(step_dir, "docs")))
-            removed_frames.append(spark.read.parquet(storage.to_spark_path(storage.join(step_dir, "removed"))))
+            removed = spark.read.parquet(storage.to_spark_path(storage.join(step_dir, "removed")))
+            removed_frames.append(removed)
+            docs = _stage_docs(spark, step_dir, docs, removed, marker)
+            counts = (marker["entry"]["rows_out"], marker["entry"]["bytes_out"])
             for name in marker.get("tables", []):
                 tables[name] = spark.read.parquet(storage.to_spark_path(storage.join(step_dir, "tables", name)))
         if config.stop_after:
@@ -138,12 +142,18 @@ def _run_stage(
     spark: SparkSession,
     name: str,
     docs: DataFrame,
+    counts: tuple[int, int],
     config: RunConfig,
     work_dir: str,
     fingerprint: str,
     report: RunReport,
 ) -> dict[str, Any]:
-    """Run one dedup stage; its docs, removed rows and extra tables go under _work/<name>. Returns its marker."""
+    """Run one dedup stage; its removed rows, extra tables and (if it rewrote them) docs go under _work/<name>.
+
+    counts: rows and text bytes of `docs`. A stage that only drops rows (`StageOutput.docs` None) writes no
+    copy of the survivors: they are `docs` minus the removed ids, derived again when read (`_stage_docs`).
+    Returns its marker.
+    """
     step_dir = storage.join(work_dir, name)
     saved: dict[str, Any] = {}
 
@@ -152,18 +162,22 @@ def _run_stage(
         saved["entry"] = entry
 
     with report.stage(name, on_done=done) as entry:
-        rows_in, bytes_in = _rows_and_bytes(docs)
+        rows_in, bytes_in = counts
         result = STAGES[name](spark, docs, config, step_dir)
-        survivors = _materialize(spark, result.docs, storage.join(step_dir, "docs"))
-        removed = _materialize(spark, result.removed, storage.join(step_dir, "removed"))
+        removed = checkpoint(spark, result.removed, storage.join(step_dir, "removed"))
         for table, frame in result.tables.items():
-            _materialize(spark, frame, storage.join(step_dir, "tables", table))
+            checkpoint(spark, frame, storage.join(step_dir, "tables", table))
         saved["tables"] = sorted(result.tables)
-        rows_out, bytes_out = _rows_and_bytes(survivors)
+        saved["docs_written"] = result.docs is not None
+        rows_removed, bytes_removed = _rows_and_bytes(removed)
+        if result.docs is None:
+            rows_out, bytes_out = rows_in - rows_removed, bytes_in - bytes_removed
+        else:
+            rows_out, bytes_out = _rows_and_bytes(checkpoint(spark, result.docs, storage.join(step_dir, "docs")))
         entry.update(
             rows_in=rows_in,
             rows_out=rows_out,
-            rows_removed=removed.count(),
+            rows_removed=rows_removed,
             bytes_in=bytes_in,
             bytes_out=bytes_out,
             details=result.metrics,
@@ -171,6 +185,13 @@ def _run_stage(
             reused=False,
         )
     return saved
+
+
+def _stage_docs(spark: SparkSession, step_dir: str, docs: DataFrame, removed: DataFrame, marker: dict[str, Any]):
+    """The documents after a stage: its written docs, or its input minus its removed ids."""
+    if marker["docs_written"]:
+        return spark.read.parquet(storage.to_spark_path(storage.join(step_dir, "docs")))
+    return docs.join(removed.select("_dd_id"), "_dd_id", "left_anti")
 
 
 def _stop(report: RunReport, config: RunConfig, out_dir: str) -> RunReport:
@@ -303,12 +324,6 @@ def _check_output_columns(names: list[str], config: RunConfig) -> None:
             f"the input already has a column {config.output.id_column!r}: pass --set input.id_column="
             f"{config.output.id_column} to use it as the id, or --set output.id_column=OTHER for derived ids"
         )
-
-
-def _materialize(spark: SparkSession, frame: DataFrame, path: str) -> DataFrame:
-    """Write a stage result to Parquet and read it back: cuts the lineage and makes counts cheap and exact."""
-    frame.write.mode("overwrite").parquet(storage.to_spark_path(path))
-    return spark.read.parquet(storage.to_spark_path(path))
 
 
 def _rows_and_bytes(docs: DataFrame) -> tuple[int, int]:

@@ -2,8 +2,9 @@
 
 A step writes its results under `DIR/_work/<step>/`, then, LAST, `DIR/_work/<step>/_COMPLETE.json`:
 
-    {"marker_version": 1, "step": ..., "fingerprint": <sha256 hex>, "entry": <the step's report entry>,
-     "ingested": <IngestResult fields, ingest only>, "tables": [<extra table names, stages only>]}
+    {"marker_version": 2, "step": ..., "fingerprint": <sha256 hex>, "entry": <the step's report entry>,
+     "ingested": <IngestResult fields, ingest only>, "tables": [<extra table names, stages only>],
+     "docs_written": <stages only: false when the stage only drops rows and its docs are derived>}
 
 The fingerprint of a step covers everything its result depends on: the input (resolved format; for files the
 sorted (path, size, mtime) of every file, for Delta the table version), the config sections of the step
@@ -33,12 +34,11 @@ from dedup_spark.readers import InputSource, session_has_delta
 log = logging.getLogger("dedup_spark")
 
 MARKER = "_COMPLETE.json"
-MARKER_VERSION = 1
+MARKER_VERSION = 2
 # What an unfinished run (killed, or stopped with --stop-after) leaves at the top of its output folder.
 UNFINISHED_ENTRIES = {"_work", "_staging", "_trash", "report.json", "report.html"}
 # Folders a completed step must still have for its marker to be trusted.
 _INGEST_FOLDERS = ("parsed", "shards")
-_STAGE_FOLDERS = ("docs", "removed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +178,8 @@ def _invalid_reason(work_dir: str, step: str, marker: dict[str, Any] | None, fin
         if not folders:
             return "the completion marker lacks the ingest counts"
     else:
-        folders = [*_STAGE_FOLDERS, *(f"tables/{name}" for name in marker.get("tables", []))]
+        written = ["removed", *(["docs"] if marker.get("docs_written") else [])]
+        folders = [*written, *(f"tables/{name}" for name in marker.get("tables", []))]
     missing = [f for f in folders if not storage.exists(storage.join(work_dir, step, f))]
     return f"its files are gone ({', '.join(missing)})" if missing else None
 

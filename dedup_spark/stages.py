@@ -20,13 +20,14 @@ class StageOutput:
     """What a stage hands back to the pipeline.
 
     docs:    surviving documents, same columns as the stage's input (a stage may rewrite the text column and
-             `_dd_bytes`).
+             `_dd_bytes`); None when the stage only drops rows: the survivors are then the input minus `removed`,
+             which the pipeline derives instead of writing a copy of the corpus.
     removed: removed documents, same columns plus `reason` (string) and any stage columns (e.g. `cluster_id`).
     tables:  extra output tables by relative name (e.g. "neardup/clusters"), written in the output format.
     metrics: JSON-ready numbers for the report.
     """
 
-    docs: DataFrame
+    docs: DataFrame | None
     removed: DataFrame
     tables: dict[str, DataFrame] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
