@@ -1,10 +1,12 @@
 """Ingest: checked reader output -> sharded Parquet documents with stable unique ids, plus quarantine rows.
 
-Three steps, each reading the previous one's files, so every later count comes from written data:
-1. `_work/parsed`: every row read, with its quarantine reason (or null), its id and its text size in bytes.
-2. `_work/shards`: readable rows range-partitioned by id into shards of about `ingest.shard_size` bytes of text,
-   sorted by id inside each shard. Columns: the input's columns, `_dd_id` (string, unique), `_dd_copy`
-   (0 for the first row with an id, 1.. for later ones), `_dd_shard`, `_dd_bytes`, `_dd_file`.
+Three steps; every later count comes from written data:
+1. parsed: every row read, with its quarantine reason (or null), its id and its text size in bytes; written to
+   `_work/parsed` for inputs that are costly to parse again (JSON Lines), otherwise recomputed from the input.
+2. `_work/shards`: readable rows hash-partitioned by id into shards of about `ingest.shard_size` bytes of text
+   (on average: a shard is a hash bucket), sorted by id inside each shard. Columns: the input's columns, `_dd_id`
+   (string, unique), `_dd_copy` (0 for the first row with an id, 1.. for later ones), `_dd_shard`, `_dd_bytes`,
+   `_dd_file`.
 3. The quarantine DataFrame: unreadable rows, plus duplicate-id copies when `input.duplicate_ids=quarantine`.
 
 Ids: `input.id_column` cast to string, or, without one, the first 32 hex digits of the SHA-256 of the text.
@@ -15,11 +17,9 @@ input gives the same ids however it is split into files or partitions.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -39,6 +39,7 @@ class IngestResult:
     text_bytes: int
     shards: int
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    parsed_kept: bool = True  # whether `_work/parsed` was written (see `ingest`)
 
 
 def user_columns(frame: DataFrame) -> list[str]:
@@ -74,12 +75,21 @@ def _row_hash(frame: DataFrame, columns: list[str]):
     return F.xxhash64(*columns)
 
 
-def ingest(spark: SparkSession, raw: DataFrame, config: RunConfig, work_dir: str) -> IngestResult:
-    """Write `_work/parsed` and `_work/shards` (see the module docstring) and return their counts."""
+def ingest(
+    spark: SparkSession, raw: DataFrame, config: RunConfig, work_dir: str, keep_parsed: bool = True
+) -> IngestResult:
+    """Write `_work/shards` (and `_work/parsed` when `keep_parsed`; see the module docstring); return the counts.
+
+    keep_parsed=False reads `raw` twice instead of writing and reading a parsed copy: cheaper for inputs that
+    are cheap to read again and cannot change under the run (Parquet and text files, fingerprinted by resume);
+    `quarantine_rows` then needs `raw` again.
+    """
     parsed_path = storage.join(work_dir, "parsed")
     shards_path = storage.join(work_dir, "shards")
-    add_reasons_and_ids(raw, config).write.mode("overwrite").parquet(parsed_path)
-    parsed = spark.read.parquet(parsed_path)
+    parsed = add_reasons_and_ids(raw, config)
+    if keep_parsed:
+        parsed.write.mode("overwrite").parquet(parsed_path)
+        parsed = spark.read.parquet(parsed_path)
 
     counts = parsed.groupBy("_dd_reason").agg(F.count(F.lit(1)).alias("rows"), F.sum("_dd_bytes").alias("bytes"))
     by_reason = {row["_dd_reason"]: (row["rows"], row["bytes"] or 0) for row in counts.collect()}
@@ -89,21 +99,32 @@ def ingest(spark: SparkSession, raw: DataFrame, config: RunConfig, work_dir: str
     shard_count = max(1, math.ceil(valid_bytes / config.ingest.shard_size))
 
     valid = parsed.filter(F.col("_dd_reason").isNull()).drop("_dd_reason", "_dd_raw")
+    # Hash-partitioned by id, so the copies of an id meet in one shard; the window numbers them in `_dd_order`
+    # without another shuffle or sort (the partitioning and the sort already satisfy it).
+    copy = F.row_number().over(Window.partitionBy("_dd_id").orderBy("_dd_order")) - 1
     numbered = (
-        valid.repartitionByRange(shard_count, "_dd_id")
+        valid.repartition(shard_count, "_dd_id")
         .sortWithinPartitions("_dd_id", "_dd_order")
-        .mapInArrow(_number_copies(derived=config.input.id_column is None), _with_copy_column(valid.schema))
-        .withColumn("_dd_shard", F.spark_partition_id())
+        .withColumn("_dd_copy", copy.cast("int"))
     )
-    numbered.write.mode("overwrite").parquet(shards_path)
+    if config.input.id_column is None:
+        # Identical texts share a derived id; the suffix makes the id unique and the row a document.
+        suffixed = F.when(F.col("_dd_copy") > 0, F.concat("_dd_id", F.lit("-"), "_dd_copy")).otherwise(F.col("_dd_id"))
+        numbered = numbered.withColumn("_dd_id", suffixed).withColumn("_dd_copy", F.lit(0))
+    numbered.withColumn("_dd_shard", F.spark_partition_id()).write.mode("overwrite").parquet(shards_path)
     shards = spark.read.parquet(shards_path)
 
-    written = shards.count()
+    is_copy = F.col("_dd_copy") > 0
+    totals = shards.agg(
+        F.count(F.lit(1)).alias("written"),
+        F.count(F.when(is_copy, 1)).alias("copies"),
+        F.sum(F.when(~is_copy, F.col("_dd_bytes"))).alias("docs_bytes"),
+    ).first()
+    written, duplicate_rows, docs_bytes = totals["written"], totals["copies"], totals["docs_bytes"] or 0
     if written != valid_rows:
         raise InputError(f"internal: {valid_rows} readable rows but {written} written to shards")
     quarantined = {reason: rows for reason, (rows, _) in by_reason.items()}
-    copies = shards.filter(F.col("_dd_copy") > 0)
-    duplicate_rows = copies.count()
+    copies = shards.filter(is_copy)
     if duplicate_rows:
         if config.input.duplicate_ids == "error":
             examples = [r["_dd_id"] for r in copies.select("_dd_id").distinct().orderBy("_dd_id").limit(5).collect()]
@@ -112,7 +133,6 @@ def ingest(spark: SparkSession, raw: DataFrame, config: RunConfig, work_dir: str
                 f"(e.g. {examples}); fix the input, or set input.duplicate_ids=quarantine to keep one row per id"
             )
         quarantined["duplicate_id"] = duplicate_rows
-    docs_bytes = shards.filter(F.col("_dd_copy") == 0).agg(F.sum("_dd_bytes")).first()[0] or 0
     return IngestResult(
         shards_path=shards_path,
         rows_read=rows_read,
@@ -121,6 +141,7 @@ def ingest(spark: SparkSession, raw: DataFrame, config: RunConfig, work_dir: str
         text_bytes=int(docs_bytes),
         shards=shard_count,
         quarantined_by_reason=quarantined,
+        parsed_kept=keep_parsed,
     )
 
 
@@ -129,9 +150,19 @@ def load_docs(spark: SparkSession, result: IngestResult) -> DataFrame:
     return spark.read.parquet(result.shards_path).filter(F.col("_dd_copy") == 0)
 
 
-def quarantine_rows(spark: SparkSession, work_dir: str, result: IngestResult) -> DataFrame:
-    """Unreadable rows and duplicate-id copies, with the input's columns plus reason, input_file, raw_record."""
-    parsed = spark.read.parquet(storage.join(work_dir, "parsed"))
+def quarantine_rows(
+    spark: SparkSession, work_dir: str, result: IngestResult, parsed: DataFrame | None = None
+) -> DataFrame:
+    """Unreadable rows and duplicate-id copies, with the input's columns plus reason, input_file, raw_record.
+
+    parsed: `add_reasons_and_ids` of the reader's output; needed (and only used) when ingest kept no parsed copy.
+    """
+    if result.parsed_kept:
+        parsed = spark.read.parquet(storage.join(work_dir, "parsed"))
+    elif parsed is None:
+        raise ValueError("ingest kept no parsed copy: pass add_reasons_and_ids(reader output) as `parsed`")
+    if not any(rows for reason, rows in result.quarantined_by_reason.items() if reason != "duplicate_id"):
+        parsed = parsed.limit(0)  # ingest counted no unreadable row: no need to scan the input for them
     columns = user_columns(parsed)
     unreadable = parsed.filter(F.col("_dd_reason").isNotNull()).select(
         *columns, "_dd_id", F.col("_dd_reason").alias("reason"), "_dd_file", "_dd_raw"
@@ -154,36 +185,3 @@ def quarantine_rows(spark: SparkSession, work_dir: str, result: IngestResult) ->
         F.col("_dd_file").alias("input_file"),
         F.col("_dd_raw").alias("raw_record"),
     )
-
-
-def _with_copy_column(schema: T.StructType) -> T.StructType:
-    return T.StructType([*schema.fields, T.StructField("_dd_copy", T.IntegerType(), False)])
-
-
-def _number_copies(derived: bool):
-    """Number the rows of each id 0, 1, 2, ... (input sorted by id, order); derived ids get a '-N' suffix.
-
-    Runs inside one partition, so the count carries over from one Arrow batch to the next.
-    """
-
-    def number(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        previous_id, previous_copy = None, -1
-        for batch in batches:
-            ids = batch.column("_dd_id").to_pylist()
-            copies = []
-            for row_id in ids:
-                previous_copy = previous_copy + 1 if row_id == previous_id else 0
-                previous_id = row_id
-                copies.append(previous_copy)
-            columns = list(batch.columns)
-            if derived:
-                # Identical texts share a hash; the suffix makes the id unique and the row a document.
-                index = batch.schema.get_field_index("_dd_id")
-                columns[index] = pa.array(
-                    [f"{i}-{c}" if c else i for i, c in zip(ids, copies, strict=True)], pa.string()
-                )
-                copies = [0] * len(copies)
-            columns.append(pa.array(copies, pa.int32()))
-            yield pa.RecordBatch.from_arrays(columns, names=[*batch.schema.names, "_dd_copy"])
-
-    return number

@@ -21,6 +21,7 @@ Documents with no words after normalisation (`too_short`) never match anything a
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -42,6 +43,8 @@ from dedup_spark.stages import StageOutput, checkpoint
 SIGNATURE_SCHEMA = "_dd_id string, norm_hash string, n_shingles int, band_keys array<bigint>"
 VERIFIED_SCHEMA = "u string, v string, jaccard double, edit_similarity double, passed boolean"
 LARGEST_CLUSTERS = 10
+# Normalised text bytes whose shingle sets a verification task keeps (the sets take about 15x that in memory).
+VERIFY_CACHE_BYTES = 16 * 1024 * 1024
 # Characters of each document shown next to a largest cluster in the report (kept and one removed member).
 EXCERPT_CHARS = 300
 
@@ -116,16 +119,40 @@ def signature_batches(nd: NeardupConfig, lsh: LshPreset, text_column: str):
     return run
 
 
+class _ShingleSets:
+    """Normalised texts and shingle sets of the documents seen last, by id, holding at most VERIFY_CACHE_BYTES of
+    normalised text."""
+
+    def __init__(self, nd: NeardupConfig) -> None:
+        self.nd = nd
+        self.entries: OrderedDict[str, tuple[bytes, set[bytes]]] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, doc_id: str, text: str) -> tuple[bytes, set[bytes]]:
+        if doc_id in self.entries:
+            self.entries.move_to_end(doc_id)
+            return self.entries[doc_id]
+        normalized = _normalize(text, self.nd)
+        entry = self.entries[doc_id] = (normalized, shingle_set(normalized, self.nd.ngram, self.nd.shingle_unit))
+        self.bytes += len(normalized)
+        while self.bytes > VERIFY_CACHE_BYTES and len(self.entries) > 1:
+            _, (evicted, _) = self.entries.popitem(last=False)
+            self.bytes -= len(evicted)
+        return entry
+
+
 def verify_batches(nd: NeardupConfig, lsh: LshPreset):
     """mapInArrow function: (u, v, text_u, text_v) -> VERIFIED_SCHEMA rows.
 
     Jaccard is exact: it compares the two documents' sets of shingle byte strings (`shingle_set`), not hashes.
+    A document is on several pairs (a bucket's first member on many): each task keeps the shingle sets of the
+    documents it saw last, up to VERIFY_CACHE_BYTES of their text, and pairs arrive sorted by `u`.
     """
+    unit = nd.shingle_unit
 
-    def check(text_u: str, text_v: str) -> tuple[float, float, bool]:
-        norm_u, norm_v = _normalize(text_u, nd), _normalize(text_v, nd)
-        unit = nd.shingle_unit
-        similarity = _exact_jaccard(shingle_set(norm_u, nd.ngram, unit), shingle_set(norm_v, nd.ngram, unit))
+    def check(id_u: str, text_u: str, id_v: str, text_v: str, cache: _ShingleSets) -> tuple[float, float, bool]:
+        (norm_u, set_u), (norm_v, set_v) = cache.get(id_u, text_u), cache.get(id_v, text_v)
+        similarity = _exact_jaccard(set_u, set_v)
         passed = similarity > lsh.threshold or not lsh.verify_jaccard
         edit = float("nan")
         if passed and lsh.verify_edit:
@@ -137,11 +164,10 @@ def verify_batches(nd: NeardupConfig, lsh: LshPreset):
         return similarity, edit, passed
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        cache = _ShingleSets(nd)
         for batch in batches:
-            results = [
-                check(a, b)
-                for a, b in zip(batch.column("text_u").to_pylist(), batch.column("text_v").to_pylist(), strict=True)
-            ]
+            columns = [batch.column(name).to_pylist() for name in ("u", "text_u", "v", "text_v")]
+            results = [check(*pair, cache) for pair in zip(*columns, strict=True)]
             yield pa.RecordBatch.from_arrays(
                 [
                     batch.column("u"),
@@ -181,9 +207,11 @@ def verify_candidates(
     if not (lsh.verify_jaccard or lsh.verify_edit):
         return candidates
     id_column, text_column = texts.columns
-    with_texts = candidates.join(
-        texts.select(F.col(id_column).alias("u"), F.col(text_column).alias("text_u")), "u"
-    ).join(texts.select(F.col(id_column).alias("v"), F.col(text_column).alias("text_v")), "v")
+    with_texts = (
+        candidates.join(texts.select(F.col(id_column).alias("v"), F.col(text_column).alias("text_v")), "v")
+        .join(texts.select(F.col(id_column).alias("u"), F.col(text_column).alias("text_u")), "u")
+        .sortWithinPartitions("u")  # a task sees each u's pairs together (verify_batches caches shingle sets)
+    )
     checked = with_texts.select("u", "v", "text_u", "text_v").mapInArrow(verify_batches(nd, lsh), VERIFIED_SCHEMA)
     checked = checkpoint(spark, checked, path)
     return checked.filter("passed").select("u", "v")

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from dedup_spark import resume, storage
 from dedup_spark.config import INTERNAL_PREFIX, RunConfig
 from dedup_spark.errors import AccountingError, InputError
-from dedup_spark.ingest import IngestResult, ingest, load_docs, quarantine_rows, user_columns
+from dedup_spark.ingest import IngestResult, add_reasons_and_ids, ingest, load_docs, quarantine_rows, user_columns
 from dedup_spark.readers import InputSource, read_input, resolve_source
 from dedup_spark.report import RunReport, plan_lines, utc_now
 from dedup_spark.report_data import removed_share_by_source
@@ -32,6 +32,8 @@ log = logging.getLogger("dedup_spark")
 
 # Lines of a JSON Lines input a dry run reads to show and check its columns.
 DRY_RUN_SAMPLE_LINES = 1000
+# Input formats ingest reads twice instead of keeping a parsed copy: cheap to read, files fingerprinted by resume.
+REREADABLE_FORMATS = ("parquet", "text")
 # Columns the outputs add next to the input's own.
 RESERVED_OUTPUT_COLUMNS = ("reason", "input_file", "raw_record", "cluster_id")
 
@@ -93,7 +95,7 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
         if config.stop_after:
             return _stop(report, config, files_dir)
         _describe(spark, "dedup-spark write outputs")
-        _write_outputs(spark, config, report, work_dir, ingested, docs, removed_frames, tables)
+        _write_outputs(spark, config, report, work_dir, source, ingested, docs, removed_frames, tables)
     finally:
         _describe(spark, None)
     return report
@@ -123,7 +125,7 @@ def _ingest(
         resume.write_marker(work_dir, "ingest", fingerprint, entry, saved)
 
     with report.stage("ingest", on_done=done) as entry:
-        result = ingest(spark, raw, config, ingest_dir)
+        result = ingest(spark, raw, config, ingest_dir, keep_parsed=source.format not in REREADABLE_FORMATS)
         entry.update(
             rows_in=result.rows_read,
             rows_out=result.docs,
@@ -212,6 +214,7 @@ def _write_outputs(
     config: RunConfig,
     report: RunReport,
     work_dir: str,
+    source: InputSource,
     ingested: IngestResult,
     docs: DataFrame,
     removed_frames: list[DataFrame],
@@ -226,7 +229,8 @@ def _write_outputs(
     writer.write("data", _user_view(docs, config))
     all_removed = _union(docs, removed_frames)
     writer.write("removed", _user_view(all_removed, config, extra=True))
-    quarantine = quarantine_rows(spark, storage.join(work_dir, "ingest"), ingested)
+    parsed = None if ingested.parsed_kept else add_reasons_and_ids(read_input(spark, source, config.input), config)
+    quarantine = quarantine_rows(spark, storage.join(work_dir, "ingest"), ingested, parsed)
     writer.write("quarantine", _user_view(quarantine, config, extra=True))
     for name, table in tables.items():
         writer.write(name, table)

@@ -37,8 +37,6 @@ MARKER = "_COMPLETE.json"
 MARKER_VERSION = 2
 # What an unfinished run (killed, or stopped with --stop-after) leaves at the top of its output folder.
 UNFINISHED_ENTRIES = {"_work", "_staging", "_trash", "report.json", "report.html"}
-# Folders a completed step must still have for its marker to be trusted.
-_INGEST_FOLDERS = ("parsed", "shards")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,9 +172,9 @@ def _invalid_reason(work_dir: str, step: str, marker: dict[str, Any] | None, fin
     if marker.get("fingerprint") != fingerprint:
         return "the input, the config or an earlier step changed (fingerprint differs)"
     if step == "ingest":
-        folders = list(_INGEST_FOLDERS) if "ingested" in marker else []
-        if not folders:
+        if "ingested" not in marker:
             return "the completion marker lacks the ingest counts"
+        folders = ["shards", *(["parsed"] if marker["ingested"].get("parsed_kept", True) else [])]
     else:
         written = ["removed", *(["docs"] if marker.get("docs_written") else [])]
         folders = [*written, *(f"tables/{name}" for name in marker.get("tables", []))]

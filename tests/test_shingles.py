@@ -235,3 +235,19 @@ def test_fast_paths_equal_the_general_rule():
             general = general.translate(_punctuation_table()) if strip else general
             expected = " ".join(general.split())
             assert normalize(text, nfkc=nfkc, lowercase=lower, strip_punctuation=strip) == expected, repr(text)
+
+
+def test_no_punctuation_or_white_space_beyond_the_tables_last_code_point():
+    """The normalisation tables stop at LAST_TABLE_CODE_POINT; nothing they must map lies beyond it."""
+    import sys
+    import unicodedata as ud
+
+    from dedup_spark.shingles import LAST_TABLE_CODE_POINT
+
+    beyond = [
+        hex(c)
+        for c in range(LAST_TABLE_CODE_POINT + 1, sys.maxunicode + 1)
+        if ud.category(chr(c))[0] == "P" or chr(c).isspace()
+    ]
+    assert beyond == []
+    assert ud.category(chr(0x1E95E)) == "Po"  # a plane-1 punctuation mark (Adlam) the tables do cover
