@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STEP",
         help="run ingest and the stages up to STEP, keep _work/ and stop; the same command without it resumes",
     )
+    run.add_argument(
+        "--protect",
+        action="append",
+        metavar="PATH",
+        help="held-out set (repeatable): never removed; input documents near-duplicating it are removed",
+    )
     run.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     run.add_argument("--verbose", action="store_true", help="debug logging and tracebacks on errors")
     _add_contamination_parser(commands)
@@ -114,6 +120,7 @@ def _run(args: argparse.Namespace) -> int:
         "output.overwrite": True if args.overwrite else None,
         "dry_run": True if args.dry_run else None,
         "stop_after": args.stop_after,
+        "protect": args.protect,
     }
     config = resolve_config(args.config, cli_settings, args.set)
     log.info("resolved config:\n%s", dump_yaml(config).rstrip())

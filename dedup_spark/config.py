@@ -125,6 +125,9 @@ class RunConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     # Dedup stages to run after ingest, in order (--stages=none runs ingest only).
     stages: tuple[str, ...] = ("neardup", "exactsubstr")
+    # Held-out sets (--protect=PATH, repeatable), read with the input settings: never removed and never written;
+    # documents of the input in a near-duplicate cluster with one of theirs are removed as `contamination`.
+    protect: tuple[str, ...] = ()
     dry_run: bool = False
     # Run ingest and the stages up to and including this one, keep _work and stop (report status "partial").
     stop_after: str | None = None
@@ -340,6 +343,11 @@ def validate(config: RunConfig) -> None:
         )
     if Path(config.output.path).resolve() == Path(config.input.path).resolve():
         raise ConfigError("--output must not be the same path as --input")
+    for path in config.protect:
+        if Path(path).resolve() in (Path(config.input.path).resolve(), Path(config.output.path).resolve()):
+            raise ConfigError(f"--protect={path}: a held-out set must not be the --input or the --output path")
+    if config.protect and "neardup" not in config.stages:
+        raise ConfigError("--protect needs the neardup stage (it removes input documents that cluster with them)")
 
 
 def _validate_neardup(nd: NeardupConfig) -> None:

@@ -35,10 +35,11 @@ from dedup_spark.contamination_exact import EVAL_PREFIX, TRAIN_PREFIX, shared_wi
 from dedup_spark.errors import AccountingError
 from dedup_spark.exact_chunks import ApplyTask
 from dedup_spark.ingest import IngestResult, ingest, load_docs, quarantine_rows, user_columns
-from dedup_spark.neardup import SIGNATURE_SCHEMA, resolve_lsh, signature_batches, verify_candidates
+from dedup_spark.neardup import SIGNATURE_SCHEMA, resolve_lsh, signature_batches
 from dedup_spark.readers import read_input, resolve_source
 from dedup_spark.report import utc_now
 from dedup_spark.stages import checkpoint
+from dedup_spark.verify import verify_candidates
 from dedup_spark.writers import OutputWriter, check_output_folder, read_table
 
 log = logging.getLogger("dedup_spark")

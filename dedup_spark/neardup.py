@@ -10,7 +10,8 @@ Steps, each a Spark stage whose result is written under the stage's work folder:
 4. involved     the rows of every document on a candidate or exact-copy pair (a semi join, one scan of the
                 corpus); the later steps read texts and columns from this subset only.
 5. verified     candidate pairs whose exact Jaccard on the shingle sets is above the threshold (and whose token
-                edit similarity is above edit_threshold when that check is on); both texts are re-shingled.
+                edit similarity is above edit_threshold when that check is on); both texts are re-shingled
+                (verify.py).
 6. clusters     connected components of verified pairs plus exact-copy pairs (components.py), one kept per
                 cluster by the keep policy; `cluster_id` is the id of the kept document. The stage writes the
                 removed rows only: the survivors are its input minus those (see `stages.StageOutput`).
@@ -21,7 +22,6 @@ Documents with no words after normalisation (`too_short`) never match anything a
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -34,17 +34,18 @@ from pyspark.sql import functions as F
 from dedup_spark import storage
 from dedup_spark.components import connected_components
 from dedup_spark.config import NeardupConfig, RunConfig
-from dedup_spark.errors import ConfigError
-from dedup_spark.lsh import PRESETS, LshPreset, band_keys, edit_similarity, s_curve
+from dedup_spark.errors import ConfigError, InputError
+from dedup_spark.lsh import PRESETS, LshPreset, band_keys, s_curve
 from dedup_spark.minhash import MinHasher
-from dedup_spark.shingles import batch_shingle_hashes, normalize_utf8, shingle_set, words
+from dedup_spark.shingles import batch_shingle_hashes
 from dedup_spark.stages import StageOutput, checkpoint
+from dedup_spark.verify import normalize_doc, verify_candidates
 
 SIGNATURE_SCHEMA = "_dd_id string, norm_hash string, n_shingles int, band_keys array<bigint>"
-VERIFIED_SCHEMA = "u string, v string, jaccard double, edit_similarity double, passed boolean"
+CLUSTER_COLUMNS = ("cluster_id", "cluster_size", "kept")
+# Column marking held-out documents of `run --protect` inside this stage.
+PROTECTED = "_dd_protected"
 LARGEST_CLUSTERS = 10
-# Normalised text bytes whose shingle sets a verification task keeps (the sets take about 15x that in memory).
-VERIFY_CACHE_BYTES = 16 * 1024 * 1024
 # Characters of each document shown next to a largest cluster in the report (kept and one removed member).
 EXCERPT_CHARS = 300
 
@@ -65,19 +66,6 @@ def resolve_lsh(nd: NeardupConfig) -> LshPreset:
         if value is not None
     }
     return replace(preset, **overrides) if overrides else preset
-
-
-def _normalize(text: str, nd: NeardupConfig) -> bytes:
-    """The normalised UTF-8 bytes of one document under the configured normalisation flags."""
-    return normalize_utf8(text, lowercase=nd.lowercase, nfkc=nd.nfkc, strip_punctuation=nd.strip_punctuation)
-
-
-def _exact_jaccard(a: set[bytes], b: set[bytes]) -> float:
-    """|A & B| / |A | B| of two shingle sets; 1.0 if both are empty (as two empty MinHash signatures agree)."""
-    if not a and not b:
-        return 1.0
-    common = len(a & b)
-    return common / (len(a) + len(b) - common)
 
 
 def signature_batches(nd: NeardupConfig, lsh: LshPreset, text_column: str):
@@ -103,7 +91,7 @@ def signature_batches(nd: NeardupConfig, lsh: LshPreset, text_column: str):
         for batch in batches:
             for start in range(0, batch.num_rows, nd.batch_docs):
                 part = batch.slice(start, nd.batch_docs)
-                docs = [_normalize(text, nd) for text in part.column(text_column).to_pylist()]
+                docs = [normalize_doc(text, nd) for text in part.column(text_column).to_pylist()]
                 hashes, offsets = batch_shingle_hashes(docs, nd.ngram, nd.shingle_unit)
                 keys = band_keys(hasher.signatures_flat(hashes, offsets), lsh.bands, lsh.rows).view(np.int64)
                 yield pa.RecordBatch.from_arrays(
@@ -115,69 +103,6 @@ def signature_batches(nd: NeardupConfig, lsh: LshPreset, text_column: str):
                     ],
                     schema=schema,
                 )
-
-    return run
-
-
-class _ShingleSets:
-    """Normalised texts and shingle sets of the documents seen last, by id, holding at most VERIFY_CACHE_BYTES of
-    normalised text."""
-
-    def __init__(self, nd: NeardupConfig) -> None:
-        self.nd = nd
-        self.entries: OrderedDict[str, tuple[bytes, set[bytes]]] = OrderedDict()
-        self.bytes = 0
-
-    def get(self, doc_id: str, text: str) -> tuple[bytes, set[bytes]]:
-        if doc_id in self.entries:
-            self.entries.move_to_end(doc_id)
-            return self.entries[doc_id]
-        normalized = _normalize(text, self.nd)
-        entry = self.entries[doc_id] = (normalized, shingle_set(normalized, self.nd.ngram, self.nd.shingle_unit))
-        self.bytes += len(normalized)
-        while self.bytes > VERIFY_CACHE_BYTES and len(self.entries) > 1:
-            _, (evicted, _) = self.entries.popitem(last=False)
-            self.bytes -= len(evicted)
-        return entry
-
-
-def verify_batches(nd: NeardupConfig, lsh: LshPreset):
-    """mapInArrow function: (u, v, text_u, text_v) -> VERIFIED_SCHEMA rows.
-
-    Jaccard is exact: it compares the two documents' sets of shingle byte strings (`shingle_set`), not hashes.
-    A document is on several pairs (a bucket's first member on many): each task keeps the shingle sets of the
-    documents it saw last, up to VERIFY_CACHE_BYTES of their text, and pairs arrive sorted by `u`.
-    """
-    unit = nd.shingle_unit
-
-    def check(id_u: str, text_u: str, id_v: str, text_v: str, cache: _ShingleSets) -> tuple[float, float, bool]:
-        (norm_u, set_u), (norm_v, set_v) = cache.get(id_u, text_u), cache.get(id_v, text_v)
-        similarity = _exact_jaccard(set_u, set_v)
-        passed = similarity > lsh.threshold or not lsh.verify_jaccard
-        edit = float("nan")
-        if passed and lsh.verify_edit:
-            plain_u, plain_v = norm_u.decode("utf-8"), norm_v.decode("utf-8")
-            tokens_u = words(plain_u) if unit == "word" else list(plain_u)
-            tokens_v = words(plain_v) if unit == "word" else list(plain_v)
-            edit = edit_similarity(tokens_u, tokens_v)
-            passed = edit > lsh.edit_threshold
-        return similarity, edit, passed
-
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        cache = _ShingleSets(nd)
-        for batch in batches:
-            columns = [batch.column(name).to_pylist() for name in ("u", "text_u", "v", "text_v")]
-            results = [check(*pair, cache) for pair in zip(*columns, strict=True)]
-            yield pa.RecordBatch.from_arrays(
-                [
-                    batch.column("u"),
-                    batch.column("v"),
-                    pa.array([r[0] for r in results], pa.float64()),
-                    pa.array([r[1] for r in results], pa.float64()),
-                    pa.array([r[2] for r in results], pa.bool_()),
-                ],
-                names=["u", "v", "jaccard", "edit_similarity", "passed"],
-            )
 
     return run
 
@@ -197,26 +122,6 @@ def candidate_pairs(signatures: DataFrame) -> DataFrame:
     return ordered.select(partners.alias("u"), F.col("_dd_id").alias("v")).distinct()
 
 
-def verify_candidates(
-    spark: SparkSession, candidates: DataFrame, texts: DataFrame, nd: NeardupConfig, lsh: LshPreset, path: str
-) -> DataFrame:
-    """Candidate pairs (u, v) -> the pairs that pass the setting's verification (all of them when it has none).
-
-    texts: `_dd_id` and the text column; the checked pairs with their scores are written to `path`.
-    """
-    if not (lsh.verify_jaccard or lsh.verify_edit):
-        return candidates
-    id_column, text_column = texts.columns
-    with_texts = (
-        candidates.join(texts.select(F.col(id_column).alias("v"), F.col(text_column).alias("text_v")), "v")
-        .join(texts.select(F.col(id_column).alias("u"), F.col(text_column).alias("text_u")), "u")
-        .sortWithinPartitions("u")  # a task sees each u's pairs together (verify_batches caches shingle sets)
-    )
-    checked = with_texts.select("u", "v", "text_u", "text_v").mapInArrow(verify_batches(nd, lsh), VERIFIED_SCHEMA)
-    checked = checkpoint(spark, checked, path)
-    return checked.filter("passed").select("u", "v")
-
-
 def _keep_order(docs: DataFrame, nd: NeardupConfig, config: RunConfig) -> list:
     """Sort keys for choosing the kept document of a cluster (first in this order wins; ties by id)."""
     by_id = (
@@ -234,12 +139,20 @@ def _keep_order(docs: DataFrame, nd: NeardupConfig, config: RunConfig) -> list:
     return by_id
 
 
-def run_neardup(spark: SparkSession, docs: DataFrame, config: RunConfig, work_dir: str) -> StageOutput:
-    """Stage entry point (see the module docstring). Returns survivors, removed rows and `neardup/clusters`."""
+def run_neardup(
+    spark: SparkSession, docs: DataFrame, config: RunConfig, work_dir: str, protected: DataFrame | None = None
+) -> StageOutput:
+    """Stage entry point (see the module docstring). Returns removed rows and `neardup/clusters`.
+
+    protected: held-out documents (`protect.protected_docs`) or None. They are clustered with the input, come
+    first in every cluster's keep order and are never removed; input documents of a cluster that holds one are
+    removed with reason `contamination` (others with `near_duplicate`).
+    """
     nd = config.neardup
     lsh = resolve_lsh(nd)
     text_column = config.input.text_column
-    order = _keep_order(docs, nd, config)
+    order = [F.col(PROTECTED).desc(), *_keep_order(docs, nd, config)]
+    docs = _with_protected(docs, protected)
 
     signatures = checkpoint(
         spark,
@@ -269,24 +182,44 @@ def run_neardup(spark: SparkSession, docs: DataFrame, config: RunConfig, work_di
     )
     in_clusters = involved.join(labels.withColumnRenamed("node", "_dd_id"), "_dd_id")
     cluster = Window.partitionBy("component").orderBy(*order)
+    whole = Window.partitionBy("component")
     clusters = in_clusters.select(
         "_dd_id",
         F.first("_dd_id").over(cluster).alias("cluster_id"),
-        F.count(F.lit(1)).over(Window.partitionBy("component")).alias("cluster_size"),
-        (F.row_number().over(cluster) == 1).alias("kept"),
+        F.count(F.lit(1)).over(whole).alias("cluster_size"),
+        ((F.row_number().over(cluster) == 1) | F.col(PROTECTED)).alias("kept"),  # protected: never removed
+        F.max(PROTECTED).over(whole).alias("_dd_with_protected"),
     )
     clusters = checkpoint(spark, clusters, storage.join(work_dir, "clusters"))
 
-    removed_ids = clusters.filter(~F.col("kept")).select("_dd_id", "cluster_id")
-    removed = involved.join(removed_ids, "_dd_id").withColumn("reason", F.lit("near_duplicate"))
+    reason = F.when(F.col("_dd_with_protected"), "contamination").otherwise("near_duplicate")
+    removed_ids = clusters.filter(~F.col("kept")).select("_dd_id", "cluster_id", reason.alias("reason"))
+    removed = involved.join(removed_ids, "_dd_id").drop(PROTECTED)
     metrics = _metrics(signatures, groups, candidates, verified, clusters, lsh, rounds)
     metrics["largest_clusters"] = _with_excerpts(metrics["largest_clusters"], texts, text_column)
+    if protected is not None:
+        metrics["protected_documents"] = protected.count()
+        metrics["contamination_removed"] = clusters.filter(~F.col("kept") & F.col("_dd_with_protected")).count()
     return StageOutput(
         docs=None,  # the survivors are the input minus `removed`
         removed=removed,
-        tables={"neardup/clusters": clusters.withColumnRenamed("_dd_id", "doc_id")},
+        tables={"neardup/clusters": clusters.select(F.col("_dd_id").alias("doc_id"), *CLUSTER_COLUMNS)},
         metrics=metrics,
     )
+
+
+def _with_protected(docs: DataFrame, protected: DataFrame | None) -> DataFrame:
+    """The input documents with `_dd_protected` false, plus the held-out documents (true) if any."""
+    docs = docs.withColumn(PROTECTED, F.lit(False))
+    if protected is None:
+        return docs
+    clashing = docs.filter(F.col("_dd_id").startswith("protected-")).select("_dd_id").limit(3).collect()
+    if clashing:
+        raise InputError(
+            f"input ids {[r['_dd_id'] for r in clashing]} start with 'protected-', which names held-out documents "
+            "of --protect; rename them or let dedup-spark derive ids"
+        )
+    return docs.unionByName(protected.withColumn(PROTECTED, F.lit(True)), allowMissingColumns=True)
 
 
 def _metrics(

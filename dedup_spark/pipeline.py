@@ -11,7 +11,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from dedup_spark import resume, storage
+from dedup_spark import protect, resume, storage
 from dedup_spark.config import INTERNAL_PREFIX, RunConfig
 from dedup_spark.errors import AccountingError, InputError
 from dedup_spark.ingest import IngestResult, add_reasons_and_ids, ingest, load_docs, quarantine_rows, user_columns
@@ -53,6 +53,8 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
     report.input_format = source.format
     steps = resume.steps_to_run(config)
     identity = resume.input_identity(spark, source)
+    if config.protect:  # held-out sets are read in the ingest step: their files are part of its fingerprint
+        identity = dataclasses.replace(identity, key={**identity.key, "protect": protect.identity_keys(spark, config)})
     prints = resume.fingerprints(config, identity, steps)
     unfinished = resume.is_unfinished_run(files_dir)
     if config.dry_run:
@@ -68,6 +70,7 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
 
     resume.clear_work(work_dir, keep=list(reusable))  # partial or stale results are never read
     ingested: IngestResult | None = None
+    protected: DataFrame | None = None
     docs: DataFrame | None = None
     counts = (0, 0)  # rows and text bytes of `docs`, as the step that made them counted them
     removed_frames: list[DataFrame] = []
@@ -77,13 +80,14 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
             _describe(spark, f"dedup-spark {step} (step {number} of {len(steps)})")
             marker = reusable.get(step)
             if step == "ingest":
-                ingested = _ingest(spark, source, config, work_dir, prints[step], marker, report)
+                ingested, held_out = _ingest(spark, source, config, work_dir, prints[step], marker, report)
+                protected = protect.protected_docs(spark, config, storage.join(work_dir, "ingest"), held_out)
                 docs = load_docs(spark, ingested)
                 counts = (ingested.docs, ingested.text_bytes)
                 continue
             step_dir = storage.join(work_dir, step)
             if marker is None:
-                marker = _run_stage(spark, step, docs, counts, config, work_dir, prints[step], report)
+                marker = _run_stage(spark, step, docs, protected, counts, config, work_dir, prints[step], report)
             else:
                 report.reused(marker["entry"])
             removed = spark.read.parquet(storage.to_spark_path(storage.join(step_dir, "removed")))
@@ -109,13 +113,16 @@ def _ingest(
     fingerprint: str,
     marker: dict[str, Any] | None,
     report: RunReport,
-) -> IngestResult:
-    """Ingest into _work/ingest (parsed rows, shards), or reload the counts of an earlier run's ingest."""
+) -> tuple[IngestResult, list[dict[str, Any]]]:
+    """Ingest the input and the held-out sets into _work/ingest, or reload the counts of an earlier run's ingest.
+
+    Returns the input's result and the held-out sets' (`protect.ingest_protected`).
+    """
     ingest_dir = storage.join(work_dir, "ingest")
     shards_path = storage.join(ingest_dir, "shards")
     if marker is not None:
         report.reused(marker["entry"])
-        return IngestResult(shards_path=shards_path, **marker["ingested"])
+        return IngestResult(shards_path=shards_path, **marker["ingested"]), marker["protected"]
     # Read only now: a reused ingest needs no look at the input (JSON schema inference scans it).
     raw = read_input(spark, source, config.input)
     _check_output_columns(user_columns(raw), config)
@@ -126,24 +133,30 @@ def _ingest(
 
     with report.stage("ingest", on_done=done) as entry:
         result = ingest(spark, raw, config, ingest_dir, keep_parsed=source.format not in REREADABLE_FORMATS)
+        held_out = protect.ingest_protected(spark, config, ingest_dir)
+        details = {"shards": result.shards, "shard_size": config.ingest.shard_size}
+        if held_out:
+            details["protected"] = protect.summary(held_out)
         entry.update(
             rows_in=result.rows_read,
             rows_out=result.docs,
             bytes_in=result.bytes_read,
             bytes_out=result.text_bytes,
             rows_quarantined=sum(result.quarantined_by_reason.values()),
-            details={"shards": result.shards, "shard_size": config.ingest.shard_size},
+            details=details,
             fingerprint=fingerprint,
             reused=False,
         )
         saved["ingested"] = {k: v for k, v in dataclasses.asdict(result).items() if k != "shards_path"}
-    return result
+        saved["protected"] = held_out
+    return result, held_out
 
 
 def _run_stage(
     spark: SparkSession,
     name: str,
     docs: DataFrame,
+    protected: DataFrame | None,
     counts: tuple[int, int],
     config: RunConfig,
     work_dir: str,
@@ -152,7 +165,8 @@ def _run_stage(
 ) -> dict[str, Any]:
     """Run one dedup stage; its removed rows, extra tables and (if it rewrote them) docs go under _work/<name>.
 
-    counts: rows and text bytes of `docs`. A stage that only drops rows (`StageOutput.docs` None) writes no
+    protected: the held-out documents (`protect.protected_docs`) or None. counts: rows and text bytes of `docs`.
+    A stage that only drops rows (`StageOutput.docs` None) writes no
     copy of the survivors: they are `docs` minus the removed ids, derived again when read (`_stage_docs`).
     Returns its marker.
     """
@@ -165,7 +179,7 @@ def _run_stage(
 
     with report.stage(name, on_done=done) as entry:
         rows_in, bytes_in = counts
-        result = STAGES[name](spark, docs, config, step_dir)
+        result = STAGES[name](spark, docs, config, step_dir, protected)
         removed = checkpoint(spark, result.removed, storage.join(step_dir, "removed"))
         for table, frame in result.tables.items():
             checkpoint(spark, frame, storage.join(step_dir, "tables", table))

@@ -1,6 +1,7 @@
 """The dedup stages that can follow ingest, and the contract each one keeps.
 
-A stage is a function `(spark, docs, config, work_dir) -> StageOutput`. `docs` holds one row per document with
+A stage is a function `(spark, docs, config, work_dir, protected) -> StageOutput`; `protected` holds the held-out
+documents of `run --protect` (see protect.py) or is None. `docs` holds one row per document with
 the input's columns plus the internal `_dd_*` columns (`_dd_id` string, unique; `_dd_bytes` text size).
 """
 
@@ -42,16 +43,21 @@ def checkpoint(spark: SparkSession, frame: DataFrame, path: str, partition_by: t
     return spark.read.schema(frame.schema).parquet(storage.to_spark_path(path))
 
 
-StageFunction = Callable[[SparkSession, DataFrame, Any, str], StageOutput]
+StageFunction = Callable[[SparkSession, DataFrame, Any, str, DataFrame | None], StageOutput]
 
 
-def _neardup(spark: SparkSession, docs: DataFrame, config: Any, work_dir: str) -> StageOutput:
+def _neardup(
+    spark: SparkSession, docs: DataFrame, config: Any, work_dir: str, protected: DataFrame | None
+) -> StageOutput:
     from dedup_spark.neardup import run_neardup
 
-    return run_neardup(spark, docs, config, work_dir)
+    return run_neardup(spark, docs, config, work_dir, protected)
 
 
-def _exactsubstr(spark: SparkSession, docs: DataFrame, config: Any, work_dir: str) -> StageOutput:
+def _exactsubstr(
+    spark: SparkSession, docs: DataFrame, config: Any, work_dir: str, protected: DataFrame | None
+) -> StageOutput:
+    """Held-out documents never enter this stage, so it never cuts them."""
     from dedup_spark.exactsubstr import run_exactsubstr
 
     return run_exactsubstr(spark, docs, config, work_dir)

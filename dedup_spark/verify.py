@@ -1,0 +1,118 @@
+"""NearDup's verification of candidate pairs: exact Jaccard on shingle byte strings, edit similarity if asked.
+
+Used by the `neardup` stage and by the `contamination` command, with the same presets.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from dedup_spark.config import NeardupConfig
+from dedup_spark.lsh import LshPreset, edit_similarity
+from dedup_spark.shingles import normalize_utf8, shingle_set, words
+from dedup_spark.stages import checkpoint
+
+VERIFIED_SCHEMA = "u string, v string, jaccard double, edit_similarity double, passed boolean"
+# Normalised text bytes whose shingle sets a verification task keeps (the sets take about 15x that in memory).
+VERIFY_CACHE_BYTES = 16 * 1024 * 1024
+
+
+def normalize_doc(text: str, nd: NeardupConfig) -> bytes:
+    """The normalised UTF-8 bytes of one document under the configured normalisation flags."""
+    return normalize_utf8(text, lowercase=nd.lowercase, nfkc=nd.nfkc, strip_punctuation=nd.strip_punctuation)
+
+
+def _exact_jaccard(a: set[bytes], b: set[bytes]) -> float:
+    """|A & B| / |A | B| of two shingle sets; 1.0 if both are empty (as two empty MinHash signatures agree)."""
+    if not a and not b:
+        return 1.0
+    common = len(a & b)
+    return common / (len(a) + len(b) - common)
+
+
+class _ShingleSets:
+    """Normalised texts and shingle sets of the documents seen last, by id, holding at most VERIFY_CACHE_BYTES of
+    normalised text."""
+
+    def __init__(self, nd: NeardupConfig) -> None:
+        self.nd = nd
+        self.entries: OrderedDict[str, tuple[bytes, set[bytes]]] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, doc_id: str, text: str) -> tuple[bytes, set[bytes]]:
+        if doc_id in self.entries:
+            self.entries.move_to_end(doc_id)
+            return self.entries[doc_id]
+        normalized = normalize_doc(text, self.nd)
+        entry = self.entries[doc_id] = (normalized, shingle_set(normalized, self.nd.ngram, self.nd.shingle_unit))
+        self.bytes += len(normalized)
+        while self.bytes > VERIFY_CACHE_BYTES and len(self.entries) > 1:
+            _, (evicted, _) = self.entries.popitem(last=False)
+            self.bytes -= len(evicted)
+        return entry
+
+
+def verify_batches(nd: NeardupConfig, lsh: LshPreset):
+    """mapInArrow function: (u, v, text_u, text_v) -> VERIFIED_SCHEMA rows.
+
+    Jaccard is exact: it compares the two documents' sets of shingle byte strings (`shingle_set`), not hashes.
+    A document is on several pairs (a bucket's first member on many): each task keeps the shingle sets of the
+    documents it saw last, up to VERIFY_CACHE_BYTES of their text, and pairs arrive sorted by `u`.
+    """
+    unit = nd.shingle_unit
+
+    def check(id_u: str, text_u: str, id_v: str, text_v: str, cache: _ShingleSets) -> tuple[float, float, bool]:
+        (norm_u, set_u), (norm_v, set_v) = cache.get(id_u, text_u), cache.get(id_v, text_v)
+        similarity = _exact_jaccard(set_u, set_v)
+        passed = similarity > lsh.threshold or not lsh.verify_jaccard
+        edit = float("nan")
+        if passed and lsh.verify_edit:
+            plain_u, plain_v = norm_u.decode("utf-8"), norm_v.decode("utf-8")
+            tokens_u = words(plain_u) if unit == "word" else list(plain_u)
+            tokens_v = words(plain_v) if unit == "word" else list(plain_v)
+            edit = edit_similarity(tokens_u, tokens_v)
+            passed = edit > lsh.edit_threshold
+        return similarity, edit, passed
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        cache = _ShingleSets(nd)
+        for batch in batches:
+            columns = [batch.column(name).to_pylist() for name in ("u", "text_u", "v", "text_v")]
+            results = [check(*pair, cache) for pair in zip(*columns, strict=True)]
+            yield pa.RecordBatch.from_arrays(
+                [
+                    batch.column("u"),
+                    batch.column("v"),
+                    pa.array([r[0] for r in results], pa.float64()),
+                    pa.array([r[1] for r in results], pa.float64()),
+                    pa.array([r[2] for r in results], pa.bool_()),
+                ],
+                names=["u", "v", "jaccard", "edit_similarity", "passed"],
+            )
+
+    return run
+
+
+def verify_candidates(
+    spark: SparkSession, candidates: DataFrame, texts: DataFrame, nd: NeardupConfig, lsh: LshPreset, path: str
+) -> DataFrame:
+    """Candidate pairs (u, v) -> the pairs that pass the setting's verification (all of them when it has none).
+
+    texts: `_dd_id` and the text column; the checked pairs with their scores are written to `path`.
+    """
+    if not (lsh.verify_jaccard or lsh.verify_edit):
+        return candidates
+    id_column, text_column = texts.columns
+    with_texts = (
+        candidates.join(texts.select(F.col(id_column).alias("v"), F.col(text_column).alias("text_v")), "v")
+        .join(texts.select(F.col(id_column).alias("u"), F.col(text_column).alias("text_u")), "u")
+        .sortWithinPartitions("u")  # a task sees each u's pairs together (verify_batches caches shingle sets)
+    )
+    checked = with_texts.select("u", "v", "text_u", "text_v").mapInArrow(verify_batches(nd, lsh), VERIFIED_SCHEMA)
+    checked = checkpoint(spark, checked, path)
+    return checked.filter("passed").select("u", "v")
