@@ -11,7 +11,8 @@ across the sets); outputs show the ids without it.
   the preset (exact Jaccard > threshold, then edit similarity when on). An eval document is contaminated by
   every train document whose folded text forms a verified pair with its own.
 - exactsubstr: the k-byte windows (k = exactsubstr.min_length) of eval documents that occur in a train document
-  (`contamination_exact.py`), as code point spans.
+  (`contamination_exact.py`), as code point spans, and the train documents holding the first window of each of
+  the eval document's shared runs (`contamination_sources.py`).
 
 Outputs under DIR: `eval/` (one row per eval document), `report.json`, `quarantine/train`, `quarantine/eval`;
 with clean_train also `train_clean/` (train minus the train documents near-duplicate to an eval document, and
@@ -32,6 +33,7 @@ from pyspark.sql import types as T
 from dedup_spark import storage
 from dedup_spark.config import RunConfig
 from dedup_spark.contamination_exact import EVAL_PREFIX, TRAIN_PREFIX, shared_windows
+from dedup_spark.contamination_sources import exact_sources
 from dedup_spark.errors import AccountingError
 from dedup_spark.exact_chunks import ApplyTask
 from dedup_spark.ingest import IngestResult, ingest, load_docs, quarantine_rows, user_columns
@@ -191,6 +193,18 @@ def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, cl
         F.slice(F.sort_array(F.collect_list(_strip("train_id"))), 1, MAX_TRAIN_IDS).alias("neardup_train_ids"),
         F.count(F.lit(1)).alias("neardup_train_count"),
     )
+    sources = exact_sources(
+        evals.select("_dd_id", text_column), train.select("_dd_id", text_column), windows, text_column,
+        config.exactsubstr.min_length,
+    )  # fmt: skip
+    per_eval_exact = checkpoint(
+        spark,
+        sources.groupBy("_dd_id").agg(
+            F.slice(F.sort_array(F.collect_list(_strip("train_id"))), 1, MAX_TRAIN_IDS).alias("exact_train_ids"),
+            F.count(F.lit(1)).alias("exact_train_count"),
+        ),
+        storage.join(work_dir, "exact_sources"),
+    )
     eval_cut = checkpoint(
         spark,
         _cut(evals.select(*narrow), windows.filter(F.col("_dd_id").startswith(EVAL_PREFIX)), config).select(
@@ -207,6 +221,7 @@ def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, cl
         evals.select("_dd_id", "_dd_bytes", *id_columns)
         .join(per_eval, "_dd_id", "left")
         .join(eval_cut, "_dd_id", "left")
+        .join(per_eval_exact, "_dd_id", "left")
         .select(
             *id_out,
             (near | (exact_bytes > 0)).alias("contaminated"),
@@ -215,6 +230,8 @@ def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, cl
             F.coalesce("neardup_train_count", F.lit(0)).cast("long").alias("neardup_train_count"),
             F.coalesce("_dd_spans", F.array().cast(_SPANS)).alias("exact_spans"),
             exact_bytes.alias("exact_bytes"),
+            F.coalesce("exact_train_ids", F.array().cast("array<string>")).alias("exact_train_ids"),
+            F.coalesce("exact_train_count", F.lit(0)).cast("long").alias("exact_train_count"),
             F.col("_dd_bytes").alias("bytes"),
             F.when(near, F.col("_dd_bytes")).otherwise(exact_bytes).alias("contaminated_bytes"),
         ),

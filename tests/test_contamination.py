@@ -253,6 +253,19 @@ def load_corpus(name: str) -> list[tuple[str, str]]:
     return [(r["id"], r["text"]) for r in pq.read_table(corpus(name)).to_pylist()]
 
 
+def oracle_sources(train: dict[str, str], evals: dict[str, str], k: int) -> dict[str, set[str]]:
+    """Eval id -> the train ids holding the first window of one of its maximal runs of shared window starts."""
+    train_bytes = {t: text.encode() for t, text in train.items()}
+    in_train = {data[p : p + k] for data in train_bytes.values() for p in range(len(data) - k + 1)}
+    sources = {}
+    for e, text in evals.items():
+        data = text.encode()
+        shared = [p for p in range(len(data) - k + 1) if data[p : p + k] in in_train]
+        firsts = [data[p : p + k] for i, p in enumerate(shared) if i == 0 or shared[i - 1] != p - 1]
+        sources[e] = {t for t, tb in train_bytes.items() if any(w in tb for w in firsts)}
+    return sources
+
+
 def split(rows: list[tuple[str, str]], n_train: int, n_eval: int, seed: int = 4):
     """Disjoint train and eval articles (real corpora have natural duplicates), plus planted contamination:
     edited copies of train documents, pasted train paragraphs, and an id used in both sets."""
@@ -296,11 +309,15 @@ def test_cli_end_to_end(tmp_path, run_cli, name, n_train, n_eval):
     assert set(rows) == set(evals)
     near = jaccard_oracle(train, evals, 0.8)
     spans = dict(zip(evals, oracle_spans(list(train.values()), list(evals.values()), k), strict=True))
+    sources = oracle_sources(train, evals, k)
+    assert all(sources[f"pasted{n}"] for n in range(6))
     assert all(near.get(f"edited{n}") for n in range(8)) and all(spans[f"pasted{n}"] for n in range(6))
     for e, row in rows.items():
         assert set(row["neardup_train_ids"]) == set(near.get(e, {})), e
         assert row["neardup_train_count"] == len(near.get(e, {}))
         assert [(s["start"], s["end"]) for s in row["exact_spans"]] == spans[e], e
+        assert row["exact_train_ids"] == sorted(sources[e])[:20] and row["exact_train_count"] == len(sources[e]), e
+        assert bool(sources[e]) == bool(spans[e]), e  # every contaminated document names a train document
         exact_bytes = sum(len(evals[e][a:b].encode()) for a, b in spans[e])
         assert row["exact_bytes"] == exact_bytes
         assert row["contaminated"] == (e in near or exact_bytes > 0)
