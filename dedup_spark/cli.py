@@ -110,18 +110,21 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(1, f"unexpected error: {type(exc).__name__}: {_first_line(message)}", args.verbose)
 
 
-def _run(args: argparse.Namespace) -> int:
-    cli_settings = {
-        "input.path": args.input,
+def _settings(args: argparse.Namespace, input_path: str) -> dict[str, object]:
+    """The settings the options both commands share give (None: not given, the config file or default decides)."""
+    return {
+        "input.path": input_path,
         "output.path": args.output,
         "input.format": args.input_format,
         "output.format": args.output_format,
         "stages": args.stages,
         "output.overwrite": True if args.overwrite else None,
         "dry_run": True if args.dry_run else None,
-        "stop_after": args.stop_after,
-        "protect": args.protect,
     }
+
+
+def _run(args: argparse.Namespace) -> int:
+    cli_settings = {**_settings(args, args.input), "stop_after": args.stop_after, "protect": args.protect}
     config = resolve_config(args.config, cli_settings, args.set)
     log.info("resolved config:\n%s", dump_yaml(config).rstrip())
 
@@ -139,16 +142,7 @@ def _run_contamination(args: argparse.Namespace) -> int:
 
     from dedup_spark.errors import ConfigError
 
-    cli_settings = {
-        "input.path": args.train,
-        "output.path": args.output,
-        "input.format": args.input_format,
-        "output.format": args.output_format,
-        "stages": args.stages,
-        "output.overwrite": True if args.overwrite else None,
-        "dry_run": True if args.dry_run else None,
-    }
-    config = resolve_config(args.config, cli_settings, args.set)
+    config = resolve_config(args.config, _settings(args, args.train), args.set)
     if Path(args.eval).resolve() == Path(args.output).resolve():
         raise ConfigError("--output must not be the same path as --eval")
     log.info("resolved config:\n%s", dump_yaml(config).rstrip())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from typing import Any
@@ -12,10 +11,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dedup_spark import protect, resume, storage
-from dedup_spark.config import INTERNAL_PREFIX, RunConfig
+from dedup_spark.config import RunConfig
 from dedup_spark.errors import AccountingError, InputError
 from dedup_spark.ingest import IngestResult, add_reasons_and_ids, ingest, load_docs, quarantine_rows, user_columns
-from dedup_spark.readers import InputSource, read_input, resolve_source
+from dedup_spark.readers import InputSource, read_input, resolve_source, sample_columns
 from dedup_spark.report import RunReport, plan_lines, utc_now
 from dedup_spark.report_data import removed_share_by_source
 from dedup_spark.stages import STAGES, checkpoint
@@ -30,8 +29,6 @@ from dedup_spark.writers import (
 
 log = logging.getLogger("dedup_spark")
 
-# Lines of a JSON Lines input a dry run reads to show and check its columns.
-DRY_RUN_SAMPLE_LINES = 1000
 # Input formats ingest reads twice instead of keeping a parsed copy: cheap to read, files fingerprinted by resume.
 REREADABLE_FORMATS = ("parquet", "text")
 # Columns the outputs add next to the input's own.
@@ -58,7 +55,7 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
     prints = resume.fingerprints(config, identity, steps)
     unfinished = resume.is_unfinished_run(files_dir)
     if config.dry_run:
-        columns, note = _input_columns(spark, source, config)  # before the output check: input errors first
+        columns, note = sample_columns(spark, source, config.input)  # before the output check: input errors first
         _check_output_columns([name for name, _ in columns], config)
     check_output(spark, config, unfinished)
     reusable = resume.reusable_steps(work_dir, steps, prints) if config.output.resume else {}
@@ -273,49 +270,6 @@ def _describe(spark: SparkSession, text: str | None) -> None:
         spark.sparkContext.setJobDescription(text)
     except Exception as exc:  # Spark Connect has no SparkContext; progress in the UI is a nicety, not a need
         log.debug("no Spark job description (%s)", type(exc).__name__)
-
-
-def _input_columns(spark: SparkSession, source: InputSource, config: RunConfig) -> tuple[list[tuple[str, str]], str]:
-    """(name, type) of the input's columns for the dry-run plan, checked as the run checks them, no full scan.
-
-    Parquet, Delta and text inputs: the reader's schema, from metadata. JSON Lines: the keys of the first
-    DRY_RUN_SAMPLE_LINES lines (the run infers the schema from every line, which reads the whole input).
-    """
-    if source.format != "jsonl":
-        raw = read_input(spark, source, config.input)
-        names = set(user_columns(raw))
-        return [(f.name, f.dataType.simpleString()) for f in raw.schema.fields if f.name in names], ""
-    path = storage.to_spark_path(source.path)
-    lines = spark.read.option("recursiveFileLookup", "true").text(path).limit(DRY_RUN_SAMPLE_LINES).collect()
-    types: dict[str, set[str]] = {}
-    for row in lines:
-        try:
-            record = json.loads(row[0])
-        except ValueError:
-            continue  # the run quarantines it
-        if isinstance(record, dict):
-            for key, value in record.items():
-                types.setdefault(key, set()).add(_json_type(value))
-    sample = f"the first {len(lines):,} lines of {source.path!r}"
-    text_column, id_column = config.input.text_column, config.input.id_column
-    for role, name in (("text", text_column), ("id", id_column)):
-        if types and name and name not in types:
-            raise InputError(
-                f"no line among {sample} has the {role} column {name!r}; their columns are {list(types)}. "
-                f"Set it with --set input.{role}_column=NAME"
-            )
-    reserved = [name for name in types if name.startswith(INTERNAL_PREFIX)]
-    if reserved:
-        raise InputError(f"input columns {reserved} use the reserved prefix {INTERNAL_PREFIX!r}; rename them")
-    if id_column and types.get(id_column, set()) & {"object", "array"}:
-        raise InputError(f"id column {id_column!r} holds JSON objects or arrays; ids must be strings or numbers")
-    columns = [(name, "|".join(sorted(kinds - {"null"})) or "null") for name, kinds in types.items()]
-    return columns, f" (JSON types in {sample})"
-
-
-def _json_type(value: Any) -> str:
-    kinds = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (dict, "object"), (list, "array"))
-    return next((name for kind, name in kinds if isinstance(value, kind)), "null")
 
 
 def _output_state(out_dir: str, unfinished: bool) -> str:

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -127,9 +128,57 @@ def read_input(spark: SparkSession, source: InputSource, config: InputConfig) ->
     return frame
 
 
+# Columns every reader adds next to the input's own.
+_READER_COLUMNS = {"_dd_file", "_dd_reason", "_dd_raw"}
+# Lines of a JSON Lines input a dry run reads to show and check its columns.
+DRY_RUN_SAMPLE_LINES = 1000
+
+
+def sample_columns(spark: SparkSession, source: InputSource, config: InputConfig) -> tuple[list[tuple[str, str]], str]:
+    """(name, type) of the input's columns for the dry-run plan, checked as the run checks them, no full scan.
+
+    Parquet, Delta and text inputs: the reader's schema, from metadata. JSON Lines: the keys of the first
+    DRY_RUN_SAMPLE_LINES lines (the run infers the schema from every line, which reads the whole input).
+    """
+    if source.format != "jsonl":
+        raw = read_input(spark, source, config)
+        names = set(raw.columns) - _READER_COLUMNS
+        return [(f.name, f.dataType.simpleString()) for f in raw.schema.fields if f.name in names], ""
+    path = storage.to_spark_path(source.path)
+    lines = spark.read.option("recursiveFileLookup", "true").text(path).limit(DRY_RUN_SAMPLE_LINES).collect()
+    types: dict[str, set[str]] = {}
+    for row in lines:
+        try:
+            record = json.loads(row[0])
+        except ValueError:
+            continue  # the run quarantines it
+        if isinstance(record, dict):
+            for key, value in record.items():
+                types.setdefault(key, set()).add(_json_type(value))
+    sample = f"the first {len(lines):,} lines of {source.path!r}"
+    text_column, id_column = config.text_column, config.id_column
+    for role, name in (("text", text_column), ("id", id_column)):
+        if types and name and name not in types:
+            raise InputError(
+                f"no line among {sample} has the {role} column {name!r}; their columns are {list(types)}. "
+                f"Set it with --set input.{role}_column=NAME"
+            )
+    reserved = [name for name in types if name.startswith(INTERNAL_PREFIX)]
+    if reserved:
+        raise InputError(f"input columns {reserved} use the reserved prefix {INTERNAL_PREFIX!r}; rename them")
+    if id_column and types.get(id_column, set()) & {"object", "array"}:
+        raise InputError(f"id column {id_column!r} holds JSON objects or arrays; ids must be strings or numbers")
+    columns = [(name, "|".join(sorted(kinds - {"null"})) or "null") for name, kinds in types.items()]
+    return columns, f" (JSON types in {sample})"
+
+
+def _json_type(value: Any) -> str:
+    kinds = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (dict, "object"), (list, "array"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "null")
+
+
 def _check_columns(frame: DataFrame, source: InputSource, config: InputConfig) -> None:
-    ours = {"_dd_file", "_dd_reason", "_dd_raw"}
-    user_columns = [c for c in frame.columns if c not in ours]
+    user_columns = [c for c in frame.columns if c not in _READER_COLUMNS]
     reserved = [c for c in user_columns if c.startswith(INTERNAL_PREFIX)]
     if reserved:
         raise InputError(f"input columns {reserved} use the reserved prefix {INTERNAL_PREFIX!r}; rename them")
