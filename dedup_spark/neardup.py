@@ -289,10 +289,8 @@ def _with_excerpts(largest: list[dict[str, Any]], texts: DataFrame, text_column:
     ids = sorted({i for c in largest for i in (c["cluster_id"], c["removed_example"]) if i is not None})
     found: dict[str, dict[str, Any]] = {}
     if ids:
-        spark = texts.sparkSession
-        named = spark.createDataFrame([(i,) for i in ids], "_dd_id string")
         rows = (
-            texts.join(named, "_dd_id", "left_semi")
+            texts.filter(F.col("_dd_id").isin(ids))  # at most 2 x LARGEST_CLUSTERS ids: pushed down to Parquet
             .select(
                 "_dd_id",
                 F.substring(F.col(text_column), 1, EXCERPT_CHARS).alias("excerpt"),
