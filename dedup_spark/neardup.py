@@ -38,7 +38,7 @@ from dedup_spark.errors import ConfigError, InputError
 from dedup_spark.lsh import PRESETS, LshPreset, band_keys, s_curve
 from dedup_spark.minhash import MinHasher
 from dedup_spark.shingles import batch_shingle_hashes
-from dedup_spark.stages import StageOutput, checkpoint
+from dedup_spark.stages import StageOutput, checkpoint, small_shuffles
 from dedup_spark.verify import normalize_doc, verify_candidates
 
 SIGNATURE_SCHEMA = "_dd_id string, norm_hash string, n_shingles int, band_keys array<bigint>"
@@ -159,47 +159,49 @@ def run_neardup(
         docs.select("_dd_id", text_column).mapInArrow(signature_batches(nd, lsh, text_column), SIGNATURE_SCHEMA),
         storage.join(work_dir, "signatures"),
     )
-    matchable = signatures.filter(F.col("n_shingles") > 0)
-    groups = matchable.groupBy("norm_hash").agg(F.min("_dd_id").alias("rep"), F.count(F.lit(1)).alias("copies"))
-    exact_edges = (
-        matchable.join(groups, "norm_hash")
-        .filter(F.col("_dd_id") != F.col("rep"))
-        .select(F.col("rep").alias("u"), F.col("_dd_id").alias("v"))
-    )
-    representatives = matchable.join(groups.select(F.col("rep").alias("_dd_id")), "_dd_id")
-    candidates = checkpoint(spark, candidate_pairs(representatives), storage.join(work_dir, "candidates"))
+    # After the signatures the stage works on ids, pairs and a subset of the corpus: size its shuffles to that.
+    with small_shuffles(spark, signatures.count() * lsh.bands):
+        matchable = signatures.filter(F.col("n_shingles") > 0)
+        groups = matchable.groupBy("norm_hash").agg(F.min("_dd_id").alias("rep"), F.count(F.lit(1)).alias("copies"))
+        exact_edges = (
+            matchable.join(groups, "norm_hash")
+            .filter(F.col("_dd_id") != F.col("rep"))
+            .select(F.col("rep").alias("u"), F.col("_dd_id").alias("v"))
+        )
+        representatives = matchable.join(groups.select(F.col("rep").alias("_dd_id")), "_dd_id")
+        candidates = checkpoint(spark, candidate_pairs(representatives), storage.join(work_dir, "candidates"))
 
-    # Every document that can end in a cluster is on a candidate pair or an exact-copy pair: read those rows
-    # from the corpus once; verification, clusters, removed rows and excerpts all work on this subset.
-    endpoints = candidates.unionByName(exact_edges)
-    involved_ids = endpoints.select(F.col("u").alias("_dd_id")).union(endpoints.select("v")).distinct()
-    involved = checkpoint(spark, docs.join(involved_ids, "_dd_id", "left_semi"), storage.join(work_dir, "involved"))
-    texts = involved.select("_dd_id", text_column)
-    verified = verify_candidates(spark, candidates, texts, nd, lsh, storage.join(work_dir, "verified"))
+        # Every document that can end in a cluster is on a candidate pair or an exact-copy pair: read those rows
+        # from the corpus once; verification, clusters, removed rows and excerpts all work on this subset.
+        endpoints = candidates.unionByName(exact_edges)
+        involved_ids = endpoints.select(F.col("u").alias("_dd_id")).union(endpoints.select("v")).distinct()
+        involved = checkpoint(spark, docs.join(involved_ids, "_dd_id", "left_semi"), storage.join(work_dir, "involved"))
+        texts = involved.select("_dd_id", text_column)
+        verified = verify_candidates(spark, candidates, texts, nd, lsh, storage.join(work_dir, "verified"))
 
-    labels, rounds = connected_components(
-        spark, verified.unionByName(exact_edges), storage.join(work_dir, "components"), nd.max_component_rounds
-    )
-    in_clusters = involved.join(labels.withColumnRenamed("node", "_dd_id"), "_dd_id")
-    cluster = Window.partitionBy("component").orderBy(*order)
-    whole = Window.partitionBy("component")
-    clusters = in_clusters.select(
-        "_dd_id",
-        F.first("_dd_id").over(cluster).alias("cluster_id"),
-        F.count(F.lit(1)).over(whole).alias("cluster_size"),
-        ((F.row_number().over(cluster) == 1) | F.col(PROTECTED)).alias("kept"),  # protected: never removed
-        F.max(PROTECTED).over(whole).alias("_dd_with_protected"),
-    )
-    clusters = checkpoint(spark, clusters, storage.join(work_dir, "clusters"))
+        labels, rounds = connected_components(
+            spark, verified.unionByName(exact_edges), storage.join(work_dir, "components"), nd.max_component_rounds
+        )
+        in_clusters = involved.join(labels.withColumnRenamed("node", "_dd_id"), "_dd_id")
+        cluster = Window.partitionBy("component").orderBy(*order)
+        whole = Window.partitionBy("component")
+        clusters = in_clusters.select(
+            "_dd_id",
+            F.first("_dd_id").over(cluster).alias("cluster_id"),
+            F.count(F.lit(1)).over(whole).alias("cluster_size"),
+            ((F.row_number().over(cluster) == 1) | F.col(PROTECTED)).alias("kept"),  # protected: never removed
+            F.max(PROTECTED).over(whole).alias("_dd_with_protected"),
+        )
+        clusters = checkpoint(spark, clusters, storage.join(work_dir, "clusters"))
 
-    reason = F.when(F.col("_dd_with_protected"), "contamination").otherwise("near_duplicate")
-    removed_ids = clusters.filter(~F.col("kept")).select("_dd_id", "cluster_id", reason.alias("reason"))
-    removed = involved.join(removed_ids, "_dd_id").drop(PROTECTED)
-    metrics = _metrics(signatures, groups, candidates, verified, clusters, lsh, rounds)
-    metrics["largest_clusters"] = _with_excerpts(metrics["largest_clusters"], texts, text_column)
-    if protected is not None:
-        metrics["protected_documents"] = protected.count()
-        metrics["contamination_removed"] = clusters.filter(~F.col("kept") & F.col("_dd_with_protected")).count()
+        reason = F.when(F.col("_dd_with_protected"), "contamination").otherwise("near_duplicate")
+        removed_ids = clusters.filter(~F.col("kept")).select("_dd_id", "cluster_id", reason.alias("reason"))
+        removed = involved.join(removed_ids, "_dd_id").drop(PROTECTED)
+        metrics = _metrics(signatures, groups, candidates, verified, clusters, lsh, rounds)
+        metrics["largest_clusters"] = _with_excerpts(metrics["largest_clusters"], texts, text_column)
+        if protected is not None:
+            metrics["protected_documents"] = protected.count()
+            metrics["contamination_removed"] = clusters.filter(~F.col("kept") & F.col("_dd_with_protected")).count()
     return StageOutput(
         docs=None,  # the survivors are the input minus `removed`
         removed=removed,

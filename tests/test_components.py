@@ -47,3 +47,23 @@ def test_matches_union_find(spark, tmp_path, case):
     expected = {n: c for n, c in union_find_labels(edges).items() if any(n in e for e in edges if e[0] != e[1])}
     assert got == expected, name
     assert rounds <= 20  # O(log^2 n), even for the 399-long chain
+
+
+def test_small_shuffles_lowers_and_restores_the_partition_count(spark):
+    from dedup_spark.stages import small_shuffles
+
+    key = "spark.sql.shuffle.partitions"
+    before = spark.conf.get(key)
+    spark.conf.set(key, "200")
+    try:
+        with small_shuffles(spark, rows=3_500_000):
+            assert spark.conf.get(key) == "4"  # one per million rows, rounded up
+        assert spark.conf.get(key) == "200"
+        with small_shuffles(spark, rows=10):
+            assert spark.conf.get(key) == "2"  # at least 2
+        spark.conf.set(key, "3")
+        with small_shuffles(spark, rows=10**9):
+            assert spark.conf.get(key) == "3"  # never above the session's setting
+        assert spark.conf.get(key) == "3"
+    finally:
+        spark.conf.set(key, before)
