@@ -1,12 +1,11 @@
 """Ingest: checked reader output -> sharded Parquet documents with stable unique ids, plus quarantine rows.
 
-Three steps; every later count comes from written data:
+Three steps:
 1. parsed: every row read, with its quarantine reason (or null), its id and its text size in bytes; written to
    `_work/parsed` for inputs that are costly to parse again (JSON Lines), otherwise recomputed from the input.
 2. `_work/shards`: readable rows range-partitioned by id into shards of about `ingest.shard_size` bytes of text,
-   sorted by id inside each shard. Columns: the input's columns, `_dd_id`
-   (string, unique), `_dd_copy` (0 for the first row with an id, 1.. for later ones), `_dd_shard`, `_dd_bytes`,
-   `_dd_file`.
+   sorted by id inside each shard. Columns: the input's columns, `_dd_id` (string, unique), `_dd_copy`
+   (0 for the first row with an id, 1.. for later ones), `_dd_shard`, `_dd_bytes`, `_dd_file`.
 3. The quarantine DataFrame: unreadable rows, plus duplicate-id copies when `input.duplicate_ids=quarantine`.
 
 Ids: `input.id_column` cast to string, or, without one, the first 32 hex digits of the SHA-256 of the text.
@@ -82,7 +81,7 @@ def ingest(
 
     keep_parsed=False reads `raw` twice instead of writing and reading a parsed copy: cheaper for inputs that
     are cheap to read again and cannot change under the run (Parquet and text files, fingerprinted by resume);
-    `quarantine_rows` then needs `raw` again.
+    `quarantine_rows` then needs `add_reasons_and_ids(raw)` again.
     """
     parsed_path = storage.join(work_dir, "parsed")
     shards_path = storage.join(work_dir, "shards")
