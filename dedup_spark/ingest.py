@@ -2,7 +2,8 @@
 
 Three steps:
 1. parsed: every row read, with its quarantine reason (or null), its id and its text size in bytes; written to
-   `_work/parsed` for inputs that are costly to parse again (JSON Lines), otherwise recomputed from the input.
+   `_work/parsed` for JSON Lines (costly to parse again) and tables (Delta, catalog: may change under the run);
+   Parquet and text inputs are read again instead.
 2. `_work/shards`: readable rows range-partitioned by id into shards of about `ingest.shard_size` bytes of text,
    sorted by id inside each shard. Columns: the input's columns, `_dd_id` (string, unique), `_dd_copy`
    (0 for the first row with an id, 1.. for later ones), `_dd_shard`, `_dd_bytes`, `_dd_file`.
