@@ -109,6 +109,15 @@ def neardup_matches(
     return pairs, metrics
 
 
+def _train_ids(pairs: DataFrame, tool: str) -> DataFrame:
+    """(`_dd_id` of an eval document, `train_id`) pairs -> per eval document `<tool>_train_ids` (unprefixed,
+    sorted, the first MAX_TRAIN_IDS) and `<tool>_train_count` (all of them)."""
+    return pairs.groupBy("_dd_id").agg(
+        F.slice(F.sort_array(F.collect_list(_strip("train_id"))), 1, MAX_TRAIN_IDS).alias(f"{tool}_train_ids"),
+        F.count(F.lit(1)).alias(f"{tool}_train_count"),
+    )
+
+
 def _by(*columns: str):
     from pyspark.sql import Window
 
@@ -189,22 +198,12 @@ def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, cl
             spark, both, config, storage.join(work_dir, "exact"), ingested["train"].shards
         )
 
-    per_eval = pairs.groupBy(F.col("eval_id").alias("_dd_id")).agg(
-        F.slice(F.sort_array(F.collect_list(_strip("train_id"))), 1, MAX_TRAIN_IDS).alias("neardup_train_ids"),
-        F.count(F.lit(1)).alias("neardup_train_count"),
-    )
+    per_eval = _train_ids(pairs.withColumnRenamed("eval_id", "_dd_id"), "neardup")
     sources = exact_sources(
         evals.select("_dd_id", text_column), train.select("_dd_id", text_column), windows, text_column,
         config.exactsubstr.min_length,
     )  # fmt: skip
-    per_eval_exact = checkpoint(
-        spark,
-        sources.groupBy("_dd_id").agg(
-            F.slice(F.sort_array(F.collect_list(_strip("train_id"))), 1, MAX_TRAIN_IDS).alias("exact_train_ids"),
-            F.count(F.lit(1)).alias("exact_train_count"),
-        ),
-        storage.join(work_dir, "exact_sources"),
-    )
+    per_eval_exact = checkpoint(spark, _train_ids(sources, "exact"), storage.join(work_dir, "exact_sources"))
     eval_cut = checkpoint(
         spark,
         _cut(evals.select(*narrow), windows.filter(F.col("_dd_id").startswith(EVAL_PREFIX)), config).select(

@@ -29,7 +29,6 @@ are found. Windows are compared as bytes, never by fingerprint.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,13 +39,12 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from dedup_spark import storage
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import ConfigError
 from dedup_spark.exact_chunks import MinimizerPairs, limit_openmp_threads
 from dedup_spark.exactsubstr import _CHUNK_BITS, MAX_CHUNK_SIZE, MERGE_TASK_MIN_BYTES, layout, pieces
 from dedup_spark.minimizers import superkmers_batch
-from dedup_spark.stages import checkpoint
+from dedup_spark.stages import TimedCheckpoints
 from dedup_spark.suffix_array import PieceColumns, find_repeats
 
 TRAIN_PREFIX, EVAL_PREFIX = "0:", "1:"
@@ -204,15 +202,7 @@ def shared_windows(
     k, size, text_column = ex.min_length, ex.chunk_size, config.input.text_column
     if size > MAX_CHUNK_SIZE:
         raise ConfigError(f"exactsubstr.chunk_size={size} is above {MAX_CHUNK_SIZE} bytes (1GiB); use a smaller one")
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def step(name: str, frame: DataFrame) -> DataFrame:
-        nonlocal clock
-        result = checkpoint(spark, frame, storage.join(work_dir, name))
-        seconds[name] = round(time.perf_counter() - clock, 3)
-        clock = time.perf_counter()
-        return result
+    step = TimedCheckpoints(spark, work_dir)
 
     placed = step("layout", layout(docs, k))
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
@@ -254,6 +244,6 @@ def shared_windows(
         "superkmers_shipped": int(totals["superkmers"]),
         "bytes_shipped": shipped_bytes,
         "merge_partitions": partitions,
-        "seconds": seconds,
+        "seconds": step.seconds,
     }
     return windows, metrics

@@ -42,7 +42,6 @@ code points of the pass-1 output text. Removed documents keep the text they had 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +54,7 @@ from dedup_spark.config import RunConfig
 from dedup_spark.errors import ConfigError, InputError
 from dedup_spark.exact_chunks import FINDINGS_SCHEMA, ApplyTask, ChunkTask, MergeTask, MinimizerPairs
 from dedup_spark.exact_top import collapse_repeats, snippet
-from dedup_spark.stages import StageOutput, checkpoint
+from dedup_spark.stages import StageOutput, TimedCheckpoints
 
 REASON = "exact_substring"
 SPANS_TABLE = "exact/spans"
@@ -150,15 +149,7 @@ def _run_pass(
 ) -> PassResult:
     ex = config.exactsubstr
     k, size, text_column = ex.min_length, ex.chunk_size, config.input.text_column
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def step(name: str, frame: DataFrame, partition_by: tuple[str, ...] = ()) -> DataFrame:
-        nonlocal clock
-        result = checkpoint(spark, frame, storage.join(work_dir, name), partition_by)
-        seconds[name] = round(time.perf_counter() - clock, 3)
-        clock = time.perf_counter()
-        return result
+    step = TimedCheckpoints(spark, work_dir)
 
     placed = step("layout", layout(docs, k))
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
@@ -226,7 +217,7 @@ def _run_pass(
         "doc_id", "span.start", "span.end", F.lit(number).alias("pass")
     )
     metrics = _pass_metrics(docs, chunk_pieces, pairs, cross, shipped, partitions, touched, findings, config)
-    metrics["seconds"] = seconds
+    metrics["seconds"] = step.seconds
     return PassResult(survivors, touched.filter("_dd_drop").select("_dd_id"), spans, metrics)
 
 

@@ -37,6 +37,7 @@ from dedup_spark.config import NeardupConfig, RunConfig
 from dedup_spark.errors import ConfigError, InputError
 from dedup_spark.lsh import PRESETS, LshPreset, band_keys, s_curve
 from dedup_spark.minhash import MinHasher
+from dedup_spark.protect import PROTECTED_ID_PREFIX
 from dedup_spark.shingles import batch_shingle_hashes
 from dedup_spark.stages import StageOutput, checkpoint, small_shuffles
 from dedup_spark.verify import normalize_doc, verify_candidates
@@ -215,11 +216,11 @@ def _with_protected(docs: DataFrame, protected: DataFrame | None) -> DataFrame:
     docs = docs.withColumn(PROTECTED, F.lit(False))
     if protected is None:
         return docs
-    clashing = docs.filter(F.col("_dd_id").startswith("protected-")).select("_dd_id").limit(3).collect()
+    clashing = docs.filter(F.col("_dd_id").startswith(PROTECTED_ID_PREFIX)).select("_dd_id").limit(3).collect()
     if clashing:
         raise InputError(
-            f"input ids {[r['_dd_id'] for r in clashing]} start with 'protected-', which names held-out documents "
-            "of --protect; rename them or let dedup-spark derive ids"
+            f"input ids {[r['_dd_id'] for r in clashing]} start with {PROTECTED_ID_PREFIX!r}, which names held-out "
+            "documents of --protect; rename them or let dedup-spark derive ids"
         )
     return docs.unionByName(protected.withColumn(PROTECTED, F.lit(True)), allowMissingColumns=True)
 

@@ -163,9 +163,8 @@ def _run_stage(
     """Run one dedup stage; its removed rows, extra tables and (if it rewrote them) docs go under _work/<name>.
 
     protected: the held-out documents (`protect.protected_docs`) or None. counts: rows and text bytes of `docs`.
-    A stage that only drops rows (`StageOutput.docs` None) writes no
-    copy of the survivors: they are `docs` minus the removed ids, derived again when read (`_stage_docs`).
-    Returns its marker.
+    A stage that only drops rows (`StageOutput.docs` None) writes no copy of the survivors: they are `docs` minus
+    the removed ids, derived again when read (`_stage_docs`). Returns its marker.
     """
     step_dir = storage.join(work_dir, name)
     saved: dict[str, Any] = {}
@@ -200,7 +199,9 @@ def _run_stage(
     return saved
 
 
-def _stage_docs(spark: SparkSession, step_dir: str, docs: DataFrame, removed: DataFrame, marker: dict[str, Any]):
+def _stage_docs(
+    spark: SparkSession, step_dir: str, docs: DataFrame, removed: DataFrame, marker: dict[str, Any]
+) -> DataFrame:
     """The documents after a stage: its written docs, or its input minus its removed ids."""
     if marker["docs_written"]:
         return spark.read.parquet(storage.to_spark_path(storage.join(step_dir, "docs")))

@@ -24,6 +24,9 @@ from dedup_spark.ingest import IngestResult, ingest, load_docs
 from dedup_spark.readers import read_input, resolve_source
 from dedup_spark.resume import input_identity
 
+# Held-out documents' ids are PROTECTED_ID_PREFIX + "<n>:" + their own id; input ids must not start with it.
+PROTECTED_ID_PREFIX = "protected-"
+
 
 def _config_for(config: RunConfig, path: str) -> RunConfig:
     return dataclasses.replace(config, input=dataclasses.replace(config.input, path=path))
@@ -85,7 +88,7 @@ def protected_docs(
         extra = [c for c in (config.input.id_column, config.neardup.keep_column) if c and c in docs.columns]
         frames.append(
             docs.select(
-                F.concat(F.lit(f"protected-{number}:"), F.col("_dd_id")).alias("_dd_id"),
+                F.concat(F.lit(f"{PROTECTED_ID_PREFIX}{number}:"), F.col("_dd_id")).alias("_dd_id"),
                 config.input.text_column,
                 "_dd_bytes",
                 *extra,

@@ -174,9 +174,9 @@ def _invalid_reason(work_dir: str, step: str, marker: dict[str, Any] | None, fin
     if step == "ingest":
         if "ingested" not in marker:
             return "the completion marker lacks the ingest counts"
-        folders = ["shards", *(["parsed"] if marker["ingested"].get("parsed_kept", True) else [])]
+        folders = ["shards", *(["parsed"] if marker["ingested"]["parsed_kept"] else [])]
     else:
-        written = ["removed", *(["docs"] if marker.get("docs_written") else [])]
+        written = ["removed", *(["docs"] if marker["docs_written"] else [])]
         folders = [*written, *(f"tables/{name}" for name in marker.get("tables", []))]
     missing = [f for f in folders if not storage.exists(storage.join(work_dir, step, f))]
     return f"its files are gone ({', '.join(missing)})" if missing else None

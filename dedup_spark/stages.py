@@ -8,6 +8,7 @@ the input's columns plus the internal `_dd_*` columns (`_dd_id` string, unique; 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +44,22 @@ def checkpoint(spark: SparkSession, frame: DataFrame, path: str, partition_by: t
     """
     frame.write.mode("overwrite").partitionBy(*partition_by).parquet(storage.to_spark_path(path))
     return spark.read.schema(frame.schema).parquet(storage.to_spark_path(path))
+
+
+class TimedCheckpoints:
+    """`steps(name, frame)` checkpoints `frame` to `work_dir/name` and records in `steps.seconds[name]` the seconds
+    since the previous step (or since creation): the step times the stages report."""
+
+    def __init__(self, spark: SparkSession, work_dir: str) -> None:
+        self.spark, self.work_dir = spark, work_dir
+        self.seconds: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def __call__(self, name: str, frame: DataFrame, partition_by: tuple[str, ...] = ()) -> DataFrame:
+        result = checkpoint(self.spark, frame, storage.join(self.work_dir, name), partition_by)
+        self.seconds[name] = round(time.perf_counter() - self._clock, 3)
+        self._clock = time.perf_counter()
+        return result
 
 
 @contextmanager
