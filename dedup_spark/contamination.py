@@ -124,10 +124,8 @@ def _by(*columns: str):
     return Window.partitionBy(*columns)
 
 
-def _prefixed(docs: DataFrame, prefix: str, shard_offset: int) -> DataFrame:
-    return docs.withColumn("_dd_id", F.concat(F.lit(prefix), "_dd_id")).withColumn(
-        "_dd_shard", F.col("_dd_shard") + F.lit(shard_offset)
-    )
+def _prefixed(docs: DataFrame, prefix: str) -> DataFrame:
+    return docs.withColumn("_dd_id", F.concat(F.lit(prefix), "_dd_id"))
 
 
 def _user_view(frame: DataFrame, config: RunConfig, extra: tuple[str, ...] = (), prefixed: bool = True) -> DataFrame:
@@ -182,10 +180,10 @@ def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, cl
     ingested: dict[str, IngestResult] = {}
     for name, cfg in configs.items():
         ingested[name] = ingest(spark, raws[name], cfg, storage.join(work_dir, name))
-    train = _prefixed(load_docs(spark, ingested["train"]), TRAIN_PREFIX, 0)
-    evals = _prefixed(load_docs(spark, ingested["eval"]), EVAL_PREFIX, ingested["train"].shards)
+    train = _prefixed(load_docs(spark, ingested["train"]), TRAIN_PREFIX)
+    evals = _prefixed(load_docs(spark, ingested["eval"]), EVAL_PREFIX)
     text_column = config.input.text_column
-    narrow = ["_dd_id", text_column, "_dd_bytes", "_dd_shard"]
+    narrow = ["_dd_id", text_column, "_dd_bytes"]
     both = train.select(*narrow).unionByName(evals.select(*narrow))
 
     empty_pairs = spark.createDataFrame([], "train_id string, eval_id string")
@@ -194,9 +192,7 @@ def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, cl
         pairs, nd_metrics = neardup_matches(spark, both, config, storage.join(work_dir, "neardup"))
     windows, ex_metrics = spark.createDataFrame([], "_dd_id string, start long, end long"), {}
     if "exactsubstr" in config.stages:
-        windows, ex_metrics = shared_windows(
-            spark, both, config, storage.join(work_dir, "exact"), ingested["train"].shards
-        )
+        windows, ex_metrics = shared_windows(spark, both, config, storage.join(work_dir, "exact"))
 
     per_eval = _train_ids(pairs.withColumnRenamed("eval_id", "_dd_id"), "neardup")
     sources = exact_sources(

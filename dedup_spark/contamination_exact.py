@@ -5,8 +5,8 @@ eval document is *shared* iff the same k bytes are a window of some train docume
 windows (used to clean the train set). Shared windows form maximal byte runs, widened to whole characters and
 reported as code point spans, exactly as ExactSubstr's removal spans (`spans.py`).
 
-Documents of both sets come in one DataFrame whose `_dd_id` starts with "0:" (train) or "1:" (eval), with
-the eval shards numbered after the train shards, so every chunk of the ExactSubstr layout holds one set only.
+Documents of both sets come in one DataFrame whose `_dd_id` starts with "0:" (train) or "1:" (eval); the set is
+the layout's group, so every chunk of the ExactSubstr layout holds one set only.
 Steps (each written under the work folder and read back):
 1. layout, pieces  as ExactSubstr (`exactsubstr.layout`, `exactsubstr.pieces`).
 2. minimizers      distinct (chunk, minimizer) of every window; a minimizer is *shared* if it occurs in a train
@@ -191,12 +191,12 @@ class SharedMergeTask:
 
 
 def shared_windows(
-    spark: SparkSession, docs: DataFrame, config: RunConfig, work_dir: str, eval_first_shard: int
+    spark: SparkSession, docs: DataFrame, config: RunConfig, work_dir: str
 ) -> tuple[DataFrame, dict[str, Any]]:
     """Window-start runs shared between the sets, and metrics.
 
-    docs: both sets, columns text, `_dd_id` (prefixed "0:"/"1:"), `_dd_bytes`, `_dd_shard` (eval shards >=
-    eval_first_shard, train shards below). Returns (`_dd_id, start, end` runs, possibly overlapping; metrics).
+    docs: both sets, columns text, `_dd_id` (prefixed "0:"/"1:") and `_dd_bytes`.
+    Returns (`_dd_id, start, end` runs, possibly overlapping; metrics).
     """
     ex = config.exactsubstr
     k, size, text_column = ex.min_length, ex.chunk_size, config.input.text_column
@@ -204,9 +204,9 @@ def shared_windows(
         raise ConfigError(f"exactsubstr.chunk_size={size} is above {MAX_CHUNK_SIZE} bytes (1GiB); use a smaller one")
     step = TimedCheckpoints(spark, work_dir)
 
-    placed = step("layout", layout(docs, k))
+    placed = step("layout", layout(docs, k, group=F.col("_dd_id").startswith(EVAL_PREFIX)))
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
-    eval_chunk = F.col("chunk") >= F.lit(eval_first_shard).cast("long") * (1 << _CHUNK_BITS)
+    eval_chunk = F.col("chunk") >= F.lit(1 << _CHUNK_BITS)  # group 1: the eval set
     pairs = step(
         "minimizers",
         chunk_pieces.select("chunk", "owned", "data")

@@ -5,7 +5,7 @@ removes every byte covered by a repeated window, `keep_first` every occurrence b
 (`_dd_id`, then offset); removed bytes form maximal spans, widened to whole characters, reported as code points.
 
 Steps of one pass, each written under the work folder as Parquet and read back:
-1. layout     per shard, a running byte sum over documents sorted by `_dd_id` (narrow columns only).
+1. layout     a running byte sum over all documents in `_dd_id` order (narrow columns only; `layout`).
 2. pieces     every document cut at multiples of `chunk_size` of that sum: a piece owns the window starts that
               fall in one chunk and carries k-1 bytes of context, so a chunk holds <= chunk_size + k - 1 bytes
               and a document larger than a chunk spans several.
@@ -45,7 +45,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -63,8 +63,10 @@ SPANS_TABLE = "exact/spans"
 MERGE_TASK_MIN_BYTES = 8 * 1024 * 1024
 # Largest chunk: its suffix array (int32 positions, pieces plus separators) must stay below 2^31 bytes.
 MAX_CHUNK_SIZE = 1 << 30
-# Chunk ids are shard * 2^32 + chunk number within the shard.
+# Chunk ids are layout group * 2^32 + chunk number within the group.
 _CHUNK_BITS = 32
+# Narrow rows (id, size) per task of the layout's running sum.
+LAYOUT_ROWS_PER_TASK = 2_000_000
 _SPAN_TYPE = T.ArrayType(T.StructType([T.StructField("start", T.IntegerType()), T.StructField("end", T.IntegerType())]))
 
 
@@ -79,9 +81,9 @@ class PassResult:
 def run_exactsubstr(spark: SparkSession, docs: DataFrame, config: RunConfig, work_dir: str) -> StageOutput:
     """Stage entry point (see the module docstring).
 
-    docs: the input's columns plus `_dd_id` (string, unique), `_dd_bytes` (UTF-8 size of the text) and
-    `_dd_shard` (int). Returns survivors (same columns, text cut, `_dd_bytes` updated), removed documents (same
-    columns as they came in, plus `reason`), the `exact/spans` table and the report metrics.
+    docs: the input's columns plus `_dd_id` (string, unique) and `_dd_bytes` (UTF-8 size of the text). Returns
+    survivors (same columns, text cut, `_dd_bytes` updated), removed documents (same columns as they came in, plus
+    `reason`), the `exact/spans` table and the report metrics.
     """
     if config.exactsubstr.chunk_size > MAX_CHUNK_SIZE:
         raise ConfigError(
@@ -89,7 +91,7 @@ def run_exactsubstr(spark: SparkSession, docs: DataFrame, config: RunConfig, wor
             "suffix array uses int32 positions and about 13 bytes of memory per byte; use a smaller chunk_size"
         )
     text_column = config.input.text_column
-    missing = [c for c in (text_column, "_dd_id", "_dd_bytes", "_dd_shard") if c not in docs.columns]
+    missing = [c for c in (text_column, "_dd_id", "_dd_bytes") if c not in docs.columns]
     if missing:
         raise InputError(f"exactsubstr: the documents have no column(s) {missing}; columns are {docs.columns}")
     results: list[PassResult] = []
@@ -110,15 +112,31 @@ def run_exactsubstr(spark: SparkSession, docs: DataFrame, config: RunConfig, wor
     )
 
 
-def layout(docs: DataFrame, k: int) -> DataFrame:
-    """`_dd_id, _dd_shard, _dd_bytes, base`: base = bytes of the shard's documents before this one (id order).
+def layout(docs: DataFrame, k: int, group: Column | None = None) -> DataFrame:
+    """`_dd_id, _dd_group, _dd_bytes, base`: base = bytes of the documents before this one in `_dd_id` order, over
+    the whole corpus, or within each value of `group` (an integer column; chunks never mix groups).
 
-    Documents shorter than k have no window and no place in the layout.
+    Chunks cut from this layout follow id order whatever the ingest shards are, and ids that sort together are
+    often similar documents (paths, URLs), so more repeats stay inside one chunk and fewer bytes are shipped.
+    A distributed running sum over narrow rows: ranges of ids in tasks, a running sum inside each range, and the
+    ranges' totals (one number per range and group) turned into offsets on the driver. Documents shorter than k
+    have no window and no place in the layout.
     """
-    in_shard = Window.partitionBy("_dd_shard").orderBy("_dd_id").rowsBetween(Window.unboundedPreceding, 0)
-    narrow = docs.select("_dd_id", F.coalesce("_dd_shard", F.lit(0)).alias("_dd_shard"), "_dd_bytes")
-    return narrow.filter(F.col("_dd_bytes") >= k).withColumn(
-        "base", F.sum("_dd_bytes").over(in_shard) - F.col("_dd_bytes")
+    narrow = docs.select(
+        "_dd_id", (group if group is not None else F.lit(0)).cast("long").alias("_dd_group"), "_dd_bytes"
+    ).filter(F.col("_dd_bytes") >= k)
+    ranges = max(docs.sparkSession.sparkContext.defaultParallelism, math.ceil(narrow.count() / LAYOUT_ROWS_PER_TASK))
+    ranged = narrow.repartitionByRange(ranges, "_dd_group", "_dd_id").withColumn("_dd_range", F.spark_partition_id())
+    in_range = Window.partitionBy("_dd_group", "_dd_range").orderBy("_dd_id")
+    local = ranged.withColumn("before", F.sum("_dd_bytes").over(in_range) - F.col("_dd_bytes"))
+    totals = ranged.groupBy("_dd_group", "_dd_range").agg(F.sum("_dd_bytes").alias("bytes")).collect()
+    offsets, running = [], {}
+    for row in sorted(totals, key=lambda r: (r["_dd_group"], r["_dd_range"])):
+        offsets.append((row["_dd_group"], row["_dd_range"], running.get(row["_dd_group"], 0)))
+        running[row["_dd_group"]] = running.get(row["_dd_group"], 0) + row["bytes"]
+    offset_rows = docs.sparkSession.createDataFrame(offsets, "_dd_group long, _dd_range int, offset long")
+    return local.join(F.broadcast(offset_rows), ["_dd_group", "_dd_range"]).select(
+        "_dd_id", "_dd_group", "_dd_bytes", (F.col("offset") + F.col("before")).alias("base")
     )
 
 
@@ -136,7 +154,7 @@ def pieces(docs: DataFrame, placed: DataFrame, text_column: str, k: int, chunk_s
     lo = F.greatest(F.col("number") * chunk_size - F.col("base"), F.lit(0))
     hi = F.least((F.col("number") + 1) * chunk_size - F.col("base"), windows)
     return exploded.select(
-        (F.col("_dd_shard").cast("long") * (1 << _CHUNK_BITS) + F.col("number")).alias("chunk"),
+        (F.col("_dd_group") * (1 << _CHUNK_BITS) + F.col("number")).alias("chunk"),
         "_dd_id",
         lo.cast("long").alias("start"),
         (hi - lo).cast("long").alias("owned"),

@@ -4,7 +4,7 @@ Three steps:
 1. parsed: every row read, with its quarantine reason (or null), its id and its text size in bytes; written to
    `_work/parsed` for JSON Lines (costly to parse again) and tables (Delta, catalog: may change under the run);
    Parquet and text inputs are read again instead.
-2. `_work/shards`: readable rows range-partitioned by id into shards of about `ingest.shard_size` bytes of text,
+2. `_work/shards`: readable rows hash-partitioned by id into shards of about `ingest.shard_size` bytes of text,
    sorted by id inside each shard. Columns: the input's columns, `_dd_id` (string, unique), `_dd_copy`
    (0 for the first row with an id, 1.. for later ones), `_dd_shard`, `_dd_bytes`, `_dd_file`.
 3. The quarantine DataFrame: unreadable rows, plus duplicate-id copies when `input.duplicate_ids=quarantine`.
@@ -99,13 +99,13 @@ def ingest(
     shard_count = max(1, math.ceil(valid_bytes / config.ingest.shard_size))
 
     valid = parsed.filter(F.col("_dd_reason").isNull()).drop("_dd_reason", "_dd_raw")
-    # Range-partitioned by id, so the copies of an id meet in one shard and ids that sort together (often similar
-    # documents: paths, URLs) share a shard, which keeps ExactSubstr's cross-chunk merge small (hash shards
-    # shipped 1.90x instead of 1.32x of the docs corpus). The window numbers the copies in `_dd_order` without
-    # another shuffle or sort (the partitioning and the sort already satisfy it).
+    # Hash-partitioned by id: the copies of an id meet in one shard, and shards are even without a sampling pass
+    # (range shards cost the linux NearDup benchmark 13 s; ExactSubstr lays out its chunks in id order itself).
+    # The window numbers the copies in `_dd_order` without another shuffle or sort (the partitioning and the sort
+    # already satisfy it).
     copy = F.row_number().over(Window.partitionBy("_dd_id").orderBy("_dd_order")) - 1
     numbered = (
-        valid.repartitionByRange(shard_count, "_dd_id")
+        valid.repartition(shard_count, "_dd_id")
         .sortWithinPartitions("_dd_id", "_dd_order")
         .withColumn("_dd_copy", copy.cast("int"))
     )

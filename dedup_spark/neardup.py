@@ -39,7 +39,7 @@ from dedup_spark.lsh import PRESETS, LshPreset, band_keys, s_curve
 from dedup_spark.minhash import MinHasher
 from dedup_spark.protect import PROTECTED_ID_PREFIX
 from dedup_spark.shingles import batch_shingle_hashes
-from dedup_spark.stages import StageOutput, checkpoint, small_shuffles
+from dedup_spark.stages import StageOutput, checkpoint, file_per_task, small_shuffles
 from dedup_spark.verify import normalize_doc, verify_candidates
 
 SIGNATURE_SCHEMA = "_dd_id string, norm_hash string, n_shingles int, band_keys array<bigint>"
@@ -155,11 +155,12 @@ def run_neardup(
     order = [F.col(PROTECTED).desc(), *_keep_order(docs, nd, config)]
     docs = _with_protected(docs, protected)
 
-    signatures = checkpoint(
-        spark,
-        docs.select("_dd_id", text_column).mapInArrow(signature_batches(nd, lsh, text_column), SIGNATURE_SCHEMA),
-        storage.join(work_dir, "signatures"),
-    )
+    with file_per_task(spark):  # signatures cost CPU per byte: one ingest shard per task keeps the cores busy
+        signatures = checkpoint(
+            spark,
+            docs.select("_dd_id", text_column).mapInArrow(signature_batches(nd, lsh, text_column), SIGNATURE_SCHEMA),
+            storage.join(work_dir, "signatures"),
+        )
     # After the signatures the stage works on ids, pairs and a subset of the corpus: size its shuffles to that.
     with small_shuffles(spark, signatures.count() * lsh.bands):
         matchable = signatures.filter(F.col("n_shingles") > 0)
@@ -180,9 +181,11 @@ def run_neardup(
         texts = involved.select("_dd_id", text_column)
         verified = verify_candidates(spark, candidates, texts, nd, lsh, storage.join(work_dir, "verified"))
 
-        labels, rounds = connected_components(
-            spark, verified.unionByName(exact_edges), storage.join(work_dir, "components"), nd.max_component_rounds
-        )
+        edges = checkpoint(spark, verified.unionByName(exact_edges), storage.join(work_dir, "edges"))
+        with small_shuffles(spark, edges.count()):  # graph rounds: a few jobs each, sized to the edges
+            labels, rounds = connected_components(
+                spark, edges, storage.join(work_dir, "components"), nd.max_component_rounds
+            )
         in_clusters = involved.join(labels.withColumnRenamed("node", "_dd_id"), "_dd_id")
         cluster = Window.partitionBy("component").orderBy(*order)
         whole = Window.partitionBy("component")

@@ -64,7 +64,7 @@ class TimedCheckpoints:
 
 @contextmanager
 def small_shuffles(spark: SparkSession, rows: int, rows_per_partition: int = 1_000_000) -> Iterator[None]:
-    """Lower `spark.sql.shuffle.partitions` to about one partition per `rows_per_partition` rows (at least 2) for
+    """Lower `spark.sql.shuffle.partitions` to about one partition per `rows_per_partition` rows (at least 1) for
     the steps run inside, then restore it; never raises it above the session's setting.
 
     Every shuffle writes one bucket per partition from every map task: on small data (candidate pairs, graph
@@ -73,7 +73,25 @@ def small_shuffles(spark: SparkSession, rows: int, rows_per_partition: int = 1_0
     """
     key = "spark.sql.shuffle.partitions"
     current = spark.conf.get(key)
-    spark.conf.set(key, str(min(int(current), max(2, math.ceil(rows / rows_per_partition)))))
+    spark.conf.set(key, str(min(int(current), max(1, math.ceil(rows / rows_per_partition)))))
+    try:
+        yield
+    finally:
+        spark.conf.set(key, current)
+
+
+@contextmanager
+def file_per_task(spark: SparkSession) -> Iterator[None]:
+    """Scans run inside read each file in a task of its own (files above `spark.sql.files.maxPartitionBytes` are
+    still split), then the setting is restored.
+
+    For CPU-heavy steps over ingest shards: Spark packs small files into tasks of up to maxPartitionBytes, which
+    turned the 8 shards of the linux corpus into 4 uneven tasks (13, 13, 13, 5 s) that left a core idle. A file's
+    open cost equal to maxPartitionBytes makes every file fill a task by itself.
+    """
+    key = "spark.sql.files.openCostInBytes"
+    current = spark.conf.get(key)
+    spark.conf.set(key, spark.conf.get("spark.sql.files.maxPartitionBytes"))
     try:
         yield
     finally:

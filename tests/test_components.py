@@ -60,7 +60,7 @@ def test_small_shuffles_lowers_and_restores_the_partition_count(spark):
             assert spark.conf.get(key) == "4"  # one per million rows, rounded up
         assert spark.conf.get(key) == "200"
         with small_shuffles(spark, rows=10):
-            assert spark.conf.get(key) == "2"  # at least 2
+            assert spark.conf.get(key) == "1"  # at least 1
         spark.conf.set(key, "3")
         with small_shuffles(spark, rows=10**9):
             assert spark.conf.get(key) == "3"  # never above the session's setting

@@ -199,10 +199,10 @@ def exact_config(chunk_size: int):
 def test_shared_windows_on_spark_equal_the_oracle(spark, tmp_path):
     chunk_size = 100
     train, evals = adversarial_sets(8)
-    rows = [(f"0:t{i:03d}", t, len(t.encode()), i % 3) for i, t in enumerate(train)]
-    rows += [(f"1:e{i:03d}", t, len(t.encode()), 3 + i % 2) for i, t in enumerate(evals)]
-    docs = spark.createDataFrame(rows, "_dd_id string, text string, _dd_bytes long, _dd_shard int").repartition(3)
-    windows, metrics = shared_windows(spark, docs, exact_config(chunk_size), str(tmp_path), eval_first_shard=3)
+    rows = [(f"0:t{i:03d}", t, len(t.encode())) for i, t in enumerate(train)]
+    rows += [(f"1:e{i:03d}", t, len(t.encode())) for i, t in enumerate(evals)]
+    docs = spark.createDataFrame(rows, "_dd_id string, text string, _dd_bytes long").repartition(3)
+    windows, metrics = shared_windows(spark, docs, exact_config(chunk_size), str(tmp_path))
     runs = defaultdict(list)
     for r in windows.collect():
         runs[r["_dd_id"]].append((r["start"], r["end"]))
