@@ -92,7 +92,8 @@ def signature_batches(nd: NeardupConfig, lsh: LshPreset, text_column: str):
         for batch in batches:
             for start in range(0, batch.num_rows, nd.batch_docs):
                 part = batch.slice(start, nd.batch_docs)
-                docs = [normalize_doc(text, nd) for text in part.column(text_column).to_pylist()]
+                texts = part.column(text_column).cast(pa.large_binary()).to_pylist()  # UTF-8 bytes, not decoded
+                docs = [normalize_doc(text, nd) for text in texts]
                 hashes, offsets = batch_shingle_hashes(docs, nd.ngram, nd.shingle_unit)
                 keys = band_keys(hasher.signatures_flat(hashes, offsets), lsh.bands, lsh.rows).view(np.int64)
                 yield pa.RecordBatch.from_arrays(

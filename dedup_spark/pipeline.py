@@ -17,7 +17,7 @@ from dedup_spark.ingest import IngestResult, add_reasons_and_ids, ingest, load_d
 from dedup_spark.readers import InputSource, read_input, resolve_source, sample_columns
 from dedup_spark.report import RunReport, plan_lines, utc_now
 from dedup_spark.report_data import removed_share_by_source
-from dedup_spark.stages import STAGES, checkpoint
+from dedup_spark.stages import STAGES, checkpoint, file_per_task
 from dedup_spark.writers import (
     OWNED_ENTRIES,
     OutputWriter,
@@ -238,7 +238,8 @@ def _write_outputs(
     start = time.monotonic()
     writer = open_output_writer(spark, config.output)
     files_dir = output_files_dir(config.output)
-    writer.write("data", _user_view(docs, config))
+    with file_per_task(spark):  # the largest write: one input file per task keeps the tasks even
+        writer.write("data", _user_view(docs, config))
     all_removed = _union(docs, removed_frames)
     writer.write("removed", _user_view(all_removed, config, extra=True))
     parsed = None if ingested.parsed_kept else add_reasons_and_ids(read_input(spark, source, config.input), config)

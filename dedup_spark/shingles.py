@@ -77,14 +77,17 @@ def _non_ascii_table(strip_punctuation: bool) -> dict[int, str]:
 
 
 @cache
-def _ascii_table(strip_punctuation: bool) -> bytes:
-    """`bytes.translate` table for the ASCII bytes: P* punctuation to spaces (if asked) and every byte that
-    `str.split` treats as white space (including \x1c-\x1f) to a space. Bytes >= 0x80 map to themselves."""
+def _ascii_table(strip_punctuation: bool, lowercase: bool = False) -> bytes:
+    """`bytes.translate` table for the ASCII bytes: P* punctuation to spaces (if asked), every byte that
+    `str.split` treats as white space (including \x1c-\x1f) to a space, and A-Z to a-z (if asked). Bytes >= 0x80
+    map to themselves."""
     table = bytearray(range(256))
     for byte in range(128):
         punctuation = strip_punctuation and unicodedata.category(chr(byte))[0] == "P"
         if punctuation or chr(byte).isspace():
             table[byte] = _SPACE
+        elif lowercase:
+            table[byte] = ord(chr(byte).lower())
     return bytes(table)
 
 
@@ -105,19 +108,23 @@ def normalize(text: str, *, lowercase: bool = True, nfkc: bool = True, strip_pun
     return normalize_utf8(text, lowercase=lowercase, nfkc=nfkc, strip_punctuation=strip_punctuation).decode("utf-8")
 
 
-def normalize_utf8(text: str, *, lowercase: bool = True, nfkc: bool = True, strip_punctuation: bool = True) -> bytes:
+def normalize_utf8(
+    text: str | bytes, *, lowercase: bool = True, nfkc: bool = True, strip_punctuation: bool = True
+) -> bytes:
     """``normalize(text, ...).encode("utf-8")``, computed on bytes, which is the form shingle hashing reads.
+    `text` may also be given as its UTF-8 bytes (as Arrow hands them over): ASCII text is then never decoded.
 
     Two paths with the same result (a test compares them with the general rule): pure-ASCII text is handled
-    with a 256-byte table; other text gets that table for its ASCII bytes and a Unicode table only for its
-    non-ASCII runs, found with numpy, because `str.translate` with a dict costs a lookup per character.
-    Spaces are collapsed on the bytes in both paths (every white-space character is a space by then).
+    with a 256-byte table (lower-casing included); other text gets that table for its ASCII bytes and a Unicode
+    table only for its non-ASCII runs, found with numpy, because `str.translate` with a dict costs a lookup per
+    character. Spaces are collapsed on the bytes in both paths (every white-space character is a space by then).
     """
     if text.isascii():  # NFKC leaves ASCII unchanged
-        data = text.encode("ascii")
-        data = data.lower() if lowercase else data
-        return _collapse_spaces(data.translate(_ascii_table(strip_punctuation)))
-    if nfkc:
+        data = text if isinstance(text, bytes) else text.encode("ascii")
+        return _collapse_spaces(data.translate(_ascii_table(strip_punctuation, lowercase)))
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    if nfkc and not unicodedata.is_normalized("NFKC", text):  # the check is ~10x cheaper than normalising
         text = unicodedata.normalize("NFKC", text)
     if lowercase:
         text = text.lower()

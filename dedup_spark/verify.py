@@ -22,8 +22,8 @@ VERIFIED_SCHEMA = "u string, v string, jaccard double, edit_similarity double, p
 VERIFY_CACHE_BYTES = 16 * 1024 * 1024
 
 
-def normalize_doc(text: str, nd: NeardupConfig) -> bytes:
-    """The normalised UTF-8 bytes of one document under the configured normalisation flags."""
+def normalize_doc(text: str | bytes, nd: NeardupConfig) -> bytes:
+    """The normalised UTF-8 bytes of one document (text, or its UTF-8 bytes) under the configured flags."""
     return normalize_utf8(text, lowercase=nd.lowercase, nfkc=nd.nfkc, strip_punctuation=nd.strip_punctuation)
 
 

@@ -29,6 +29,8 @@ def test_demo_corpus_end_to_end(tmp_path):
         "input.id_column=id",
         "--set",
         "ingest.shard_size=1MB",
+        "--set",
+        "exactsubstr.chunk_size=1MB",  # several suffix-array chunks, so the cross-chunk merge has work
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())

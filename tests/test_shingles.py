@@ -235,6 +235,8 @@ def test_fast_paths_equal_the_general_rule():
             general = general.translate(_punctuation_table()) if strip else general
             expected = " ".join(general.split())
             assert normalize(text, nfkc=nfkc, lowercase=lower, strip_punctuation=strip) == expected, repr(text)
+            as_bytes = normalize_utf8(text.encode("utf-8"), nfkc=nfkc, lowercase=lower, strip_punctuation=strip)
+            assert as_bytes == expected.encode("utf-8"), repr(text)
 
 
 def test_no_punctuation_or_white_space_beyond_the_tables_last_code_point():
