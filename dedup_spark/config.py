@@ -89,6 +89,9 @@ class NeardupConfig:
     # Documents per signature batch inside a task: memory is about batch_docs * bands * rows * 8 bytes.
     batch_docs: int = 1000
     max_component_rounds: int = 100
+    # Graphs of at most this many edges are labelled by a union-find inside one Spark task (a few MB of memory
+    # per 10,000 edges); larger ones by the distributed large-star/small-star rounds. 0: always distributed.
+    local_components_max_edges: int = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -366,6 +369,8 @@ def _validate_neardup(nd: NeardupConfig) -> None:
             raise ConfigError(f"neardup.{key} must be in [0, 1)")
     if nd.ngram < 1 or nd.batch_docs < 1 or nd.max_component_rounds < 1:
         raise ConfigError("neardup.ngram, neardup.batch_docs and neardup.max_component_rounds must be at least 1")
+    if nd.local_components_max_edges < 0:
+        raise ConfigError("neardup.local_components_max_edges must be at least 0")
 
 
 def _validate_exactsubstr(ex: ExactsubstrConfig) -> None:

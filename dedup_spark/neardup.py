@@ -185,7 +185,11 @@ def run_neardup(
         edges = checkpoint(spark, verified.unionByName(exact_edges), storage.join(work_dir, "edges"))
         with small_shuffles(spark, edges.count()):  # graph rounds: a few jobs each, sized to the edges
             labels, rounds = connected_components(
-                spark, edges, storage.join(work_dir, "components"), nd.max_component_rounds
+                spark,
+                edges,
+                storage.join(work_dir, "components"),
+                nd.max_component_rounds,
+                nd.local_components_max_edges,
             )
         in_clusters = involved.join(labels.withColumnRenamed("node", "_dd_id"), "_dd_id")
         cluster = Window.partitionBy("component").orderBy(*order)

@@ -38,15 +38,19 @@ def graphs() -> list[tuple[str, list[tuple[str, str]]]]:
     return [("sparse", sparse), ("chain", chain), ("zigzag", zigzag), ("star", star + [(names[5], names[6])])]
 
 
+@pytest.mark.parametrize("local_max_edges", [0, 10_000], ids=["distributed", "one-task"])
 @pytest.mark.parametrize("case", range(4))
-def test_matches_union_find(spark, tmp_path, case):
+def test_matches_union_find(spark, tmp_path, case, local_max_edges):
     name, edges = graphs()[case]
     frame = spark.createDataFrame(edges, "u string, v string").repartition(3)
-    labels, rounds = connected_components(spark, frame, str(tmp_path / name))
+    labels, rounds = connected_components(spark, frame, str(tmp_path / name), local_max_edges=local_max_edges)
     got = {r["node"]: r["component"] for r in labels.collect()}
     expected = {n: c for n, c in union_find_labels(edges).items() if any(n in e for e in edges if e[0] != e[1])}
     assert got == expected, name
-    assert rounds <= 20  # O(log^2 n), even for the 399-long chain
+    if local_max_edges:
+        assert rounds == 0
+    else:
+        assert 1 <= rounds <= 20  # O(log^2 n), even for the 399-long chain
 
 
 def test_small_shuffles_lowers_and_restores_the_partition_count(spark):

@@ -124,11 +124,12 @@ def test_verify_batches_exact_jaccard_without_spark(unit):
         assert row["passed"] == (row["jaccard"] > lsh.threshold)
 
 
-def test_against_brute_force_oracle(spark, tmp_path):
+@pytest.mark.parametrize("local_edges", [0, 1_000_000], ids=["distributed-components", "one-task-components"])
+def test_against_brute_force_oracle(spark, tmp_path, local_edges):
     from tests.helpers import read_output
 
     texts = synthetic_corpus()
-    clusters, removed, survivors, metrics = run(spark, tmp_path, texts)
+    clusters, removed, survivors, metrics = run(spark, tmp_path, texts, local_components_max_edges=local_edges)
     truth = exact_jaccard_pairs(texts)
     # The job's verified Jaccard is exact: equal to the oracle's, pair by pair.
     verified = read_output(tmp_path / "run" / "verified")
@@ -161,8 +162,8 @@ def test_against_brute_force_oracle(spark, tmp_path):
 
 def test_same_output_whatever_the_partitioning(spark, tmp_path):
     texts = synthetic_corpus(seed=5)
-    first = run(spark, tmp_path, texts, name="a", partitions=1)
-    second = run(spark, tmp_path, texts, name="b", partitions=7, batch_docs=7)
+    first = run(spark, tmp_path, texts, name="a", partitions=1)  # clusters labelled in one task
+    second = run(spark, tmp_path, texts, name="b", partitions=7, batch_docs=7, local_components_max_edges=0)
     assert first[:3] == second[:3]
 
 
