@@ -12,6 +12,9 @@ natural speed; statistically the same setting, but signatures and candidate pair
 or `shingle_hash` (dedup-spark's hash, so MinHash signatures are bit-identical to ours, but it is pure
 Python, ~2.5 us per shingle, and makes datasketch about 3x slower: not a fair speed comparison).
 Peak memory is the largest sum of RSS over the process and its children, sampled every 0.2 s.
+`--datatrove-python PY` adds datatrove's MinHash dedup (its 4-stage example pipeline, `datatrove_minhash.py`, run by
+PY, a Python with `datatrove[io]`, spacy and xxhash<3.5 installed), on all cores, same bands x rows and 5-grams
+(its own normalisation and word tokenizer), reading and writing Parquet: end to end, like dedup-spark.
 `--repeat N` runs each tool N times, alternating between them so a slow spell of the (shared, noisy) host hits
 both, and reports each tool's fastest run (timeit's convention: noise only ever adds time), every time listed.
 """
@@ -129,6 +132,41 @@ def run_datasketch(corpus: Path, preset: str, hash_name: str = "xxh64") -> dict:
     }
 
 
+def run_datatrove(corpus: Path, work: Path, preset: str, python: str) -> dict:
+    """datatrove's MinHash dedup (`datatrove_minhash.py`) in its own interpreter, on all cores, end to end.
+
+    The corpus is first split into one Parquet file per core (not timed): datatrove splits its work by file.
+    """
+    lsh_preset = PRESETS[preset]
+    inputs, out = work / "datatrove_input", work / "datatrove_work"
+    inputs.mkdir(exist_ok=True)
+    table = pq.read_table(corpus, columns=["id", "text"])
+    step = -(-table.num_rows // CORES)
+    for part in range(CORES):
+        pq.write_table(table.slice(part * step, step), inputs / f"part-{part}.parquet")
+    script = Path(__file__).with_name("datatrove_minhash.py")
+    cmd = [python, str(script), str(inputs), str(out), str(CORES), str(lsh_preset.bands), str(lsh_preset.rows)]
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with PeakMemory(proc.pid) as memory:
+        stdout, stderr = proc.communicate()
+    seconds = time.monotonic() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"datatrove failed:\n{stderr[-3000:]}")
+    return {
+        "tool": f"datatrove MinHash dedup ({CORES} local workers, 4 stages)",
+        "cores": CORES,
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(memory.peak / 2**20),
+        "candidate_pairs": None,
+        "removed": json.loads(stdout.strip().splitlines()[-1])["removed"],
+    }
+
+
+def pairs(run: dict) -> str:
+    return "-" if run["candidate_pairs"] is None else f"{run['candidate_pairs']:,}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus", type=Path)
@@ -136,6 +174,7 @@ def main() -> None:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--skip-datasketch", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="runs per tool; the fastest is reported")
+    parser.add_argument("--datatrove-python", help="a Python with datatrove installed: adds its MinHash dedup")
     parser.add_argument(
         "--datasketch-hash",
         choices=("xxh64", "shingle_hash"),
@@ -146,12 +185,14 @@ def main() -> None:
     table = pq.read_table(args.corpus, columns=["text"])
     size = sum(len(t.encode()) for t in table.column("text").to_pylist())
     results = {"corpus": args.corpus.name, "documents": table.num_rows, "text_mb": round(size / 1e6, 1), "runs": []}
-    tries: dict[str, list[dict]] = {"dedup_spark": [], "datasketch": []}
+    tries: dict[str, list[dict]] = {"dedup_spark": [], "datasketch": [], "datatrove": []}
     with tempfile.TemporaryDirectory(dir=args.out.parent) as work:
         for _ in range(args.repeat):
             tries["dedup_spark"].append(run_dedup_spark(args.corpus, Path(work), args.preset))
             if not args.skip_datasketch:
                 tries["datasketch"].append(run_datasketch(args.corpus, args.preset, args.datasketch_hash))
+            if args.datatrove_python:
+                tries["datatrove"].append(run_datatrove(args.corpus, Path(work), args.preset, args.datatrove_python))
     runs = []
     for attempts in tries.values():
         if attempts:
@@ -168,7 +209,7 @@ def main() -> None:
     for run in results["runs"]:
         print(
             f"| {run['tool']} | {run['cores']} | {run['seconds']} | {run['mb_per_second_per_core']} "
-            f"| {run['peak_rss_mb']} | {run['candidate_pairs']:,} |"
+            f"| {run['peak_rss_mb']} | {pairs(run)} |"
         )
 
 
