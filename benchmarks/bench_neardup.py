@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -140,6 +141,7 @@ def run_datatrove(corpus: Path, work: Path, preset: str, python: str) -> dict:
     lsh_preset = PRESETS[preset]
     inputs, out = work / "datatrove_input", work / "datatrove_work"
     inputs.mkdir(exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # datatrove skips tasks its logs say are done: start clean every run
     table = pq.read_table(corpus, columns=["id", "text"])
     step = -(-table.num_rows // CORES)
     for part in range(CORES):
