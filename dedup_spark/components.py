@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dedup_spark import storage
-from dedup_spark.stages import checkpoint
+from dedup_spark.stages import checkpoint, small_shuffles
 
 log = logging.getLogger("dedup_spark")
 
@@ -78,8 +78,15 @@ def connected_components(
     """
     current = edges.select(F.col("u"), F.col("v")).filter(F.col("u") != F.col("v"))
     current = checkpoint(spark, current, storage.join(work_dir, "round-0"))
-    if current.count() <= local_max_edges:
+    edge_count = current.count()
+    if edge_count <= local_max_edges:
         return label_in_one_task(current), 0
+    with small_shuffles(spark, edge_count):  # rounds of a few jobs each: shuffles sized to the edges
+        return _label_in_rounds(spark, current, work_dir, max_rounds)
+
+
+def _label_in_rounds(spark: SparkSession, current: DataFrame, work_dir: str, max_rounds: int) -> tuple[DataFrame, int]:
+    """Alternate large-star and small-star on the checkpointed edges until they form a star forest."""
     for round_number in range(1, max_rounds + 1):
         if is_star_forest(current):
             both = _both_directions(current)

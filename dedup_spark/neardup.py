@@ -182,15 +182,13 @@ def run_neardup(
         texts = involved.select("_dd_id", text_column)
         verified = verify_candidates(spark, candidates, texts, nd, lsh, storage.join(work_dir, "verified"))
 
-        edges = checkpoint(spark, verified.unionByName(exact_edges), storage.join(work_dir, "edges"))
-        with small_shuffles(spark, edges.count()):  # graph rounds: a few jobs each, sized to the edges
-            labels, rounds = connected_components(
-                spark,
-                edges,
-                storage.join(work_dir, "components"),
-                nd.max_component_rounds,
-                nd.local_components_max_edges,
-            )
+        labels, rounds = connected_components(
+            spark,
+            verified.unionByName(exact_edges),
+            storage.join(work_dir, "components"),
+            nd.max_component_rounds,
+            nd.local_components_max_edges,
+        )
         in_clusters = involved.join(labels.withColumnRenamed("node", "_dd_id"), "_dd_id")
         cluster = Window.partitionBy("component").orderBy(*order)
         whole = Window.partitionBy("component")

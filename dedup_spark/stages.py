@@ -63,7 +63,17 @@ class TimedCheckpoints:
 
 
 @contextmanager
-def small_shuffles(spark: SparkSession, rows: int, rows_per_partition: int = 1_000_000) -> Iterator[None]:
+def _setting(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Set the session setting `key` to `value` for the steps run inside, then restore it."""
+    current = spark.conf.get(key)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        spark.conf.set(key, current)
+
+
+def small_shuffles(spark: SparkSession, rows: int, rows_per_partition: int = 1_000_000):
     """Lower `spark.sql.shuffle.partitions` to about one partition per `rows_per_partition` rows (at least 1) for
     the steps run inside, then restore it; never raises it above the session's setting.
 
@@ -72,16 +82,10 @@ def small_shuffles(spark: SparkSession, rows: int, rows_per_partition: int = 1_0
     200 partitions, 6-7 s with 4).
     """
     key = "spark.sql.shuffle.partitions"
-    current = spark.conf.get(key)
-    spark.conf.set(key, str(min(int(current), max(1, math.ceil(rows / rows_per_partition)))))
-    try:
-        yield
-    finally:
-        spark.conf.set(key, current)
+    return _setting(spark, key, str(min(int(spark.conf.get(key)), max(1, math.ceil(rows / rows_per_partition)))))
 
 
-@contextmanager
-def file_per_task(spark: SparkSession) -> Iterator[None]:
+def file_per_task(spark: SparkSession):
     """Scans run inside read each file in a task of its own (files above `spark.sql.files.maxPartitionBytes` are
     still split), then the setting is restored.
 
@@ -89,13 +93,7 @@ def file_per_task(spark: SparkSession) -> Iterator[None]:
     turned the 8 shards of the linux corpus into 4 uneven tasks (13, 13, 13, 5 s) that left a core idle. A file's
     open cost equal to maxPartitionBytes makes every file fill a task by itself.
     """
-    key = "spark.sql.files.openCostInBytes"
-    current = spark.conf.get(key)
-    spark.conf.set(key, spark.conf.get("spark.sql.files.maxPartitionBytes"))
-    try:
-        yield
-    finally:
-        spark.conf.set(key, current)
+    return _setting(spark, "spark.sql.files.openCostInBytes", spark.conf.get("spark.sql.files.maxPartitionBytes"))
 
 
 StageFunction = Callable[[SparkSession, DataFrame, Any, str, DataFrame | None], StageOutput]
