@@ -23,6 +23,8 @@ INPUT_FORMATS = ("auto", "parquet", "jsonl", "text", "delta")
 OUTPUT_FORMATS = ("parquet", "delta")
 # Internal columns carry this prefix; input columns must not use it.
 INTERNAL_PREFIX = "_dd_"
+# Longest minimizer w-gram chosen by default (exactsubstr.minimizer_width: null); see ExactsubstrConfig.
+DEFAULT_MINIMIZER_WIDTH = 32
 
 
 @dataclass(frozen=True)
@@ -103,13 +105,22 @@ class ExactsubstrConfig:
     policy: str = "keep_first"
     # Bytes of text per suffix-array chunk: bounds the memory of one task (about 13 bytes per text byte).
     chunk_size: int = 64 * 1024 * 1024
-    # Minimizer w-gram length for the cross-chunk merge (shorter ships fewer bytes; must be < min_length).
-    minimizer_width: int = 16
+    # Minimizer w-gram length in bytes for routing windows to the cross-chunk merge; null: min(32, min_length // 3).
+    # Only moves work, never changes what is removed. Shipped bytes per input byte with min_length 100:
+    # w=16 1.12 (linux) / 1.42 (docs), w=32 0.55 / 1.28, w=40 0.50 / 1.35.
+    minimizer_width: int | None = None
     # A document that loses bytes and keeps fewer than this many non-space characters is removed.
     min_remaining_chars: int = 20
     # 2 runs the removal again on its own output: cutting creates new repeats (the paper's second pass).
     passes: int = 1
     top_substrings: int = 20
+
+    @property
+    def width(self) -> int:
+        """The minimizer w-gram length in use: `minimizer_width`, or its default for `min_length`."""
+        if self.minimizer_width is not None:
+            return self.minimizer_width
+        return max(1, min(DEFAULT_MINIMIZER_WIDTH, self.min_length // 3))
 
 
 @dataclass(frozen=True)
@@ -377,8 +388,8 @@ def _validate_exactsubstr(ex: ExactsubstrConfig) -> None:
     _check_choice("exactsubstr.policy", ex.policy, ("keep_first", "strike_all"))
     if ex.min_length < 1:
         raise ConfigError("exactsubstr.min_length must be at least 1 byte")
-    if not 1 <= ex.minimizer_width < ex.min_length:
-        raise ConfigError("exactsubstr.minimizer_width must be at least 1 and below exactsubstr.min_length")
+    if not 1 <= ex.width <= ex.min_length:
+        raise ConfigError("exactsubstr.minimizer_width must be at least 1 and at most exactsubstr.min_length")
     if ex.chunk_size < 4 * ex.min_length:
         raise ConfigError("exactsubstr.chunk_size must be at least 4 x exactsubstr.min_length")
     if ex.passes not in (1, 2):

@@ -42,7 +42,14 @@ from pyspark.sql import functions as F
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import ConfigError
 from dedup_spark.exact_chunks import MinimizerPairs, limit_openmp_threads
-from dedup_spark.exactsubstr import _CHUNK_BITS, MAX_CHUNK_SIZE, MERGE_TASK_MIN_BYTES, layout, pieces
+from dedup_spark.exactsubstr import (
+    _CHUNK_BITS,
+    MAX_CHUNK_SIZE,
+    MERGE_TASK_MIN_BYTES,
+    layout,
+    pieces,
+    whole_rounds,
+)
 from dedup_spark.minimizers import superkmers_batch
 from dedup_spark.stages import TimedCheckpoints
 from dedup_spark.suffix_array import PieceColumns, find_repeats
@@ -204,13 +211,13 @@ def shared_windows(
         raise ConfigError(f"exactsubstr.chunk_size={size} is above {MAX_CHUNK_SIZE} bytes (1GiB); use a smaller one")
     step = TimedCheckpoints(spark, work_dir)
 
-    placed = step("layout", layout(docs, k, group=F.col("_dd_id").startswith(EVAL_PREFIX)))
+    placed = layout(docs, k, step, group=F.col("_dd_id").startswith(EVAL_PREFIX))
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
     eval_chunk = F.col("chunk") >= F.lit(1 << _CHUNK_BITS)  # group 1: the eval set
     pairs = step(
         "minimizers",
         chunk_pieces.select("chunk", "owned", "data")
-        .mapInArrow(MinimizerPairs(k, ex.minimizer_width), "chunk long, minimizer long")
+        .mapInArrow(MinimizerPairs(k, ex.width), "chunk long, minimizer long")
         .distinct()
         .withColumn("bit", F.when(eval_chunk, EVAL_BIT).otherwise(TRAIN_BIT)),
     )
@@ -218,7 +225,7 @@ def shared_windows(
     shared_pairs = step(
         "shared_minimizers", pairs.join(both.select("minimizer"), "minimizer").select("chunk", "minimizer")
     )
-    ship = ShipTask(k, ex.minimizer_width)
+    ship = ShipTask(k, ex.width)
     shipped = step(
         "shipped",
         chunk_pieces.groupBy("chunk").cogroup(shared_pairs.groupBy("chunk")).applyInPandas(ship.udf(), SHIPPED_SCHEMA),
@@ -227,7 +234,7 @@ def shared_windows(
         F.count(F.lit(1)).alias("superkmers"), F.sum(F.col("end") - F.col("start") + (k - 1)).alias("bytes")
     ).first()
     shipped_bytes = int(totals["bytes"] or 0)
-    partitions = math.ceil(shipped_bytes / max(size, MERGE_TASK_MIN_BYTES))
+    partitions = whole_rounds(math.ceil(shipped_bytes / max(size, MERGE_TASK_MIN_BYTES)), spark)
     if partitions:
         windows = step(
             "windows",

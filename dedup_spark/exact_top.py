@@ -19,6 +19,9 @@ from dedup_spark.minimizers import wgram_hashes
 SNIPPET_BYTES = 1024
 #: Bytes of super-k-mers hashed at once when recounting windows (temporaries ~24 bytes per byte).
 _HASH_SEGMENT_BYTES = 1 << 22
+# Low hash bits indexed by the bitmap that pre-filters hashes before the exact target lookup (128 KB of bool).
+_BITMAP_BITS = 17
+_BITMAP_MASK = (1 << _BITMAP_BITS) - 1
 
 
 def weighted_window_counts(datas: Sequence[bytes], weights: np.ndarray, k: int, windows: Sequence[bytes]) -> np.ndarray:
@@ -32,19 +35,23 @@ def weighted_window_counts(datas: Sequence[bytes], weights: np.ndarray, k: int, 
     order = np.argsort(targets, kind="stable")
     targets = targets[order]
     found = np.zeros(len(keys), dtype=np.int64)  # per sorted target
+    # Most hashes match no target: a bitmap of the targets' low bits rules them out before the binary search.
+    bitmap = np.zeros(1 << _BITMAP_BITS, dtype=bool)
+    bitmap[targets & np.uint64(_BITMAP_MASK)] = True
     lengths = np.fromiter((len(d) for d in datas), dtype=np.int64, count=len(datas))
     cumulative = np.cumsum(lengths)
+    weights = np.asarray(weights)
     first = 0
     while first < len(datas) and keys:
         done_before = cumulative[first - 1] if first else 0
         end = max(first + 1, int(np.searchsorted(cumulative, done_before + _HASH_SEGMENT_BYTES, side="right")))
         hashes = wgram_hashes(np.frombuffer(b"".join(datas[first:end]), dtype=np.uint8), k)
-        piece = np.repeat(np.arange(first, end), lengths[first:end])[: len(hashes)]
+        maybe = np.flatnonzero(bitmap[hashes & np.uint64(_BITMAP_MASK)])
+        slot = np.minimum(np.searchsorted(targets, hashes[maybe]), len(keys) - 1)
         # A window is real if it ends inside its piece (not across into the next one).
-        inside = np.arange(len(hashes)) + done_before + k <= cumulative[piece]
-        slot = np.minimum(np.searchsorted(targets, hashes), len(keys) - 1)
-        hit = inside & (targets[slot] == hashes)
-        np.add.at(found, slot[hit], np.asarray(weights)[piece[hit]])
+        piece = np.searchsorted(cumulative, maybe + done_before, side="right")
+        hit = (targets[slot] == hashes[maybe]) & (maybe + done_before + k <= cumulative[piece])
+        np.add.at(found, slot[hit], weights[piece[hit]])
         first = end
     per_key = dict(zip((keys[i] for i in order), found.tolist(), strict=True))
     return np.array([per_key[bytes(w[:k])] for w in windows], dtype=np.int64)

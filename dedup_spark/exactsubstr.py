@@ -112,21 +112,26 @@ def run_exactsubstr(spark: SparkSession, docs: DataFrame, config: RunConfig, wor
     )
 
 
-def layout(docs: DataFrame, k: int, group: Column | None = None) -> DataFrame:
+def layout(docs: DataFrame, k: int, step: TimedCheckpoints, group: Column | None = None) -> DataFrame:
     """`_dd_id, _dd_group, _dd_bytes, base`: base = bytes of the documents before this one in `_dd_id` order, over
     the whole corpus, or within each value of `group` (an integer column; chunks never mix groups).
 
     Chunks cut from this layout follow id order whatever the ingest shards are, and ids that sort together are
     often similar documents (paths, URLs), so more repeats stay inside one chunk and fewer bytes are shipped.
     A distributed running sum over narrow rows: ranges of ids in tasks, a running sum inside each range, and the
-    ranges' totals (one number per range and group) turned into offsets on the driver. Documents shorter than k
-    have no window and no place in the layout.
+    ranges' totals (one number per range and group) turned into offsets on the driver. The ranged rows are
+    checkpointed (step `layout_ranges`) before both sums read them: range bounds come from a sample, which can
+    differ between two evaluations of the same rows, and then offsets and running sums would not fit together.
+    Documents shorter than k have no window and no place in the layout.
     """
     narrow = docs.select(
         "_dd_id", (group if group is not None else F.lit(0)).cast("long").alias("_dd_group"), "_dd_bytes"
     ).filter(F.col("_dd_bytes") >= k)
     ranges = max(docs.sparkSession.sparkContext.defaultParallelism, math.ceil(narrow.count() / LAYOUT_ROWS_PER_TASK))
-    ranged = narrow.repartitionByRange(ranges, "_dd_group", "_dd_id").withColumn("_dd_range", F.spark_partition_id())
+    ranged = step(
+        "layout_ranges",
+        narrow.repartitionByRange(ranges, "_dd_group", "_dd_id").withColumn("_dd_range", F.spark_partition_id()),
+    )
     in_range = Window.partitionBy("_dd_group", "_dd_range").orderBy("_dd_id")
     local = ranged.withColumn("before", F.sum("_dd_bytes").over(in_range) - F.col("_dd_bytes"))
     totals = ranged.groupBy("_dd_group", "_dd_range").agg(F.sum("_dd_bytes").alias("bytes")).collect()
@@ -135,9 +140,28 @@ def layout(docs: DataFrame, k: int, group: Column | None = None) -> DataFrame:
         offsets.append((row["_dd_group"], row["_dd_range"], running.get(row["_dd_group"], 0)))
         running[row["_dd_group"]] = running.get(row["_dd_group"], 0) + row["bytes"]
     offset_rows = docs.sparkSession.createDataFrame(offsets, "_dd_group long, _dd_range int, offset long")
-    return local.join(F.broadcast(offset_rows), ["_dd_group", "_dd_range"]).select(
-        "_dd_id", "_dd_group", "_dd_bytes", (F.col("offset") + F.col("before")).alias("base")
+    return step(
+        "layout",
+        local.join(F.broadcast(offset_rows), ["_dd_group", "_dd_range"]).select(
+            "_dd_id", "_dd_group", "_dd_bytes", (F.col("offset") + F.col("before")).alias("base")
+        ),
     )
+
+
+def even_chunk_size(placed: DataFrame, size: int) -> int:
+    """`size`, lowered so that a layout group cut into more than one chunk is cut into a multiple of the
+    cluster's task slots, in chunks of equal size: on 2 cores, 185 MB in 64 MB chunks is 3 tasks taking 2 rounds
+    of 64 MB each; in 4 chunks it takes 2 rounds of 46 MB."""
+    largest = placed.groupBy("_dd_group").agg(F.sum("_dd_bytes").alias("bytes")).agg(F.max("bytes")).first()[0]
+    if not largest:
+        return size
+    return math.ceil(largest / whole_rounds(math.ceil(largest / size), placed.sparkSession))
+
+
+def whole_rounds(tasks: int, spark: SparkSession) -> int:
+    """`tasks` rounded up to a multiple of the default parallelism (unchanged if 0 or 1)."""
+    slots = spark.sparkContext.defaultParallelism
+    return tasks if tasks <= 1 else math.ceil(tasks / slots) * slots
 
 
 def pieces(docs: DataFrame, placed: DataFrame, text_column: str, k: int, chunk_size: int) -> DataFrame:
@@ -169,12 +193,13 @@ def _run_pass(
     k, size, text_column = ex.min_length, ex.chunk_size, config.input.text_column
     step = TimedCheckpoints(spark, work_dir)
 
-    placed = step("layout", layout(docs, k))
+    placed = layout(docs, k, step)
+    size = even_chunk_size(placed, size)
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
     pairs = step(
         "minimizers",
         chunk_pieces.select("chunk", "owned", "data")
-        .mapInArrow(MinimizerPairs(k, ex.minimizer_width), "chunk long, minimizer long")
+        .mapInArrow(MinimizerPairs(k, ex.width), "chunk long, minimizer long")
         .distinct(),
     )
     cross = step(
@@ -183,7 +208,7 @@ def _run_pass(
         .filter(F.col("chunks") >= 2)
         .select("chunk", "minimizer"),
     )
-    chunk_task = ChunkTask(k, ex.minimizer_width, ex.policy, ex.top_substrings)
+    chunk_task = ChunkTask(k, ex.width, ex.policy, ex.top_substrings)
     found = step(
         "chunk_findings",
         chunk_pieces.groupBy("chunk").cogroup(cross.groupBy("chunk")).applyInPandas(chunk_task.udf(), FINDINGS_SCHEMA),
@@ -194,7 +219,7 @@ def _run_pass(
     shipped_size = F.col("end") - F.col("start") + (k - 1)
     shipped = shipped_rows.agg(F.count(F.lit(1)).alias("superkmers"), F.sum(shipped_size).alias("bytes")).first()
     shipped_bytes = int(shipped["bytes"] or 0)
-    partitions = math.ceil(shipped_bytes / max(size, MERGE_TASK_MIN_BYTES))
+    partitions = whole_rounds(math.ceil(shipped_bytes / max(size, MERGE_TASK_MIN_BYTES)), spark)
     findings = found.filter(F.col("kind") != "skm")
     if partitions:
         merge_task = MergeTask(k, ex.policy, ex.top_substrings, size)

@@ -150,16 +150,27 @@ def _columns(pieces: Sequence[Piece] | PieceColumns) -> tuple[np.ndarray, np.nda
 
 
 def _intervals(
-    positions: np.ndarray, cstart: np.ndarray, piece_of: np.ndarray, ranks: np.ndarray, offsets: np.ndarray, n: int
+    positions: np.ndarray,
+    text_size: int,
+    cstart: np.ndarray,
+    piece_of: np.ndarray,
+    ranks: np.ndarray,
+    offsets: np.ndarray,
+    n: int,
 ) -> PieceIntervals:
-    """Maximal runs of consecutive sorted text positions, mapped to (input piece, piece offset)."""
-    if len(positions) == 0:
+    """Maximal runs of consecutive text positions (any order, distinct), mapped to (input piece, piece offset).
+
+    Runs come from a mask over the text (O(text) byte passes), not from sorting the positions.
+    """
+    mask = np.zeros(text_size + 2, dtype=np.int8)
+    mask[positions.astype(np.int64) + 1] = 1
+    edges = np.diff(mask)  # edges[p] = +1 where a run starts at p, -1 where one ends (exclusive) at p
+    run_start = np.flatnonzero(edges == 1)
+    run_end = np.flatnonzero(edges == -1)
+    del mask, edges
+    if len(run_start) == 0:
         e = np.empty(0, dtype=np.int64)
         return PieceIntervals(e, e, e, e, e, e, n)
-    positions = positions.astype(np.int64)
-    breaks = np.flatnonzero(np.diff(positions) != 1)
-    run_start = positions[np.concatenate(([0], breaks + 1))]
-    run_end = positions[np.concatenate((breaks, [len(positions) - 1]))] + 1
     # Owned starts of different pieces are separated by at least a separator, so runs never span pieces.
     sorted_piece = np.searchsorted(cstart, run_start, side="right") - 1
     rel_start = run_start - cstart[sorted_piece]
@@ -274,29 +285,28 @@ def find_repeats(
     counts = np.diff(np.append(group_start, n_rep))
     firsts = np.minimum.reduceat(pos_r, group_start)  # smallest position = first in corpus order
     is_first = pos_r == np.repeat(firsts, counts)  # positions are distinct: one True per group
-    non_first_pos = np.sort(pos_r[~is_first])
+    n_non_first = n_rep - len(group_start)
     piece_of = order.astype(np.int64)
+    size = len(text)
     shared = None
     if sets is not None:
         shared_pos = _shared_positions(pos_r, group_start, counts, sets[order], cstart)
-        shared = _intervals(shared_pos, cstart, piece_of, ranks, offsets, n_pieces)
-    pos_r.sort()
-
-    repeated = _intervals(pos_r, cstart, piece_of, ranks, offsets, n_pieces)
-    non_first = _intervals(non_first_pos, cstart, piece_of, ranks, offsets, n_pieces)
+        shared = _intervals(shared_pos, size, cstart, piece_of, ranks, offsets, n_pieces)
+    repeated = _intervals(pos_r, size, cstart, piece_of, ranks, offsets, n_pieces)
+    non_first = _intervals(pos_r[~is_first], size, cstart, piece_of, ranks, offsets, n_pieces)
     top = _top_groups(text, counts, firsts, cstart, piece_of, ranks, offsets, k, top_n)
-    return RepeatResult(repeated, non_first, top, n_windows, n_rep, len(non_first_pos), len(group_start), shared=shared)
+    return RepeatResult(repeated, non_first, top, n_windows, n_rep, n_non_first, len(group_start), shared=shared)
 
 
 def _shared_positions(
     pos_r: np.ndarray, group_start: np.ndarray, counts: np.ndarray, sorted_sets: np.ndarray, cstart: np.ndarray
 ) -> np.ndarray:
-    """Sorted text positions of the members of groups whose masks (per sorted piece) OR to both bits 1 and 2."""
+    """Text positions of the members of groups whose masks (per sorted piece) OR to both bits 1 and 2."""
     masks = sorted_sets[np.searchsorted(cstart, pos_r, side="right") - 1]
     has_ref = np.maximum.reduceat((masks & 1).astype(np.int8), group_start)
     has_query = np.maximum.reduceat((masks & 2).astype(np.int8), group_start)
     mixed = np.repeat((has_ref > 0) & (has_query > 0), counts)
-    return np.sort(pos_r[mixed])
+    return pos_r[mixed]
 
 
 def _top_groups(

@@ -52,7 +52,7 @@ def test_demo_corpus_end_to_end(tmp_path):
     footer = "assembled from the public-domain King James Version of 1611 to show how repeated boilerplate"
     assert sum(footer in r["text"] for r in data) == 1
     exact = report["stages"][2]["details"]
-    assert exact["bytes_removed"] >= 149 * 170 and exact["chunks"] == 5 and exact["bytes_shipped"] > 0
+    assert exact["bytes_removed"] >= 149 * 170 and exact["chunks"] >= 5 and exact["bytes_shipped"] > 0
     assert "rows read" in result.stdout and "balanced" in result.stdout
     assert "stage ingest: started" in result.stderr
 

@@ -51,11 +51,26 @@ def test_sizes(value, expected):
         ({"stages": "neardup,nope"}, "unknown stage"),
         ({"input.json_schema_sampling_ratio": "0"}, "sampling_ratio"),
         ({"nosection": "1"}, "unknown setting"),
+        ({"exactsubstr.min_length": "20", "exactsubstr.minimizer_width": "21"}, "at most exactsubstr.min_length"),
     ],
 )
 def test_invalid_settings_name_the_key(settings, message):
     with pytest.raises(ConfigError, match=message):
         build_config({**BASE, **settings})
+
+
+@pytest.mark.parametrize(
+    ("settings", "width"),
+    [
+        ({}, 32),
+        ({"exactsubstr.min_length": "300"}, 32),
+        ({"exactsubstr.min_length": "20"}, 6),
+        ({"exactsubstr.min_length": "2"}, 1),
+        ({"exactsubstr.minimizer_width": "7"}, 7),
+    ],
+)
+def test_minimizer_width_follows_min_length_unless_set(settings, width):
+    assert build_config({**BASE, **settings}).exactsubstr.width == width
 
 
 def test_missing_input_and_output_are_config_errors():

@@ -16,9 +16,10 @@ import pytest
 from dedup_spark.config import build_config
 from dedup_spark.exact_chunks import MergeTask, openmp_threads
 from dedup_spark.exact_top import collapse_repeats, weighted_window_counts
-from dedup_spark.exactsubstr import run_exactsubstr
+from dedup_spark.exactsubstr import layout, run_exactsubstr
 from dedup_spark.minimizers import superkmers_batch
 from dedup_spark.spans import cut
+from dedup_spark.stages import TimedCheckpoints
 from dedup_spark.suffix_array import Piece, find_repeats
 from tests.exact_oracle import oracle_cut, oracle_spans
 
@@ -120,6 +121,22 @@ def test_spans_equal_the_oracle(spark, tmp_path, policy, shards, chunk_size, int
     else:  # one chunk holds the corpus: its suffix array decides everything
         assert metrics["chunks"] == 1 and metrics["bytes_shipped"] == 0
     assert metrics["top_substrings"][0]["count"] >= metrics["top_substrings"][-1]["count"] >= 2
+
+
+def test_layout_is_a_running_sum_in_id_order_per_group(spark, tmp_path):
+    from pyspark.sql import functions as F
+
+    rng = random.Random(5)
+    rows = [(doc_id(i), rng.choice([0, 1]), rng.randrange(1, 400)) for i in range(3000)]
+    # A new row order on every evaluation: the sampled range bounds differ between evaluations too.
+    docs = spark.createDataFrame(rows, "_dd_id string, g int, _dd_bytes long").orderBy(F.rand())
+    placed = layout(docs, 50, TimedCheckpoints(spark, str(tmp_path)), group=F.col("g")).collect()
+    expected, base = {}, {0: 0, 1: 0}
+    for i, g, size in sorted(rows):
+        if size >= 50:
+            expected[i] = (g, base[g])
+            base[g] += size
+    assert {r["_dd_id"]: (r["_dd_group"], r["base"]) for r in placed} == expected
 
 
 @pytest.mark.parametrize("policy", POLICIES)
