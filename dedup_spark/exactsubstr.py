@@ -6,17 +6,19 @@ removes every byte covered by a repeated window, `keep_first` every occurrence b
 
 Steps of one pass, each written under the work folder as Parquet and read back:
 1. layout     a running byte sum over all documents in `_dd_id` order (narrow columns only; `layout`).
-2. pieces     every document cut at multiples of `chunk_size` of that sum: a piece owns the window starts that
-              fall in one chunk and carries k-1 bytes of context, so a chunk holds <= chunk_size + k - 1 bytes
-              and a document larger than a chunk spans several.
+2. pieces     every document cut at multiples of the chunk size of that sum (`chunk_size`, or a little less so
+              the chunks fill whole rounds of the cluster's task slots: `even_chunk_size`): a piece owns the
+              window starts that fall in one chunk and carries k-1 bytes of context, so a chunk holds
+              <= chunk_size + k - 1 bytes and a document larger than a chunk spans several.
 3. minimizers distinct (chunk, minimizer) of every window (`minimizers.py`); a minimizer present in two or more
               chunks is *cross*.
 4. chunks     one task per chunk (cogroup of its pieces and its cross minimizers): a suffix array of the chunk
               (`find_repeats`) gives the policy's window starts; the super-k-mers whose minimizer is cross are
               emitted for shipping.
 5. merge      the shipped super-k-mers, hash-partitioned by minimizer into P = ceil(shipped bytes / chunk_size)
-              tasks (at least MERGE_TASK_MIN_BYTES each) and sorted: identical ones are folded, the rest searched
-              with a suffix array, complete minimizer groups about chunk_size bytes at a time (`MergeTask`).
+              tasks (at least MERGE_TASK_MIN_BYTES each; whole rounds of task slots) and sorted: identical ones
+              are folded, the rest searched with a suffix array, complete minimizer groups about chunk_size bytes
+              at a time (`MergeTask`).
 6. apply      window-start runs grouped per document, joined to the documents, cut (`spans.py`).
 
 Why it is exact: the minimizer of a window depends only on its bytes, so all occurrences of a window share it.
@@ -54,7 +56,7 @@ from dedup_spark.config import RunConfig
 from dedup_spark.errors import ConfigError, InputError
 from dedup_spark.exact_chunks import FINDINGS_SCHEMA, ApplyTask, ChunkTask, MergeTask, MinimizerPairs
 from dedup_spark.exact_top import collapse_repeats, snippet
-from dedup_spark.stages import StageOutput, TimedCheckpoints
+from dedup_spark.stages import StageOutput, TimedCheckpoints, many_splits
 
 REASON = "exact_substring"
 SPANS_TABLE = "exact/spans"
@@ -196,12 +198,13 @@ def _run_pass(
     placed = layout(docs, k, step)
     size = even_chunk_size(placed, size)
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
-    pairs = step(
-        "minimizers",
-        chunk_pieces.select("chunk", "owned", "data")
-        .mapInArrow(MinimizerPairs(k, ex.width), "chunk long, minimizer long")
-        .distinct(),
-    )
+    with many_splits(spark):
+        pairs = step(
+            "minimizers",
+            chunk_pieces.select("chunk", "owned", "data")
+            .mapInArrow(MinimizerPairs(k, ex.width), "chunk long, minimizer long")
+            .distinct(),
+        )
     cross = step(
         "cross",
         pairs.withColumn("chunks", F.count(F.lit(1)).over(Window.partitionBy("minimizer")))
@@ -294,6 +297,10 @@ def _pass_metrics(
         .agg(F.sum("count").alias("copies"), F.sum("start").alias("copy_bytes"), F.sum("end").alias("searched"))
         .first()
     )
+    # pairs are distinct (chunk, minimizer): a cross minimizer in c chunks is c of them, any other one is one.
+    cross_pairs = cross.count()
+    cross_minimizers = cross.select("minimizer").distinct().count()
+    minimizers = pairs.count() - cross_pairs + cross_minimizers
     bytes_in = int(inputs["bytes"] or 0)
     shipped_bytes = int(shipped["bytes"] or 0)
     bytes_removed = int(cut["cut"] or 0)
@@ -319,8 +326,8 @@ def _pass_metrics(
         "pieces": int(chunks["pieces"]),
         "chunk_bytes": int(chunks["bytes"] or 0),
         "windows": int(chunks["windows"] or 0),
-        "minimizers": pairs.select("minimizer").distinct().count(),
-        "cross_minimizers": cross.select("minimizer").distinct().count(),
+        "minimizers": minimizers,
+        "cross_minimizers": cross_minimizers,
         "superkmers_shipped": int(shipped["superkmers"]),
         "bytes_shipped": shipped_bytes,
         "shipped_ratio": round(shipped_bytes / bytes_in, 6) if bytes_in else 0.0,

@@ -71,3 +71,21 @@ def test_small_shuffles_lowers_and_restores_the_partition_count(spark):
         assert spark.conf.get(key) == "3"
     finally:
         spark.conf.set(key, before)
+
+
+def test_many_splits_sets_the_minimum_split_count_and_unsets_it(spark, tmp_path):
+    from dedup_spark.stages import many_splits
+
+    key = "spark.sql.files.minPartitionNum"
+    assert spark.conf.get(key, None) is None
+    path = str(tmp_path / "one_file")
+    spark.range(0, 200_000, numPartitions=1).selectExpr("sha2(cast(id as string), 256) AS s").write.parquet(path)
+    with many_splits(spark, per_slot=4):
+        assert spark.conf.get(key) == str(4 * spark.sparkContext.defaultParallelism)
+        spark.conf.set("spark.sql.files.openCostInBytes", "100000")  # let a ~9 MB file split into many tasks
+        try:
+            inside = spark.read.parquet(path).rdd.getNumPartitions()
+        finally:
+            spark.conf.unset("spark.sql.files.openCostInBytes")
+    assert spark.conf.get(key, None) is None
+    assert inside >= 4 * spark.sparkContext.defaultParallelism

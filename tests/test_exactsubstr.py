@@ -207,6 +207,9 @@ def test_stage_runs_from_the_cli_and_reports_exact_metrics(tmp_path, run_cli):
     assert data["accounting"]["balanced"] and data["removed_by_reason"] == {"exact_substring": len(want_removed)}
     top = details["top_substrings"][0]
     assert top["count"] == 12 and top["snippet"].startswith("The same long sentence")  # 3 times in 4 documents
+    # Distinct minimizers of all windows do not depend on how the corpus is cut into chunks.
+    whole = superkmers_batch([t.encode() for t in texts], [len(t.encode()) for t in texts], K, 4).minimizer
+    assert details["minimizers"] == len(np.unique(whole)) and 0 < details["cross_minimizers"] < details["minimizers"]
     written = {r["id"]: r["text"] for r in read_output(out / "data")}
     assert written == {doc_id(i): t for i, t in want_texts.items()}
     table = defaultdict(list)
