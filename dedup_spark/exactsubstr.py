@@ -155,9 +155,10 @@ def even_chunk_size(placed: DataFrame, size: int) -> int:
     cluster's task slots, in chunks of equal size: on 2 cores, 185 MB in 64 MB chunks is 3 tasks taking 2 rounds
     of 64 MB each; in 4 chunks it takes 2 rounds of 46 MB."""
     largest = placed.groupBy("_dd_group").agg(F.sum("_dd_bytes").alias("bytes")).agg(F.max("bytes")).first()[0]
-    if not largest:
+    chunks = math.ceil((largest or 0) / size)
+    if chunks <= 1:
         return size
-    return math.ceil(largest / whole_rounds(math.ceil(largest / size), placed.sparkSession))
+    return math.ceil(largest / whole_rounds(chunks, placed.sparkSession))
 
 
 def whole_rounds(tasks: int, spark: SparkSession) -> int:

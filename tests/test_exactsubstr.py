@@ -16,7 +16,7 @@ import pytest
 from dedup_spark.config import build_config
 from dedup_spark.exact_chunks import MergeTask, openmp_threads
 from dedup_spark.exact_top import collapse_repeats, weighted_window_counts
-from dedup_spark.exactsubstr import layout, run_exactsubstr
+from dedup_spark.exactsubstr import even_chunk_size, layout, run_exactsubstr
 from dedup_spark.minimizers import superkmers_batch
 from dedup_spark.spans import cut
 from dedup_spark.stages import TimedCheckpoints
@@ -137,6 +137,14 @@ def test_layout_is_a_running_sum_in_id_order_per_group(spark, tmp_path):
             expected[i] = (g, base[g])
             base[g] += size
     assert {r["_dd_id"]: (r["_dd_group"], r["base"]) for r in placed} == expected
+
+
+@pytest.mark.parametrize(("size", "even"), [(300, 250), (200, 125), (1000, 1000), (5000, 5000)])
+def test_chunks_fill_whole_rounds_of_task_slots(spark, size, even):
+    # 1,000 bytes in group 0 (the largest) and 100 in group 1; the test session has 4 task slots.
+    placed = spark.createDataFrame([(0, 400), (0, 600), (1, 100)], "_dd_group long, _dd_bytes long")
+    assert spark.sparkContext.defaultParallelism == 4
+    assert even_chunk_size(placed, size) == even  # 4 chunks stay 4; 5 become 8; 1 stays 1
 
 
 @pytest.mark.parametrize("policy", POLICIES)
