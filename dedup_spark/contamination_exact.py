@@ -28,7 +28,6 @@ are found. Windows are compared as bytes, never by fingerprint.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -42,14 +41,7 @@ from pyspark.sql import functions as F
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import ConfigError
 from dedup_spark.exact_chunks import MinimizerPairs, limit_openmp_threads
-from dedup_spark.exactsubstr import (
-    _CHUNK_BITS,
-    MAX_CHUNK_SIZE,
-    MERGE_TASK_MIN_BYTES,
-    layout,
-    pieces,
-    whole_rounds,
-)
+from dedup_spark.exactsubstr import _CHUNK_BITS, MAX_CHUNK_SIZE, layout, merge_partitions, pieces
 from dedup_spark.minimizers import superkmers_batch
 from dedup_spark.stages import TimedCheckpoints
 from dedup_spark.suffix_array import PieceColumns, find_repeats
@@ -211,7 +203,7 @@ def shared_windows(
         raise ConfigError(f"exactsubstr.chunk_size={size} is above {MAX_CHUNK_SIZE} bytes (1GiB); use a smaller one")
     step = TimedCheckpoints(spark, work_dir)
 
-    placed = layout(docs, k, step, group=F.col("_dd_id").startswith(EVAL_PREFIX))
+    placed = layout(docs, k, step, group=F.col("_dd_id").startswith(EVAL_PREFIX)).placed
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
     eval_chunk = F.col("chunk") >= F.lit(1 << _CHUNK_BITS)  # group 1: the eval set
     pairs = step(
@@ -234,7 +226,7 @@ def shared_windows(
         F.count(F.lit(1)).alias("superkmers"), F.sum(F.col("end") - F.col("start") + (k - 1)).alias("bytes")
     ).first()
     shipped_bytes = int(totals["bytes"] or 0)
-    partitions = whole_rounds(math.ceil(shipped_bytes / max(size, MERGE_TASK_MIN_BYTES)), spark)
+    partitions = merge_partitions(shipped_bytes, size, spark)
     if partitions:
         windows = step(
             "windows",

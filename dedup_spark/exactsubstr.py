@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -114,9 +114,16 @@ def run_exactsubstr(spark: SparkSession, docs: DataFrame, config: RunConfig, wor
     )
 
 
-def layout(docs: DataFrame, k: int, step: TimedCheckpoints, group: Column | None = None) -> DataFrame:
-    """`_dd_id, _dd_group, _dd_bytes, base`: base = bytes of the documents before this one in `_dd_id` order, over
-    the whole corpus, or within each value of `group` (an integer column; chunks never mix groups).
+class Layout(NamedTuple):
+    """What `layout` returns: the placed documents and the bytes of the largest group (0 without documents)."""
+
+    placed: DataFrame
+    largest_group_bytes: int
+
+
+def layout(docs: DataFrame, k: int, step: TimedCheckpoints, group: Column | None = None) -> Layout:
+    """placed = `_dd_id, _dd_group, _dd_bytes, base`: base = bytes of the documents before this one in `_dd_id`
+    order, over the whole corpus, or within each value of `group` (an integer column; chunks never mix groups).
 
     Chunks cut from this layout follow id order whatever the ingest shards are, and ids that sort together are
     often similar documents (paths, URLs), so more repeats stay inside one chunk and fewer bytes are shipped.
@@ -142,29 +149,35 @@ def layout(docs: DataFrame, k: int, step: TimedCheckpoints, group: Column | None
         offsets.append((row["_dd_group"], row["_dd_range"], running.get(row["_dd_group"], 0)))
         running[row["_dd_group"]] = running.get(row["_dd_group"], 0) + row["bytes"]
     offset_rows = docs.sparkSession.createDataFrame(offsets, "_dd_group long, _dd_range int, offset long")
-    return step(
+    placed = step(
         "layout",
         local.join(F.broadcast(offset_rows), ["_dd_group", "_dd_range"]).select(
             "_dd_id", "_dd_group", "_dd_bytes", (F.col("offset") + F.col("before")).alias("base")
         ),
     )
+    return Layout(placed, max(running.values(), default=0))
 
 
-def even_chunk_size(placed: DataFrame, size: int) -> int:
+def even_chunk_size(largest_group_bytes: int, size: int, spark: SparkSession) -> int:
     """`size`, lowered so that a layout group cut into more than one chunk is cut into a multiple of the
     cluster's task slots, in chunks of equal size: on 2 cores, 185 MB in 64 MB chunks is 3 tasks taking 2 rounds
     of 64 MB each; in 4 chunks it takes 2 rounds of 46 MB."""
-    largest = placed.groupBy("_dd_group").agg(F.sum("_dd_bytes").alias("bytes")).agg(F.max("bytes")).first()[0]
-    chunks = math.ceil((largest or 0) / size)
+    chunks = math.ceil(largest_group_bytes / size)
     if chunks <= 1:
         return size
-    return math.ceil(largest / whole_rounds(chunks, placed.sparkSession))
+    return math.ceil(largest_group_bytes / whole_rounds(chunks, spark))
 
 
 def whole_rounds(tasks: int, spark: SparkSession) -> int:
     """`tasks` rounded up to a multiple of the default parallelism (unchanged if 0 or 1)."""
     slots = spark.sparkContext.defaultParallelism
     return tasks if tasks <= 1 else math.ceil(tasks / slots) * slots
+
+
+def merge_partitions(shipped_bytes: int, size: int, spark: SparkSession) -> int:
+    """Merge tasks for `shipped_bytes`: one per chunk `size` (at least MERGE_TASK_MIN_BYTES each), in whole rounds
+    of the task slots; 0 when nothing is shipped."""
+    return whole_rounds(math.ceil(shipped_bytes / max(size, MERGE_TASK_MIN_BYTES)), spark)
 
 
 def pieces(docs: DataFrame, placed: DataFrame, text_column: str, k: int, chunk_size: int) -> DataFrame:
@@ -196,8 +209,8 @@ def _run_pass(
     k, size, text_column = ex.min_length, ex.chunk_size, config.input.text_column
     step = TimedCheckpoints(spark, work_dir)
 
-    placed = layout(docs, k, step)
-    size = even_chunk_size(placed, size)
+    placed, largest_group_bytes = layout(docs, k, step)
+    size = even_chunk_size(largest_group_bytes, size, spark)
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
     with many_splits(spark):
         pairs = step(
@@ -223,7 +236,7 @@ def _run_pass(
     shipped_size = F.col("end") - F.col("start") + (k - 1)
     shipped = shipped_rows.agg(F.count(F.lit(1)).alias("superkmers"), F.sum(shipped_size).alias("bytes")).first()
     shipped_bytes = int(shipped["bytes"] or 0)
-    partitions = whole_rounds(math.ceil(shipped_bytes / max(size, MERGE_TASK_MIN_BYTES)), spark)
+    partitions = merge_partitions(shipped_bytes, size, spark)
     findings = found.filter(F.col("kind") != "skm")
     if partitions:
         merge_task = MergeTask(k, ex.policy, ex.top_substrings, size)

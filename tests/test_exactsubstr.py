@@ -130,21 +130,21 @@ def test_layout_is_a_running_sum_in_id_order_per_group(spark, tmp_path):
     rows = [(doc_id(i), rng.choice([0, 1]), rng.randrange(1, 400)) for i in range(3000)]
     # A new row order on every evaluation: the sampled range bounds differ between evaluations too.
     docs = spark.createDataFrame(rows, "_dd_id string, g int, _dd_bytes long").orderBy(F.rand())
-    placed = layout(docs, 50, TimedCheckpoints(spark, str(tmp_path)), group=F.col("g")).collect()
+    placed, largest = layout(docs, 50, TimedCheckpoints(spark, str(tmp_path)), group=F.col("g"))
     expected, base = {}, {0: 0, 1: 0}
     for i, g, size in sorted(rows):
         if size >= 50:
             expected[i] = (g, base[g])
             base[g] += size
-    assert {r["_dd_id"]: (r["_dd_group"], r["base"]) for r in placed} == expected
+    assert {r["_dd_id"]: (r["_dd_group"], r["base"]) for r in placed.collect()} == expected
+    assert largest == max(base.values())
 
 
 @pytest.mark.parametrize(("size", "even"), [(300, 250), (200, 125), (1000, 1000), (5000, 5000)])
 def test_chunks_fill_whole_rounds_of_task_slots(spark, size, even):
-    # 1,000 bytes in group 0 (the largest) and 100 in group 1; the test session has 4 task slots.
-    placed = spark.createDataFrame([(0, 400), (0, 600), (1, 100)], "_dd_group long, _dd_bytes long")
+    # The largest layout group holds 1,000 bytes; the test session has 4 task slots.
     assert spark.sparkContext.defaultParallelism == 4
-    assert even_chunk_size(placed, size) == even  # 4 chunks stay 4; 5 become 8; 1 stays 1
+    assert even_chunk_size(1000, size, spark) == even  # 4 chunks stay 4; 5 become 8; 1 stays 1
 
 
 @pytest.mark.parametrize("policy", POLICIES)
