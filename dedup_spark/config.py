@@ -25,6 +25,8 @@ OUTPUT_FORMATS = ("parquet", "delta")
 INTERNAL_PREFIX = "_dd_"
 # Longest minimizer w-gram chosen by default (exactsubstr.minimizer_width: null); see ExactsubstrConfig.
 DEFAULT_MINIMIZER_WIDTH = 32
+# How NearDup turns verified pairs into clusters (neardup.cluster_rule; see anchored.py).
+CLUSTER_RULES = ("components", "anchored")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,14 @@ class NeardupConfig:
     shingle_unit: str = "word"
     lowercase: bool = True
     nfkc: bool = True
+    # true: a word is a run of letters, digits and combining marks, every other character separates words;
+    # false: only white space separates words (see shingles.py).
     strip_punctuation: bool = True
+    # NFKD and drop combining marks (Mn): "café" = "cafe". Off: it also drops vowel signs of Indic scripts.
+    fold_accents: bool = False
+    # components: every verified pair joins a cluster (the paper); anchored: a document is removed only if it
+    # verifies against the document its cluster keeps. null: the preset's rule.
+    cluster_rule: str | None = None
     seed: int = 1
     # Which document of a cluster stays: lowest_id, longest, or column (with keep_column, keep_descending).
     keep: str = "lowest_id"
@@ -369,6 +378,8 @@ def _validate_neardup(nd: NeardupConfig) -> None:
 
     _check_choice("neardup.preset", nd.preset, tuple(PRESETS))
     _check_choice("neardup.shingle_unit", nd.shingle_unit, ("word", "char"))
+    if nd.cluster_rule is not None:
+        _check_choice("neardup.cluster_rule", nd.cluster_rule, CLUSTER_RULES)
     _check_choice("neardup.keep", nd.keep, ("lowest_id", "longest", "column"))
     if nd.keep == "column" and not nd.keep_column:
         raise ConfigError("neardup.keep=column needs neardup.keep_column=NAME")

@@ -67,6 +67,9 @@ class LshPreset:
     verify_jaccard: bool
     verify_edit: bool
     edit_threshold: float = 0.8
+    # "components" (every verified pair joins a cluster) or "anchored" (removed only if verified against the
+    # cluster's kept document); see dedup_spark/anchored.py.
+    cluster_rule: str = "components"
     source: str = ""
 
     def __post_init__(self) -> None:

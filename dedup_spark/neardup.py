@@ -32,6 +32,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from dedup_spark import storage
+from dedup_spark.anchored import anchored_labels
 from dedup_spark.components import connected_components
 from dedup_spark.config import NeardupConfig, RunConfig
 from dedup_spark.errors import ConfigError, InputError
@@ -40,7 +41,7 @@ from dedup_spark.minhash import MinHasher
 from dedup_spark.protect import PROTECTED_ID_PREFIX
 from dedup_spark.shingles import batch_shingle_hashes
 from dedup_spark.stages import StageOutput, checkpoint, file_per_task, small_shuffles
-from dedup_spark.verify import normalize_doc, verify_candidates
+from dedup_spark.verify import check_pairs, normalize_doc, verify_candidates
 
 SIGNATURE_SCHEMA = "_dd_id string, norm_hash string, n_shingles int, band_keys array<bigint>"
 CLUSTER_COLUMNS = ("cluster_id", "cluster_size", "kept")
@@ -63,6 +64,7 @@ def resolve_lsh(nd: NeardupConfig) -> LshPreset:
             ("verify_jaccard", nd.verify_jaccard),
             ("verify_edit", nd.verify_edit),
             ("edit_threshold", nd.edit_threshold),
+            ("cluster_rule", nd.cluster_rule),
         )
         if value is not None
     }
@@ -182,14 +184,19 @@ def run_neardup(
         texts = involved.select("_dd_id", text_column)
         verified = verify_candidates(spark, candidates, texts, nd, lsh, storage.join(work_dir, "verified"))
 
+        edges = verified.unionByName(exact_edges)
         labels, rounds = connected_components(
             spark,
-            verified.unionByName(exact_edges),
+            edges,
             storage.join(work_dir, "components"),
             nd.max_component_rounds,
             nd.local_components_max_edges,
         )
         in_clusters = involved.join(labels.withColumnRenamed("node", "_dd_id"), "_dd_id")
+        if lsh.cluster_rule == "anchored":
+            anchors = anchored_labels(in_clusters, edges, order, nd, lsh, text_column, PROTECTED)
+            anchors = checkpoint(spark, anchors, storage.join(work_dir, "anchors"))
+            in_clusters = in_clusters.join(anchors, "_dd_id").withColumn("component", F.col("anchor"))
         cluster = Window.partitionBy("component").orderBy(*order)
         whole = Window.partitionBy("component")
         clusters = in_clusters.select(
@@ -198,13 +205,23 @@ def run_neardup(
             F.count(F.lit(1)).over(whole).alias("cluster_size"),
             ((F.row_number().over(cluster) == 1) | F.col(PROTECTED)).alias("kept"),  # protected: never removed
             F.max(PROTECTED).over(whole).alias("_dd_with_protected"),
-        )
+        ).filter(F.col("cluster_size") > 1)  # anchored: a document left alone is in no cluster
         clusters = checkpoint(spark, clusters, storage.join(work_dir, "clusters"))
 
         reason = F.when(F.col("_dd_with_protected"), "contamination").otherwise("near_duplicate")
         removed_ids = clusters.filter(~F.col("kept")).select("_dd_id", "cluster_id", reason.alias("reason"))
         removed = involved.join(removed_ids, "_dd_id").drop(PROTECTED)
         metrics = _metrics(signatures, groups, candidates, verified, clusters, lsh, rounds)
+        metrics["cluster_rule"] = lsh.cluster_rule
+        if lsh.cluster_rule == "anchored":  # removed only after passing the keeper check: none fails it
+            metrics["removed_not_verified_with_keeper"] = 0
+            metrics["anchor_rounds"] = anchors.agg(F.max("anchor_round")).first()[0] or 0
+        else:
+            keeper_pairs = removed_ids.select(F.col("cluster_id").alias("u"), F.col("_dd_id").alias("v"))
+            checked = check_pairs(
+                spark, keeper_pairs, texts, nd, lsh, storage.join(work_dir, "keeper_check"), keeper=True
+            )
+            metrics["removed_not_verified_with_keeper"] = checked.filter(~F.col("passed")).count()
         metrics["largest_clusters"] = _with_excerpts(metrics["largest_clusters"], texts, text_column)
         if protected is not None:
             metrics["protected_documents"] = protected.count()

@@ -24,7 +24,13 @@ VERIFY_CACHE_BYTES = 16 * 1024 * 1024
 
 def normalize_doc(text: str | bytes, nd: NeardupConfig) -> bytes:
     """The normalised UTF-8 bytes of one document (text, or its UTF-8 bytes) under the configured flags."""
-    return normalize_utf8(text, lowercase=nd.lowercase, nfkc=nd.nfkc, strip_punctuation=nd.strip_punctuation)
+    return normalize_utf8(
+        text,
+        lowercase=nd.lowercase,
+        nfkc=nd.nfkc,
+        strip_punctuation=nd.strip_punctuation,
+        fold_accents=nd.fold_accents,
+    )
 
 
 def _exact_jaccard(a: set[bytes], b: set[bytes]) -> float:
@@ -35,7 +41,7 @@ def _exact_jaccard(a: set[bytes], b: set[bytes]) -> float:
     return common / (len(a) + len(b) - common)
 
 
-class _ShingleSets:
+class ShingleSets:
     """Normalised texts and shingle sets of the documents seen last, by id, holding at most VERIFY_CACHE_BYTES of
     normalised text."""
 
@@ -44,7 +50,7 @@ class _ShingleSets:
         self.entries: OrderedDict[str, tuple[bytes, set[bytes]]] = OrderedDict()
         self.bytes = 0
 
-    def get(self, doc_id: str, text: str) -> tuple[bytes, set[bytes]]:
+    def get(self, doc_id: str, text: str | bytes) -> tuple[bytes, set[bytes]]:
         if doc_id in self.entries:
             self.entries.move_to_end(doc_id)
             return self.entries[doc_id]
@@ -57,33 +63,42 @@ class _ShingleSets:
         return entry
 
 
-def verify_batches(nd: NeardupConfig, lsh: LshPreset):
-    """mapInArrow function: (u, v, text_u, text_v) -> VERIFIED_SCHEMA rows.
+def check_pair(
+    cache: ShingleSets, id_u: str, text_u: str | bytes, id_v: str, text_v: str | bytes, lsh: LshPreset, *, keeper=False
+) -> tuple[float, float, bool]:
+    """(exact Jaccard, edit similarity or NaN, passed) of two documents under the setting's verification.
+
+    keeper: the test a document must pass against its cluster's kept document (`anchored.py` and the report's
+    count of removed documents that do not pass it): Jaccard above the threshold is checked even when the preset
+    does not verify its candidate pairs.
+    """
+    (norm_u, set_u), (norm_v, set_v) = cache.get(id_u, text_u), cache.get(id_v, text_v)
+    similarity = _exact_jaccard(set_u, set_v)
+    passed = similarity > lsh.threshold or not (lsh.verify_jaccard or keeper)
+    edit = float("nan")
+    if passed and lsh.verify_edit:
+        plain_u, plain_v = norm_u.decode("utf-8"), norm_v.decode("utf-8")
+        word_unit = cache.nd.shingle_unit == "word"
+        tokens_u = words(plain_u) if word_unit else list(plain_u)
+        tokens_v = words(plain_v) if word_unit else list(plain_v)
+        edit = edit_similarity(tokens_u, tokens_v)
+        passed = edit > lsh.edit_threshold
+    return similarity, edit, passed
+
+
+def verify_batches(nd: NeardupConfig, lsh: LshPreset, *, keeper: bool = False):
+    """mapInArrow function: (u, v, text_u, text_v) -> VERIFIED_SCHEMA rows (`check_pair` of each pair).
 
     Jaccard is exact: it compares the two documents' sets of shingle byte strings (`shingle_set`), not hashes.
     A document is on several pairs (a bucket's first member on many): each task keeps the shingle sets of the
     documents it saw last, up to VERIFY_CACHE_BYTES of their text, and pairs arrive sorted by `u`.
     """
-    unit = nd.shingle_unit
-
-    def check(id_u: str, text_u: str, id_v: str, text_v: str, cache: _ShingleSets) -> tuple[float, float, bool]:
-        (norm_u, set_u), (norm_v, set_v) = cache.get(id_u, text_u), cache.get(id_v, text_v)
-        similarity = _exact_jaccard(set_u, set_v)
-        passed = similarity > lsh.threshold or not lsh.verify_jaccard
-        edit = float("nan")
-        if passed and lsh.verify_edit:
-            plain_u, plain_v = norm_u.decode("utf-8"), norm_v.decode("utf-8")
-            tokens_u = words(plain_u) if unit == "word" else list(plain_u)
-            tokens_v = words(plain_v) if unit == "word" else list(plain_v)
-            edit = edit_similarity(tokens_u, tokens_v)
-            passed = edit > lsh.edit_threshold
-        return similarity, edit, passed
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        cache = _ShingleSets(nd)
+        cache = ShingleSets(nd)
         for batch in batches:
             columns = [batch.column(name).to_pylist() for name in ("u", "text_u", "v", "text_v")]
-            results = [check(*pair, cache) for pair in zip(*columns, strict=True)]
+            results = [check_pair(cache, *pair, lsh, keeper=keeper) for pair in zip(*columns, strict=True)]
             yield pa.RecordBatch.from_arrays(
                 [
                     batch.column("u"),
@@ -98,6 +113,30 @@ def verify_batches(nd: NeardupConfig, lsh: LshPreset):
     return run
 
 
+def check_pairs(
+    spark: SparkSession,
+    pairs: DataFrame,
+    texts: DataFrame,
+    nd: NeardupConfig,
+    lsh: LshPreset,
+    path: str,
+    *,
+    keeper: bool = False,
+) -> DataFrame:
+    """Pairs (u, v) -> VERIFIED_SCHEMA rows, every pair with its scores and `passed` (`check_pair`), written to
+    `path`. texts: `_dd_id` and the text column of (at least) every document on a pair."""
+    id_column, text_column = texts.columns
+    with_texts = (
+        pairs.join(texts.select(F.col(id_column).alias("v"), F.col(text_column).alias("text_v")), "v")
+        .join(texts.select(F.col(id_column).alias("u"), F.col(text_column).alias("text_u")), "u")
+        .sortWithinPartitions("u")  # a task sees each u's pairs together (verify_batches caches shingle sets)
+    )
+    checked = with_texts.select("u", "v", "text_u", "text_v").mapInArrow(
+        verify_batches(nd, lsh, keeper=keeper), VERIFIED_SCHEMA
+    )
+    return checkpoint(spark, checked, path)
+
+
 def verify_candidates(
     spark: SparkSession, candidates: DataFrame, texts: DataFrame, nd: NeardupConfig, lsh: LshPreset, path: str
 ) -> DataFrame:
@@ -107,12 +146,4 @@ def verify_candidates(
     """
     if not (lsh.verify_jaccard or lsh.verify_edit):
         return candidates
-    id_column, text_column = texts.columns
-    with_texts = (
-        candidates.join(texts.select(F.col(id_column).alias("v"), F.col(text_column).alias("text_v")), "v")
-        .join(texts.select(F.col(id_column).alias("u"), F.col(text_column).alias("text_u")), "u")
-        .sortWithinPartitions("u")  # a task sees each u's pairs together (verify_batches caches shingle sets)
-    )
-    checked = with_texts.select("u", "v", "text_u", "text_v").mapInArrow(verify_batches(nd, lsh), VERIFIED_SCHEMA)
-    checked = checkpoint(spark, checked, path)
-    return checked.filter("passed").select("u", "v")
+    return check_pairs(spark, candidates, texts, nd, lsh, path).filter("passed").select("u", "v")

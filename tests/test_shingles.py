@@ -56,8 +56,25 @@ class TestNormalize:
     def test_unicode_punctuation_becomes_space(self) -> None:
         assert normalize("a—b«c»d。e、f¿g_h-i") == "a b c d e f g h i"
 
-    def test_symbols_and_digits_are_kept(self) -> None:
-        assert normalize("$100 + €5 = 7 ^ ~ |") == "$100 + €5 = 7 ^ ~ |"
+    def test_symbols_separate_words_and_digits_are_kept(self) -> None:
+        assert normalize("$100 + €5 = 7 ^ ~ | a→b x²") == "100 5 7 a b x2"
+
+    def test_apostrophe_quote_and_dash_variants_compare_equal(self) -> None:
+        variants = ["father's", "father’s", "father`s", "father´s", "fatherʼs", "father‘s", "father′s"]
+        assert {normalize(v) for v in variants} == {"father s"}
+        dashes = ["e-mail", "e–mail", "e—mail", "e‐mail", "e−mail", "e―mail", "e_mail"]
+        assert {normalize(d) for d in dashes} == {"e mail"}
+        quotes = ['"q"', "“q”", "«q»", "„q“", "'q'", "‹q›", "「q」", "``q''"]
+        assert {normalize(q) for q in quotes} == {"q"}
+
+    def test_format_characters_are_removed_inside_words(self) -> None:
+        assert normalize("co\u00adoperate zero\u200dwidth \ufeffbom a\u200bb") == "cooperate zerowidth bom a b"
+
+    def test_marks_stay_in_words_unless_accents_are_folded(self) -> None:
+        assert normalize("Café CAFE\u0301 naïve") == "café café naïve"
+        assert normalize("Café CAFE\u0301 naïve", fold_accents=True) == "cafe cafe naive"
+        assert normalize("हिन्दी") == "हिन्दी"  # virama and vowel sign are marks inside the word
+        assert normalize("a \u0301b") == "a b"  # a mark cannot start a word
 
     def test_ascii_po_characters_are_punctuation(self) -> None:
         # @ # % & * / \ are Unicode Po, not symbols: they split words (e-mail addresses, URLs, paths).
@@ -219,37 +236,43 @@ class TestHashing:
         assert len(set(a.tolist()) & set(c.tolist())) == len(a) - 5  # one word changes 5 shingles
 
 
-def test_fast_paths_equal_the_general_rule():
+def general_rule(text: str, nfkc: bool, lower: bool, strip: bool, fold: bool) -> str:
+    """The module docstring's rule, one character at a time (no tables, no byte paths)."""
     import unicodedata as ud
 
-    from dedup_spark.shingles import _punctuation_table
+    form = ("NFKD" if nfkc else "NFD") if fold else ("NFKC" if nfkc else None)
+    text = ud.normalize(form, text) if form else text
+    text = text.lower() if lower else text
+    out: list[str] = []
+    for char in text:
+        category = ud.category(char)
+        if char.isspace():
+            out.append(" ")
+        elif fold and category == "Mn":
+            continue
+        elif not strip:
+            out.append(char)
+        elif char in "\u200b\u02bc" or category[0] not in "LNMC" or category in ("Cc", "Cs", "Co", "Cn"):
+            out.append(" ")
+        elif category == "Cf" or (category[0] == "M" and (not out or out[-1] == " ")):
+            continue
+        else:
+            out.append(char)
+    joined = "".join(out)
+    return " ".join((ud.normalize("NFC", joined) if fold else joined).split())
 
+
+def test_fast_paths_equal_the_general_rule():
     rng = random.Random(0)
     unicode_spaces = "\x85\xa0\u1680\u2000\u2028\u2029\u202f\u3000"
-    alphabet = [chr(c) for c in range(128)] + list(unicode_spaces + "«»—。、？ÉßΣ\u0130\ufb01Ａ🙂")
+    others = (
+        "«»—。、？ÉßΣ\u0130\ufb01Ａ🙂´`’ʼ\u00ad\u200b\u200d\u0301\u0308e\u093f\u094dकで\U00020000\U000e0100\U000f0000"
+    )
+    alphabet = [chr(c) for c in range(128)] + list(unicode_spaces + others)
     for _ in range(3000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
-        for nfkc, lower, strip in itertools.product((True, False), repeat=3):
-            general = ud.normalize("NFKC", text) if nfkc else text
-            general = general.lower() if lower else general
-            general = general.translate(_punctuation_table()) if strip else general
-            expected = " ".join(general.split())
-            assert normalize(text, nfkc=nfkc, lowercase=lower, strip_punctuation=strip) == expected, repr(text)
-            as_bytes = normalize_utf8(text.encode("utf-8"), nfkc=nfkc, lowercase=lower, strip_punctuation=strip)
-            assert as_bytes == expected.encode("utf-8"), repr(text)
-
-
-def test_no_punctuation_or_white_space_beyond_the_tables_last_code_point():
-    """The normalisation tables stop at LAST_TABLE_CODE_POINT; nothing they must map lies beyond it."""
-    import sys
-    import unicodedata as ud
-
-    from dedup_spark.shingles import LAST_TABLE_CODE_POINT
-
-    beyond = [
-        hex(c)
-        for c in range(LAST_TABLE_CODE_POINT + 1, sys.maxunicode + 1)
-        if ud.category(chr(c))[0] == "P" or chr(c).isspace()
-    ]
-    assert beyond == []
-    assert ud.category(chr(0x1E95E)) == "Po"  # a plane-1 punctuation mark (Adlam) the tables do cover
+        for nfkc, lower, strip, fold in itertools.product((True, False), repeat=4):
+            expected = general_rule(text, nfkc, lower, strip, fold)
+            flags = {"nfkc": nfkc, "lowercase": lower, "strip_punctuation": strip, "fold_accents": fold}
+            assert normalize(text, **flags) == expected, (repr(text), flags)
+            assert normalize_utf8(text.encode("utf-8"), **flags) == expected.encode("utf-8"), (repr(text), flags)
