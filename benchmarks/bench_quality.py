@@ -88,6 +88,18 @@ def first_difference(a: str, b: str, width: int = 200) -> tuple[str, str]:
     return excerpt(a, words_a), excerpt(b, words_b)
 
 
+def kept_symbols(text: str, top: int = 5) -> dict[str, int]:
+    """The characters other than word characters and spaces that survive our normaliser, most frequent first:
+    symbols such as ` = ~ that join or add words the \\w+ truth never sees."""
+    counts = Counter(c for c in normalize(text) if not (c.isspace() or WORD.match(c)))
+    return dict(counts.most_common(top))
+
+
+def normalised_jaccard(a: str, b: str) -> float:
+    """Jaccard of the two texts' shingle sets as dedup-spark's normaliser and shingler see them."""
+    return jaccard(set(shingle_hashes(a).tolist()), set(shingle_hashes(b).tolist()))
+
+
 def read_table(path: Path) -> list[dict]:
     return pq.read_table(path).to_pylist()
 
@@ -121,17 +133,22 @@ def score(texts: dict[str, str], pairs: list[tuple[str, str]] | None, out: Path)
     for doc in removed:
         j = truth(doc, cluster_of[doc])
         if j < PRECISION_THRESHOLD:
-            imprecise.append({"removed": doc, "kept": cluster_of[doc], "jaccard": round(j, 4)})
+            kept = cluster_of[doc]
+            ours = normalised_jaccard(texts[doc], texts[kept])
+            imprecise.append(
+                {"removed": doc, "kept": kept, "jaccard": round(j, 4), "normalised_jaccard": round(ours, 4)}
+            )
 
     def show_missed(a: str, b: str) -> dict:
         excerpt_a, excerpt_b = first_difference(texts[a], texts[b])
-        ours = jaccard(set(shingle_hashes(texts[a]).tolist()), set(shingle_hashes(texts[b]).tolist()))
         return {
             "a": a,
             "b": b,
             "jaccard": round(graded[(a, b)], 4),
-            "normalised_jaccard": round(ours, 4),
+            "normalised_jaccard": round(normalised_jaccard(texts[a], texts[b]), 4),
             "clusters": [cluster_of.get(a), cluster_of.get(b)],
+            "kept_symbols_a": kept_symbols(texts[a]),
+            "kept_symbols_b": kept_symbols(texts[b]),
             "excerpt_a": excerpt_a,
             "excerpt_b": excerpt_b,
         }
