@@ -21,6 +21,12 @@ Sets (SETS below):
                (smart quotes, dashes, no ``backticks`` or roles); aligned by path
   django-docs  the reStructuredText docs of two Django releases (3.2.25, 4.2.16) aligned by path
   django-code  the Python source (django/**/*.py) of the same two releases aligned by path
+
+  set            documents  MB     aligned pairs  of them with \\w+ word 5-gram Jaccard >= 0.85 / 0.75-0.85
+  bible          3,567      12.4   3,567          1,236 / 188
+  django-render  1,074       9.9     536            130 / 138
+  django-docs    1,126      11.3     538            466 /  46
+  django-code    1,445      10.4     713            509 /  81
 """
 
 from __future__ import annotations
