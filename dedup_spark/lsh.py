@@ -108,7 +108,9 @@ PRESETS: dict[str, LshPreset] = {
             threshold=0.8,
             verify_jaccard=True,
             verify_edit=False,
-            source="dedup_spark: 160 min-hashes, P(candidate | J=0.8) ~ 0.975, false positives removed by Jaccard",
+            cluster_rule="anchored",
+            source="dedup_spark: 160 min-hashes, P(candidate | J=0.8) ~ 0.975, false positives removed by Jaccard, "
+            "removed only if verified against the kept document",
         ),
         LshPreset(
             "text-dedup",
