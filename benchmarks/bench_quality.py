@@ -221,7 +221,7 @@ def main() -> None:
             about = "BBC news articles, all pairs" if name == "bbcnews" else SETS[name][1]
             results["sets"][name] = {"about": about, "seconds": round(seconds, 1), **figures}
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    print("| set | docs | MB | aligned | J>=0.85 | J 0.75-0.85 | one cluster | caught | recall | removed | precision | s |")
+    print("| set | docs | MB | aligned | J>=0.85 | J .75-.85 | 1 cluster | caught | recall | removed | precision | s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, s in results["sets"].items():
         print(
