@@ -194,7 +194,8 @@ def _settings(config: RunConfig, step: str) -> list[str]:
             f"preset {config.neardup.preset}: {lsh.bands} bands x {lsh.rows} rows ({lsh.num_perm} min-hashes), "
             f"verification: {' then '.join(checks) or 'none'}",
             f"P(candidate): {curve}; 50% at J={similarity_at_probability(0.5, lsh.bands, lsh.rows):.2f}",
-            f"{config.neardup.ngram}-{config.neardup.shingle_unit} shingles, keep {config.neardup.keep}",
+            f"{config.neardup.ngram}-{config.neardup.shingle_unit} shingles, keep {config.neardup.keep}, "
+            f"cluster rule {lsh.cluster_rule}",
         ]
     if step == "exactsubstr":
         ex = config.exactsubstr

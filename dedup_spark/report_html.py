@@ -237,7 +237,8 @@ def _neardup(report: Mapping[str, Any]) -> str:
     setting = (
         f'<p class="meta">preset <b>{e(d.get("preset"))}</b>: {num(d.get("bands"))} bands x {num(d.get("rows"))} rows '
         f"({num(d.get('num_perm'))} permutations), Jaccard threshold {e(d.get('threshold'))}"
-        f"{', then edit similarity > ' + e(d.get('edit_threshold')) if d.get('verify_edit') else ''}</p>"
+        f"{', then edit similarity > ' + e(d.get('edit_threshold')) if d.get('verify_edit') else ''}"
+        f"; cluster rule <b>{e(d.get('cluster_rule'))}</b></p>"
     )
     numbers = _scalars(
         d,
@@ -250,6 +251,8 @@ def _neardup(report: Mapping[str, Any]) -> str:
             ("documents_in_clusters", "documents in clusters"),
             ("too_short", "too short to match"),
             ("component_rounds", "connected-component rounds"),
+            ("anchor_rounds", "anchored-rule rounds (largest component)"),
+            ("removed_not_verified_with_keeper", "removed, not verified against the kept document"),
         ],
     )
     histogram = d.get("cluster_size_histogram") or []
