@@ -12,9 +12,12 @@ Steps, each a Spark stage whose result is written under the stage's work folder:
 5. verified     candidate pairs whose exact Jaccard on the shingle sets is above the threshold (and whose token
                 edit similarity is above edit_threshold when that check is on); both texts are re-shingled
                 (verify.py).
-6. clusters     connected components of verified pairs plus exact-copy pairs (components.py), one kept per
-                cluster by the keep policy; `cluster_id` is the id of the kept document. The stage writes the
-                removed rows only: the survivors are its input minus those (see `stages.StageOutput`).
+6. clusters     connected components of verified pairs plus exact-copy pairs (components.py), split by the
+                anchored rule when the setting's `cluster_rule` is `anchored` (anchored.py: a document is removed
+                only if it verifies against its cluster's kept document); one kept per cluster by the keep
+                policy; `cluster_id` is the id of the kept document. Under `components` every removed document is
+                checked against its keeper for the report (`removed_not_verified_with_keeper`). The stage writes
+                the removed rows only: the survivors are its input minus those (see `stages.StageOutput`).
 
 Documents with no words after normalisation (`too_short`) never match anything and are always kept.
 """
