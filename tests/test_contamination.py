@@ -9,6 +9,7 @@ merge); the CLI test runs `dedup-spark contamination` on a split of the bbcnews 
 from __future__ import annotations
 
 import random
+import re
 from collections import defaultdict
 
 import numpy as np
@@ -284,6 +285,11 @@ def split(rows: list[tuple[str, str]], n_train: int, n_eval: int, seed: int = 4)
         paragraph = max(train[t].split("\n"), key=len)
         host = rows[n_train + n_eval + n][1]
         evals[f"pasted{n}"] = host[: len(host) // 2] + "\n" + paragraph + "\n" + host[len(host) // 2 :]
+    with_apostrophes = [t for t in train_ids if "'" in train[t]]
+    for n, t in enumerate(rng.sample(with_apostrophes, 4)):  # the same words typed with other apostrophes/dashes
+        typed = train[t].replace("'", "`’´‘"[n]).replace("-", "—").replace(";", " ;").replace(",", "，")
+        assert re.findall(r"\w+", typed.lower()) == re.findall(r"\w+", train[t].lower())  # an independent tokenizer
+        evals[f"typed{n}"] = typed
     evals[train_ids[0]] = "A different text that happens to share its id with a train document. " * 3
     return train, evals
 
@@ -312,6 +318,7 @@ def test_cli_end_to_end(tmp_path, run_cli, name, n_train, n_eval):
     sources = oracle_sources(train, evals, k)
     assert all(sources[f"pasted{n}"] for n in range(6))
     assert all(near.get(f"edited{n}") for n in range(8)) and all(spans[f"pasted{n}"] for n in range(6))
+    assert all(near.get(f"typed{n}") for n in range(4))
     for e, row in rows.items():
         assert set(row["neardup_train_ids"]) == set(near.get(e, {})), e
         assert row["neardup_train_count"] == len(near.get(e, {}))
