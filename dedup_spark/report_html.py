@@ -199,7 +199,7 @@ def _scalars(details: Mapping[str, Any], labels: Sequence[tuple[str, str]]) -> s
 def _excerpt_pair(excerpts: Sequence[Mapping[str, Any]]) -> str:
     """The kept and the removed member side by side, words that differ between the two marked."""
     texts = [str(x.get("text") or "") for x in excerpts]
-    cut = [int(x.get("chars") or 0) > len(t) for x, t in zip(excerpts, texts, strict=True)]
+    cut = [int(x.get("chars") or 0) > int(x.get("start") or 0) + len(t) for x, t in zip(excerpts, texts, strict=True)]
     marked = [[e(t) for t in re.split(r"(\s+)", text)] for text in texts]
     if len(texts) == 2:
         a, b = (re.split(r"(\s+)", t) for t in texts)
@@ -212,11 +212,14 @@ def _excerpt_pair(excerpts: Sequence[Mapping[str, Any]]) -> str:
                             marked[side][i] = f"<mark>{marked[side][i]}</mark>"
     cells = []
     for x, tokens in zip(excerpts, marked, strict=True):
-        more = int(x.get("chars") or 0) - len(str(x.get("text") or ""))
+        start = int(x.get("start") or 0)
+        more = int(x.get("chars") or 0) - start - len(str(x.get("text") or ""))
+        head = f'<span class="muted">(from character {num(start)}) …</span>' if start else ""
         tail = f'<span class="muted">… ({num(int(x.get("chars") or 0))} characters)</span>' if more > 0 else ""
         role = "kept" if x.get("kept") else "removed"
         cells.append(
-            f'<div class="{role}"><b>{role}</b> <code>{e(x.get("id"))}</code><pre>{"".join(tokens)}{tail}</pre></div>'
+            f'<div class="{role}"><b>{role}</b> <code>{e(x.get("id"))}</code>'
+            f'<pre>{head}{"".join(tokens)}{tail}</pre></div>'
         )
     return f'<div class="pair">{"".join(cells)}</div>'
 

@@ -133,12 +133,14 @@ def planted_corpus() -> list[dict]:
     rng = random.Random(7)
     vocabulary = ["".join(rng.choice("bdfgklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(4000)]
     base = _words(rng, vocabulary, 120)
-    edited = [*base[:20], CHANGED, *base[21:]]  # 5 of 116 shingles differ: Jaccard 111/121 = 0.92
+    # The edit lies past the first 300 characters, a few words after markup that must be shown as text.
+    base[76] = SCRIPT
+    edited = [*base[:80], CHANGED, *base[81:]]  # 5 of 116 shingles differ: Jaccard 111/121 = 0.92
     pair = " ".join(_words(rng, vocabulary, 80))
     records = [
-        {"id": "a-kept", "source": "web", "text": f"{SCRIPT} " + " ".join(base)},
-        {"id": "b-edit", "source": "<i>forum</i>", "text": f"{SCRIPT} " + " ".join(edited)},
-        {"id": "c-copy", "source": "<i>forum</i>", "text": f"{SCRIPT} " + " ".join(base)},
+        {"id": "a-kept", "source": "web", "text": " ".join(base)},
+        {"id": "b-edit", "source": "<i>forum</i>", "text": " ".join(edited)},
+        {"id": "c-copy", "source": "<i>forum</i>", "text": " ".join(base)},
         {"id": "d-pair", "source": "books", "text": pair},
         {"id": "e-pair", "source": "books", "text": pair},
     ]
@@ -182,10 +184,14 @@ def test_run_report_has_excerpts_and_removed_share_by_source(planted_run):
     largest = neardup["largest_clusters"][0]
     assert largest["cluster_id"] == "a-kept" and largest["size"] == 3
     texts = {r["id"]: r["text"] for r in records}
-    # the kept document and the lowest-id removed member, first 300 characters each
+    # the kept document and the lowest-id removed member, 300 characters each from 100 before their first difference
+    kept, edit = texts["a-kept"], texts["b-edit"]
+    differ = next(i for i, (a, b) in enumerate(zip(kept, edit, strict=False)) if a != b)
+    start = max(0, differ - 100)
+    assert differ > 400  # the planted edit is not in the first 300 characters, so this tests the window's move
     assert largest["excerpts"] == [
-        {"id": "a-kept", "kept": True, "text": texts["a-kept"][:300], "chars": len(texts["a-kept"])},
-        {"id": "b-edit", "kept": False, "text": texts["b-edit"][:300], "chars": len(texts["b-edit"])},
+        {"id": "a-kept", "kept": True, "text": kept[start : start + 300], "start": start, "chars": len(kept)},
+        {"id": "b-edit", "kept": False, "text": edit[start : start + 300], "start": start, "chars": len(edit)},
     ]
     by_source = {e["source"]: e for e in data["removed_by_source"]}
     want = expected_by_source(records, {"b-edit", "c-copy", "e-pair"})
@@ -218,7 +224,9 @@ def test_report_html_renders_in_chromium(planted_run, tmp_path):
     largest = dom.by_id("largest-clusters")
     text = largest.text()
     assert "a-kept" in text and "b-edit" in text and SCRIPT in text  # escaped, shown as text
-    replaced = next(r["text"] for r in records if r["id"] == "a-kept").split()[21]
+    start = data_start(data)
+    assert start > 0 and f"(from character {start:,})" in text  # the excerpt starts mid-text
+    replaced = next(r["text"] for r in records if r["id"] == "a-kept").split()[80]
     assert [m.text() for m in largest.all("mark")] == [replaced, CHANGED]  # the edit, marked on both sides
 
     top = dom.by_id("top-substrings").rows()
@@ -271,6 +279,12 @@ def test_page_for_a_run_without_dedup_stages_says_so():
     assert dom.by_id("stages").rows()[1][:3] == ["ingest", "1,234,567", "1,234,560"]
     assert "9.9 GB" in dom.by_id("stages").text()
     assert "/data/in</code><b>x" in [c.text() for c in dom.all("code")]  # the path's markup stayed text
+
+
+def data_start(data: dict) -> int:
+    """Where the largest cluster's excerpts start in their documents."""
+    neardup = next(s for s in data["stages"] if s["name"] == "neardup")["details"]
+    return neardup["largest_clusters"][0]["excerpts"][0]["start"]
 
 
 def test_page_escapes_data_and_bins_many_cluster_sizes():
