@@ -33,6 +33,8 @@ from pyspark.sql import types as T
 from dedup_spark import storage
 from dedup_spark.config import RunConfig
 from dedup_spark.contamination_exact import EVAL_PREFIX, TRAIN_PREFIX, shared_windows
+from dedup_spark.contamination_html import write_contamination_html
+from dedup_spark.contamination_report import page_examples
 from dedup_spark.contamination_sources import exact_sources
 from dedup_spark.errors import AccountingError
 from dedup_spark.exact_chunks import ApplyTask
@@ -208,6 +210,7 @@ def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, cl
         storage.join(work_dir, "eval_spans"),
     )
     id_columns = [config.input.id_column] if config.input.id_column else []
+    id_out_name = config.input.id_column or config.output.id_column
     id_out = [F.col(config.input.id_column)] if config.input.id_column else [_strip().alias(config.output.id_column)]
     near = F.col("neardup_train_count").isNotNull()
     exact_bytes = F.coalesce("_dd_cut_bytes", F.lit(0)).cast("long")
@@ -248,12 +251,15 @@ def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, cl
 
     report.update(_figures(spark, config, ingested, pairs, windows, train_figures))
     report["neardup"], report["exactsubstr"] = nd_metrics, ex_metrics
+    eval_written = read_table(spark, storage.join(out_dir, "eval"), config.output.format)
+    report["examples"] = page_examples(eval_written, id_out_name, both, pairs, text_column)
     if not config.output.keep_work:
         storage.delete(work_dir)
     report["status"] = "succeeded"
     report["outputs"] = {name: storage.join(out_dir, name) for name in writer.written}
     report["finished_at"] = utc_now()
     storage.write_text(storage.join(out_dir, "report.json"), json.dumps(report, indent=2) + "\n")
+    write_contamination_html(report, out_dir)
     return report
 
 

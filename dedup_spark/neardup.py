@@ -25,7 +25,6 @@ Documents with no words after normalisation (`too_short`) never match anything a
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -40,6 +39,7 @@ from dedup_spark.anchored import anchored_labels
 from dedup_spark.components import connected_components
 from dedup_spark.config import NeardupConfig, RunConfig
 from dedup_spark.errors import ConfigError, InputError
+from dedup_spark.excerpts import collect_heads, side_by_side
 from dedup_spark.lsh import PRESETS, LshPreset, band_keys, s_curve
 from dedup_spark.minhash import MinHasher
 from dedup_spark.protect import PROTECTED_ID_PREFIX
@@ -52,11 +52,6 @@ CLUSTER_COLUMNS = ("cluster_id", "cluster_size", "kept")
 # Column marking held-out documents of `run --protect` inside this stage.
 PROTECTED = "_dd_protected"
 LARGEST_CLUSTERS = 10
-# Characters of each document shown next to a largest cluster in the report (kept and one removed member), from
-# EXCERPT_CONTEXT characters before their first difference, looked for in their first DIFFERENCE_WINDOW characters.
-EXCERPT_CHARS = 300
-EXCERPT_CONTEXT = 100
-DIFFERENCE_WINDOW = 65536
 
 
 def resolve_lsh(nd: NeardupConfig) -> LshPreset:
@@ -313,44 +308,20 @@ def _metrics(
 
 
 def _with_excerpts(largest: list[dict[str, Any]], texts: DataFrame, text_column: str) -> list[dict[str, Any]]:
-    """Add `excerpts` to each listed cluster: the kept document and its lowest-id removed member, each
-    `{id, kept, text, start, chars}`: EXCERPT_CHARS characters from character `start`, where `start` lies
-    EXCERPT_CONTEXT characters before the first character at which the two texts differ (0 when they differ
-    early; found within their first DIFFERENCE_WINDOW characters), the same for both; `chars` is the full length.
+    """Add `excerpts` to each listed cluster: the kept document and its lowest-id removed member side by side
+    (`excerpts.side_by_side`, each with `kept`).
 
     texts: `_dd_id` and the text of (at least) every clustered document. Only the 2 x LARGEST_CLUSTERS documents
     named are collected. `removed_example` is dropped from the entries (it is the second excerpt's id).
     """
     ids = sorted({i for c in largest for i in (c["cluster_id"], c["removed_example"]) if i is not None})
-    found: dict[str, dict[str, Any]] = {}
-    if ids:
-        rows = (
-            texts.filter(F.col("_dd_id").isin(ids))  # at most 2 x LARGEST_CLUSTERS ids: pushed down to Parquet
-            .select(
-                "_dd_id",
-                F.substring(F.col(text_column), 1, DIFFERENCE_WINDOW).alias("head"),
-                F.char_length(F.col(text_column)).alias("chars"),
-            )
-            .collect()
-        )
-        found = {r["_dd_id"]: {"head": r["head"], "chars": int(r["chars"])} for r in rows}
+    found = collect_heads(texts, ids, "_dd_id", text_column)
     result = []
     for entry in largest:
         entry = dict(entry)
         pair = ((entry["cluster_id"], True), (entry.pop("removed_example", None), False))
         members = [(i, kept) for i, kept in pair if i in found]
-        heads = [found[i]["head"] for i, _ in members]
-        differ = len(os.path.commonprefix(heads)) if len(heads) == 2 else 0
-        start = max(0, min(differ, DIFFERENCE_WINDOW - EXCERPT_CHARS) - EXCERPT_CONTEXT)
-        entry["excerpts"] = [
-            {
-                "id": i,
-                "kept": kept,
-                "text": head[start : start + EXCERPT_CHARS],
-                "start": start,
-                "chars": found[i]["chars"],
-            }
-            for (i, kept), head in zip(members, heads, strict=True)
-        ]
+        shown = side_by_side([(i, found[i]) for i, _ in members])
+        entry["excerpts"] = [{**excerpt, "kept": kept} for excerpt, (_, kept) in zip(shown, members, strict=True)]
         result.append(entry)
     return result

@@ -196,8 +196,9 @@ def _scalars(details: Mapping[str, Any], labels: Sequence[tuple[str, str]]) -> s
     return f'<div class="cards">{cards}</div>'
 
 
-def _excerpt_pair(excerpts: Sequence[Mapping[str, Any]]) -> str:
-    """The kept and the removed member side by side, words that differ between the two marked."""
+def excerpt_pair(excerpts: Sequence[Mapping[str, Any]]) -> str:
+    """Two documents side by side (kept and removed, or `label`s such as eval and train), words that differ
+    between the two marked. Each excerpt: {id, kept, text, chars, start (optional), label (optional)}."""
     texts = [str(x.get("text") or "") for x in excerpts]
     cut = [int(x.get("chars") or 0) > int(x.get("start") or 0) + len(t) for x, t in zip(excerpts, texts, strict=True)]
     marked = [[e(t) for t in re.split(r"(\s+)", text)] for text in texts]
@@ -218,8 +219,8 @@ def _excerpt_pair(excerpts: Sequence[Mapping[str, Any]]) -> str:
         tail = f'<span class="muted">… ({num(int(x.get("chars") or 0))} characters)</span>' if more > 0 else ""
         role = "kept" if x.get("kept") else "removed"
         cells.append(
-            f'<div class="{role}"><b>{role}</b> <code>{e(x.get("id"))}</code>'
-            f'<pre>{head}{"".join(tokens)}{tail}</pre></div>'
+            f'<div class="{role}"><b>{e(x.get("label") or role)}</b> <code>{e(x.get("id"))}</code>'
+            f"<pre>{head}{''.join(tokens)}{tail}</pre></div>"
         )
     return f'<div class="pair">{"".join(cells)}</div>'
 
@@ -272,13 +273,13 @@ def _neardup(report: Mapping[str, Any]) -> str:
         clusters.append(
             f'<div class="cluster"><div>cluster <code>{e(c.get("cluster_id"))}</code>: <b>{num(c.get("size"))}</b> '
             f'documents <span class="muted">(e.g. {ids})</span></div>'
-            f"{_excerpt_pair(excerpts) if excerpts else ''}</div>"
+            f"{excerpt_pair(excerpts) if excerpts else ''}</div>"
         )
     largest = section("largest-clusters", "Largest clusters", "".join(clusters) or "<p>no clusters</p>", 3)
     return section("neardup", "Near duplicates (MinHash-LSH)", setting + numbers + plots + largest)
 
 
-def _visible_whitespace(text: str) -> str:
+def visible_whitespace(text: str) -> str:
     """Escaped text with line breaks and tabs shown as symbols (a snippet's edges matter)."""
     shown = e(text).replace("\t", '<span class="ws">→</span>\t')
     return shown.replace("\n", '<span class="ws">↵</span>\n')
@@ -306,7 +307,7 @@ def _exactsubstr(report: Mapping[str, Any]) -> str:
     for t in d.get("top_substrings") or []:
         snippet = str(t.get("snippet") or "")
         cut = snippet[:SNIPPET_CHARS] + ("…" if len(snippet) > SNIPPET_CHARS else "")
-        rows.append([num(t.get("count")), num(t.get("bytes")), f"<pre>{_visible_whitespace(cut)}</pre>"])
+        rows.append([num(t.get("count")), num(t.get("bytes")), f"<pre>{visible_whitespace(cut)}</pre>"])
     top = table(["count", "bytes", "substring"], rows, "nn-") if rows else "<p>no repeats</p>"
     return section(
         "exactsubstr",

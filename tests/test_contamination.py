@@ -358,6 +358,38 @@ def test_cli_end_to_end(tmp_path, run_cli, name, n_train, n_eval):
     quarantined = read_output(out / "quarantine" / "eval")
     assert [r["reason"] for r in quarantined] == ["null_text"]
     assert report(out)["accounting"]["balanced"]
+    check_report_page(out, train, evals, rows, near, spans, tmp_path)
+
+
+def check_report_page(out, train, evals, rows, near, spans, tmp_path) -> None:
+    """report.json's examples against the oracles, and report.html as Chromium renders it."""
+    from tests.helpers import report
+    from tests.test_report_html import assert_self_contained, parse, render_in_chromium
+
+    examples = report(out)["examples"]
+    contaminated = [r for r in rows.values() if r["contaminated"]]
+    by_bytes = sorted(contaminated, key=lambda r: (-r["contaminated_bytes"], r["id"]))
+    assert [x["id"] for x in examples["most_contaminated"]] == [r["id"] for r in by_bytes[:20]]
+    first_pairs = sorted((e, t) for e, ts in near.items() for t in ts)[:3]
+    assert [(p[0]["id"], p[1]["id"]) for p in examples["neardup_pairs"]] == first_pairs
+    for pair in examples["neardup_pairs"]:
+        (eval_x, train_x), start = pair, pair[0]["start"]
+        assert train_x["start"] == start and eval_x["text"] == evals[eval_x["id"]][start : start + 300]
+        assert train_x["text"] == train[train_x["id"]][start : start + 300]
+        pairs = enumerate(zip(evals[eval_x["id"]], train[train_x["id"]], strict=False))
+        differ = next((i for i, (a, b) in pairs if a != b), None)
+        assert differ is None or start <= differ < start + 300  # the excerpts show the first difference
+    all_spans = sorted(((b - a, e, a) for e, ss in spans.items() for a, b in ss), key=lambda x: (-x[0], x[1], x[2]))
+    assert [(x["end"] - x["start"], x["id"], x["start"]) for x in examples["longest_spans"]] == all_spans[:10]
+    assert all(x["text"] == evals[x["id"]][x["start"] : x["end"]][:300] for x in examples["longest_spans"])
+
+    dom = parse(render_in_chromium(out / "report.html", tmp_path / "profile"))
+    assert_self_contained(dom)
+    assert dom.by_id("summary-0").text() == f"{sum(r['contaminated'] for r in rows.values()):,}"
+    table_rows = dom.by_id("most-contaminated").rows()
+    assert [r[0] for r in table_rows[1:]] == [r["id"] for r in by_bytes[:20]]
+    assert len(dom.by_id("neardup-pairs").all("pre")) == 2 * len(first_pairs)
+    assert len(dom.by_id("longest-spans").rows()) == 1 + min(10, len(all_spans))
 
 
 def test_cli_usage_errors(tmp_path, run_cli):
