@@ -11,6 +11,8 @@ import re
 import pyarrow.fs as pafs
 
 _GLOB_CHARS = re.compile(r"[*?\[{]")
+# The lock a running job holds in its output folder (see outputlock.py); it does not make a folder non-empty.
+LOCK_NAME = "_dedup_spark.lock"
 
 
 def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
@@ -47,7 +49,7 @@ def is_empty_or_missing(path: str) -> bool:
         return True
     if info.type != pafs.FileType.Directory:
         return False
-    return not fs.get_file_info(pafs.FileSelector(inner, recursive=False))
+    return all(i.base_name == LOCK_NAME for i in fs.get_file_info(pafs.FileSelector(inner, recursive=False)))
 
 
 def _visible(relative: str) -> bool:
