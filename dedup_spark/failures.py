@@ -7,6 +7,7 @@ first line, because the useful part (the file, the cause) is often deep inside. 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 
@@ -70,10 +71,8 @@ def _full_text(exc: BaseException) -> str:
     parts = [str(exc)]
     java = getattr(exc, "java_exception", None)
     if java is not None:
-        try:
+        with contextlib.suppress(Exception):  # the JVM may be gone; the Python text is then all there is
             parts.append(str(java.toString()))
-        except Exception:  # the JVM may already be gone; the Python text is then all there is
-            pass
     cause = exc.__cause__ or exc.__context__
     if cause is not None and cause is not exc:
         parts.append(str(cause))

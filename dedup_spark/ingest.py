@@ -25,7 +25,8 @@ from pyspark.sql import types as T
 
 from dedup_spark import storage
 from dedup_spark.config import RunConfig
-from dedup_spark.errors import InputError
+from dedup_spark.errors import AccountingError, InputError
+from dedup_spark.inputfiles import InputFiles, expected_rows, file_key
 
 INTERNAL_COLUMNS = ("_dd_file", "_dd_reason", "_dd_raw", "_dd_id", "_dd_bytes", "_dd_order", "_dd_copy", "_dd_shard")
 
@@ -40,6 +41,8 @@ class IngestResult:
     shards: int
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
     parsed_kept: bool = True  # whether `_work/parsed` was written (see `ingest`)
+    # The input's files: {"read": n, "bytes": b, "skipped": [[path, bytes], ...], "rows": [[path, rows], ...]}.
+    files: dict = field(default_factory=dict)
 
 
 def user_columns(frame: DataFrame) -> list[str]:
@@ -76,13 +79,20 @@ def _row_hash(frame: DataFrame, columns: list[str]):
 
 
 def ingest(
-    spark: SparkSession, raw: DataFrame, config: RunConfig, work_dir: str, keep_parsed: bool = True
+    spark: SparkSession,
+    raw: DataFrame,
+    config: RunConfig,
+    work_dir: str,
+    keep_parsed: bool = True,
+    source_files: tuple[str, InputFiles] | None = None,
 ) -> IngestResult:
     """Write `_work/shards` (and `_work/parsed` when `keep_parsed`; see the module docstring); return the counts.
 
     keep_parsed=False reads `raw` twice instead of writing and reading a parsed copy: cheaper for inputs that
     are cheap to read again and cannot change under the run (Parquet and text files, fingerprinted by resume);
     `quarantine_rows` then needs `add_reasons_and_ids(raw)` again.
+    source_files: (format, files) of a file input; rows read are then counted per file and checked against the
+    files themselves (`check_files`).
     """
     parsed_path = storage.join(work_dir, "parsed")
     shards_path = storage.join(work_dir, "shards")
@@ -91,9 +101,18 @@ def ingest(
         parsed.write.mode("overwrite").parquet(parsed_path)
         parsed = spark.read.parquet(parsed_path)
 
-    counts = parsed.groupBy("_dd_reason").agg(F.count(F.lit(1)).alias("rows"), F.sum("_dd_bytes").alias("bytes"))
-    by_reason = {row["_dd_reason"]: (row["rows"], row["bytes"] or 0) for row in counts.collect()}
+    counts = parsed.groupBy("_dd_file", "_dd_reason").agg(
+        F.count(F.lit(1)).alias("rows"), F.sum("_dd_bytes").alias("bytes")
+    )
+    by_reason: dict[str | None, tuple[int, int]] = {}
+    by_file: dict[str, int] = {}
+    for row in counts.collect():
+        rows, size = by_reason.get(row["_dd_reason"], (0, 0))
+        by_reason[row["_dd_reason"]] = (rows + row["rows"], size + (row["bytes"] or 0))
+        key = file_key(row["_dd_file"] or "")
+        by_file[key] = by_file.get(key, 0) + row["rows"]
     rows_read = sum(rows for rows, _ in by_reason.values())
+    files = check_files(source_files, by_file) if source_files and source_files[1] else {}
     bytes_read = sum(size for _, size in by_reason.values())
     valid_rows, valid_bytes = by_reason.pop(None, (0, 0))
     shard_count = max(1, math.ceil(valid_bytes / config.ingest.shard_size))
@@ -144,7 +163,38 @@ def ingest(
         shards=shard_count,
         quarantined_by_reason=quarantined,
         parsed_kept=keep_parsed,
+        files=files,
     )
+
+
+# Files named one by one in the report (the totals always cover all of them).
+REPORT_FILES = 1000
+
+
+def check_files(source_files: tuple[str, InputFiles], by_file: dict[str, int]) -> dict:
+    """Rows per listed file from the reader, checked against the files themselves; the report's file summary.
+
+    Parquet footers and text files (one document each) give exact counts; a JSON Lines file that is not
+    compressed and not empty holds at least one line. A file the reader dropped rows of is an AccountingError.
+    """
+    fmt, files = source_files
+    expected = expected_rows(fmt, files)
+    for path, size in files.data:
+        read = by_file.get(path, 0)
+        want = expected.get(path)
+        compressed = path.lower().endswith((".gz", ".zst", ".bz2"))
+        if (want is not None and want != read) or (want is None and size > 0 and not compressed and read == 0):
+            raise AccountingError(
+                f"input file {path!r} holds {want if want is not None else 'some'} rows but the reader produced "
+                f"{read}; rows would be lost: this is a bug, please report it"
+            )
+    return {
+        "read": len(files.data),
+        "bytes": sum(size for _, size in files.data),
+        "skipped": [[path, size] for path, size in files.skipped],
+        "skipped_bytes": sum(size for _, size in files.skipped),
+        "rows": [[path, by_file.get(path, 0)] for path, _ in files.data[:REPORT_FILES]],
+    }
 
 
 def load_docs(spark: SparkSession, result: IngestResult) -> DataFrame:

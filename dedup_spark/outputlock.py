@@ -98,9 +98,9 @@ def _acquire(folder: str, path: str, info: dict[str, Any]) -> None:
 def stale_reason(holder: dict[str, Any], now: float | None = None) -> str | None:
     """Why a lock's holder is dead, or None when it may be alive."""
     now = time.time() if now is None else now
-    if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
-        if not _pid_alive(holder["pid"]):
-            return f"pid {holder['pid']} on this host is gone"
+    same_host = holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int)
+    if same_host and not _pid_alive(holder["pid"]):
+        return f"pid {holder['pid']} on this host is gone"
     age = now - float(holder.get("heartbeat") or 0)
     if age > STALE_SECONDS:
         return f"no heartbeat for {age / 60:.0f} minutes (stale after {STALE_SECONDS // 60})"

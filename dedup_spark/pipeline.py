@@ -129,9 +129,13 @@ def _ingest(
         resume.write_marker(work_dir, "ingest", fingerprint, entry, saved)
 
     with report.stage("ingest", on_done=done) as entry:
-        result = ingest(spark, raw, config, ingest_dir, keep_parsed=source.format not in REREADABLE_FORMATS)
+        keep_parsed = source.format not in REREADABLE_FORMATS
+        files = (source.format, source.files) if source.files else None
+        result = ingest(spark, raw, config, ingest_dir, keep_parsed=keep_parsed, source_files=files)
         held_out = protect.ingest_protected(spark, config, ingest_dir)
         details = {"shards": result.shards, "shard_size": config.ingest.shard_size}
+        if result.files:
+            details["files"] = result.files
         if held_out:
             details["protected"] = protect.summary(held_out)
         entry.update(
