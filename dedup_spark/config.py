@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from dedup_spark.config_checks import check_column_name, check_neardup_memory, check_paths, yaml_error_line
 from dedup_spark.errors import ConfigError
 
 INPUT_FORMATS = ("auto", "parquet", "jsonl", "text", "delta")
@@ -25,8 +26,6 @@ OUTPUT_FORMATS = ("parquet", "delta")
 INTERNAL_PREFIX = "_dd_"
 # Longest minimizer w-gram chosen by default (exactsubstr.minimizer_width: null); see ExactsubstrConfig.
 DEFAULT_MINIMIZER_WIDTH = 32
-# Largest memory the NearDup signatures of one batch may need in a Python worker (see _validate_neardup).
-NEARDUP_MEMORY_LIMIT = 4 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -260,19 +259,10 @@ def load_yaml(path: str) -> dict[str, Any]:
     try:
         tree = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(_yaml_error(path, exc)) from None
+        raise ConfigError(yaml_error_line(path, exc)) from None
     if not isinstance(tree, dict):
         raise ConfigError(f"config file {path!r} must hold a mapping of sections, got {type(tree).__name__}")
     return _flatten(tree)
-
-
-def _yaml_error(path: str, exc: yaml.YAMLError) -> str:
-    """One line: the file, the line and column, what the parser found, and the usual fix."""
-    mark = getattr(exc, "problem_mark", None)
-    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
-    fix = "indent with spaces, not tabs" if "\\t" in problem or "'\\t'" in problem else "fix the YAML syntax there"
-    return f"config file {path!r}{where} is not valid YAML: {problem}; {fix}"
 
 
 def parse_set_options(options: list[str]) -> dict[str, str]:
@@ -347,6 +337,7 @@ def validate(config: RunConfig) -> None:
     ):
         if name.startswith(INTERNAL_PREFIX):
             raise ConfigError(f"{key}={name!r}: names starting with {INTERNAL_PREFIX!r} are reserved")
+        check_column_name(key, name)
     if config.input.id_column == config.input.text_column:
         raise ConfigError("input.id_column and input.text_column must be different columns")
     if not 0.0 < config.input.json_schema_sampling_ratio <= 1.0:
@@ -366,16 +357,7 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(
             f"--stop-after={config.stop_after}: not a step of this run; steps: {', '.join(('ingest', *config.stages))}"
         )
-    from dedup_spark.paths import overlap
-
-    if overlap(config.output.path, config.input.path):
-        raise ConfigError(
-            f"--output {config.output.path!r} and --input {config.input.path!r} overlap (the same folder, or one "
-            "inside the other, after resolving symlinks): pass an output folder outside the input"
-        )
-    for path in config.protect:
-        if Path(path).resolve() == Path(config.input.path).resolve() or overlap(path, config.output.path):
-            raise ConfigError(f"--protect={path}: a held-out set must not be the --input or overlap the --output")
+    check_paths(config.input.path, config.output.path, config.protect)
     if config.protect and "neardup" not in config.stages:
         raise ConfigError("--protect needs the neardup stage (it removes input documents that cluster with them)")
 
@@ -398,16 +380,7 @@ def _validate_neardup(nd: NeardupConfig) -> None:
         raise ConfigError("neardup.ngram, neardup.batch_docs and neardup.max_component_rounds must be at least 1")
     if nd.local_components_max_edges < 0:
         raise ConfigError("neardup.local_components_max_edges must be at least 0")
-    preset = PRESETS[nd.preset]
-    hashes = (nd.bands or preset.bands) * (nd.rows or preset.rows)
-    # A Python worker holds a batch's signatures and band hashes (8 bytes each) plus the permutation parameters.
-    needed = 8 * hashes * (2 * nd.batch_docs + 2)
-    if needed > NEARDUP_MEMORY_LIMIT:
-        raise ConfigError(
-            f"neardup bands x rows = {hashes:,} min-hashes per document with neardup.batch_docs={nd.batch_docs} "
-            f"needs about {needed / 2**30:,.1f} GiB in each Python worker (limit "
-            f"{NEARDUP_MEMORY_LIMIT / 2**30:.0f} GiB); lower neardup.bands, neardup.rows or neardup.batch_docs"
-        )
+    check_neardup_memory(nd.bands or PRESETS[nd.preset].bands, nd.rows or PRESETS[nd.preset].rows, nd.batch_docs)
 
 
 def _validate_exactsubstr(ex: ExactsubstrConfig) -> None:

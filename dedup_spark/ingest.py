@@ -49,18 +49,33 @@ def user_columns(frame: DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in INTERNAL_COLUMNS]
 
 
+def safe_name(name: str) -> str:
+    """An input column name as the run carries it: "." and "`" (syntax in Spark's column strings) escaped
+    as %2E and %60 ("%" as %25), so stages that select columns by name work; `original_name` reverses it."""
+    return name.replace("%", "%25").replace(".", "%2E").replace("`", "%60")
+
+
+def original_name(name: str) -> str:
+    return name.replace("%60", "`").replace("%2E", ".").replace("%25", "%")
+
+
+def col(name: str):
+    """A column by its exact name: dots, spaces and backticks in input column names are not syntax."""
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
 def add_reasons_and_ids(raw: DataFrame, config: RunConfig) -> DataFrame:
     """Reader output -> the same rows with a final `_dd_reason`, `_dd_id`, `_dd_bytes` and `_dd_order`."""
-    text = F.col(config.input.text_column)
+    text = col(config.input.text_column)
     checks = [F.col("_dd_reason"), F.when(text.isNull(), "null_text"), F.when(text == "", "empty_text")]
     if config.input.id_column:
-        row_id = F.col(config.input.id_column).cast("string")
+        row_id = col(config.input.id_column).cast("string")
         checks.append(F.when(row_id.isNull(), "null_id"))
     else:
         row_id = F.substring(F.sha2(text, 256), 1, 32)
     columns = user_columns(raw)
     return raw.select(
-        *columns,
+        *[col(c) for c in columns],
         "_dd_file",
         F.coalesce(*checks).alias("_dd_reason"),
         "_dd_raw",
@@ -74,8 +89,8 @@ def add_reasons_and_ids(raw: DataFrame, config: RunConfig) -> DataFrame:
 def _row_hash(frame: DataFrame, columns: list[str]):
     """64-bit hash of a whole row. Spark cannot hash maps, so rows with map columns are hashed as JSON."""
     if any(isinstance(frame.schema[c].dataType, T.MapType) for c in columns):
-        return F.xxhash64(F.to_json(F.struct(*columns)))
-    return F.xxhash64(*columns)
+        return F.xxhash64(F.to_json(F.struct(*[col(c) for c in columns])))
+    return F.xxhash64(*[col(c) for c in columns])
 
 
 def ingest(
@@ -217,13 +232,13 @@ def quarantine_rows(
         parsed = parsed.limit(0)  # ingest counted no unreadable row: no need to scan the input for them
     columns = user_columns(parsed)
     unreadable = parsed.filter(F.col("_dd_reason").isNotNull()).select(
-        *columns, "_dd_id", F.col("_dd_reason").alias("reason"), "_dd_file", "_dd_raw"
+        *[col(c) for c in columns], "_dd_id", F.col("_dd_reason").alias("reason"), "_dd_file", "_dd_raw"
     )
     copies = (
         spark.read.parquet(result.shards_path)
         .filter(F.col("_dd_copy") > 0)
         .select(
-            *columns,
+            *[col(c) for c in columns],
             "_dd_id",
             F.lit("duplicate_id").alias("reason"),
             "_dd_file",
@@ -231,7 +246,7 @@ def quarantine_rows(
         )
     )
     return unreadable.unionByName(copies).select(
-        *columns,
+        *[col(c) for c in columns],
         "_dd_id",
         "reason",
         F.col("_dd_file").alias("input_file"),

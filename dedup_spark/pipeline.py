@@ -13,7 +13,16 @@ from pyspark.sql import functions as F
 from dedup_spark import protect, resume, storage
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import AccountingError, InputError
-from dedup_spark.ingest import IngestResult, add_reasons_and_ids, ingest, load_docs, quarantine_rows, user_columns
+from dedup_spark.ingest import (
+    IngestResult,
+    add_reasons_and_ids,
+    col,
+    ingest,
+    load_docs,
+    original_name,
+    quarantine_rows,
+    user_columns,
+)
 from dedup_spark.readers import InputSource, read_input, resolve_source, sample_columns
 from dedup_spark.report import RunReport, plan_lines, utc_now
 from dedup_spark.report_data import removed_share_by_source
@@ -287,7 +296,7 @@ def _output_state(out_dir: str, unfinished: bool) -> str:
 
 
 def _check_output_columns(names: list[str], config: RunConfig) -> None:
-    columns = set(names)
+    columns = {original_name(name) for name in names}
     source = config.report.source_column
     if source is not None and source not in columns:
         raise InputError(f"report.source_column={source!r} is not an input column; columns are {sorted(columns)}")
@@ -320,7 +329,7 @@ def _union(docs: DataFrame, removed_frames: list[DataFrame]) -> DataFrame:
 
 def _user_view(frame: DataFrame, config: RunConfig, extra: bool = False) -> DataFrame:
     """Drop internal columns; expose a derived id under output.id_column; keep reason/extra columns if asked."""
-    columns = [F.col(c) for c in user_columns(frame) if c not in RESERVED_OUTPUT_COLUMNS]
+    columns = [col(c).alias(original_name(c)) for c in user_columns(frame) if c not in RESERVED_OUTPUT_COLUMNS]
     if config.input.id_column is None:
         columns.append(F.col("_dd_id").alias(config.output.id_column))
     if extra:

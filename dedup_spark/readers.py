@@ -23,6 +23,7 @@ from pyspark.sql import types as T
 from dedup_spark import storage
 from dedup_spark.config import INTERNAL_PREFIX, InputConfig
 from dedup_spark.errors import InputError
+from dedup_spark.ingest import original_name, safe_name
 from dedup_spark.inputfiles import InputFiles, file_column, list_input_files, map_aliases, parquet_conflict
 from dedup_spark.read_jsonl import read_jsonl
 
@@ -131,7 +132,10 @@ def read_input(spark: SparkSession, source: InputSource, config: InputConfig) ->
     }
     frame = readers[source.format](spark, source, config)
     _check_columns(frame, source, config)
-    return frame
+    # Dots and backticks in column names are Spark syntax where stages select columns by name: escape them here,
+    # the writers restore the names (ingest.safe_name / original_name).
+    renamed = {c: safe_name(c) for c in frame.columns if safe_name(c) != c}
+    return frame.withColumnsRenamed(renamed) if renamed else frame
 
 
 # Columns every reader adds next to the input's own.
@@ -149,7 +153,7 @@ def sample_columns(spark: SparkSession, source: InputSource, config: InputConfig
     if source.format != "jsonl":
         raw = read_input(spark, source, config)
         names = set(raw.columns) - _READER_COLUMNS
-        return [(f.name, f.dataType.simpleString()) for f in raw.schema.fields if f.name in names], ""
+        return [(original_name(f.name), f.dataType.simpleString()) for f in raw.schema.fields if f.name in names], ""
     paths = list(source.files.read_paths) if source.files else [storage.to_spark_path(source.path)]
     lines = spark.read.option("recursiveFileLookup", "true").text(paths).limit(DRY_RUN_SAMPLE_LINES).collect()
     types: dict[str, set[str]] = {}

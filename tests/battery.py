@@ -1,0 +1,43 @@
+"""Run several `dedup-spark` commands in ONE process (one JVM), as a user's shell would one after another.
+
+`python -m tests.battery CASES.json`: CASES is a list of {"name": ..., "argv": [...]}. Each case's stderr
+is framed by `@@case NAME` and `@@exit CODE` lines, so a test can check each case's real stderr (our log
+lines, the error line, and anything Spark or Python would print) without paying a JVM start per case.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from dedup_spark.cli import main as cli_main
+
+
+def main(path: str) -> int:
+    with open(path, encoding="utf-8") as stream:
+        cases = json.load(stream)
+    for case in cases:
+        print(f"@@case {case['name']}", file=sys.stderr, flush=True)
+        code = cli_main(case["argv"])
+        sys.stdout.flush()
+        print(f"@@exit {code}", file=sys.stderr, flush=True)
+    return 0
+
+
+def split(stderr: str) -> dict[str, tuple[int, list[str]]]:
+    """name -> (exit code, stderr lines of that case)."""
+    cases: dict[str, tuple[int, list[str]]] = {}
+    name, lines = None, []
+    for line in stderr.splitlines():
+        if line.startswith("@@case "):
+            name, lines = line[len("@@case ") :], []
+        elif line.startswith("@@exit ") and name is not None:
+            cases[name] = (int(line[len("@@exit ") :]), lines)
+            name = None
+        elif name is not None:
+            lines.append(line)
+    return cases
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
