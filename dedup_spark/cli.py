@@ -136,11 +136,11 @@ def _locked(output, dry_run: bool):
 
     from dedup_spark.outputlock import output_lock
 
-    if dry_run:
-        return contextlib.nullcontext()
     folder = output.path
-    if output.work_path and "/" not in output.path and output.path.count(".") >= 2:
+    if not any(c in output.path for c in "/:\\") and output.path.count(".") >= 2:
         folder = output.work_path  # --output names catalog tables: report.json and _work live in work_path
+    if dry_run or not folder:
+        return contextlib.nullcontext()  # nothing written; or no work_path, which the output check refuses
     return output_lock(folder)
 
 

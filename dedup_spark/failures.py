@@ -59,6 +59,11 @@ def describe(exc: BaseException, input_path: str | None, output_path: str | None
         file = _file_named(text) or input_path
         cause = _cause(text)
         return InputError.exit_code, f"cannot read input file {file!r}: {cause}; check the file or remove it"
+    if "Answer from Java side is empty" in text or "Py4JNetworkError" in type(exc).__name__:
+        return 1, (
+            "the Spark JVM died (most often out of memory: raise spark.driver.memory, e.g. spark-submit "
+            "--driver-memory 4g); its last words are in Spark's log"
+        )
     if "MemoryError" in text or "OutOfMemoryError" in text or "Java heap space" in text:
         return 1, (
             "out of memory in a Spark task or the driver; give it more memory (spark.driver.memory, "

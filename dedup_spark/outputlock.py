@@ -65,6 +65,8 @@ def output_lock(folder: str) -> Iterator[str]:
 
 
 def _acquire(folder: str, path: str, info: dict[str, Any]) -> None:
+    if storage.exists(folder) and not storage.is_dir(folder):
+        raise UsageError(f"--output {folder!r} is a file; pass a folder")
     try:
         storage.make_dirs(folder)
         for _attempt in range(3):
