@@ -461,7 +461,13 @@ def test_50mb_documents_in_a_json_line_and_a_parquet_cell_are_read_whole(tmp_pat
     cases = [
         {
             "name": name,
-            "argv": ["run", f"--input={folder}", f"--output={tmp_path / name}", "--set", "input.id_column=id"],
+            "argv": [
+                "run",
+                f"--input={folder}",
+                f"--output={tmp_path / name}",
+                "--set=input.id_column=id",
+                "--stages=none",
+            ],
         }
         for name, folder in (("json", src), ("parquet", pq_src))
     ]
