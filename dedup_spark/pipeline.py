@@ -21,6 +21,7 @@ from dedup_spark.ingest import (
     load_docs,
     original_name,
     quarantine_rows,
+    safe_name,
     user_columns,
 )
 from dedup_spark.readers import InputSource, read_input, resolve_source, sample_columns
@@ -261,8 +262,9 @@ def _write_outputs(
     for name, table in tables.items():
         writer.write(name, table)
     # Before the commit, which may delete _work, where these frames are read from.
+    source_column = config.report.source_column and safe_name(config.report.source_column)
     report.removed_by_source = removed_share_by_source(
-        load_docs(spark, ingested), all_removed, config.report.source_column, survivors=docs
+        load_docs(spark, ingested), all_removed, source_column, survivors=docs
     )
     keep = {"report.json", "report.html"} | ({"_work"} if config.output.keep_work else set())
     writer.commit(keep)

@@ -482,7 +482,7 @@ def test_50mb_documents_in_a_json_line_and_a_parquet_cell_are_read_whole(tmp_pat
 
 
 @pytest.mark.slow
-def test_a_killed_run_leaves_a_lock_the_rerun_takes_over(tmp_path):
+def test_a_second_run_is_refused_and_a_killed_run_leaves_a_lock_the_rerun_takes_over(tmp_path):
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": f"document {i} " * 30} for i in range(3000)])
     out = tmp_path / "out"
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
@@ -491,6 +491,11 @@ def test_a_killed_run_leaves_a_lock_the_rerun_takes_over(tmp_path):
     deadline = time.time() + 300
     while time.time() < deadline and not (out / "_work" / "ingest").exists():
         time.sleep(0.5)
+    # A second run while the first is alive: refused by the lock, before it starts a JVM.
+    second = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert second.returncode == 2
+    line = one_error_line(second.stderr.splitlines())
+    assert f"pid {first.pid}" in line and socket.gethostname() in line
     first.kill()
     first.wait()
     assert (out / "_dedup_spark.lock").exists()
