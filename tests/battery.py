@@ -1,8 +1,9 @@
 """Run several `dedup-spark` commands in ONE process (one JVM), as a user's shell would one after another.
 
-`python -m tests.battery CASES.json`: CASES is a list of {"name": ..., "argv": [...]}. Each case's stderr
-is framed by `@@case NAME` and `@@exit CODE` lines, so a test can check each case's real stderr (our log
-lines, the error line, and anything Spark or Python would print) without paying a JVM start per case.
+`python -m tests.battery CASES.json`: CASES is a list of {"name": ..., "argv": [...], "fault": optional}.
+Each case's stderr is framed by `@@case NAME` and `@@exit CODE` lines, so a test can check each case's real
+stderr (our log lines, the error line, and anything Spark or Python would print) without paying a JVM start
+per case. "fault" injects an error inside the run (`_inject`) for the exit-1 cases.
 """
 
 from __future__ import annotations
@@ -13,12 +14,40 @@ import sys
 from dedup_spark.cli import main as cli_main
 
 
+def _inject(fault: str | None):
+    """A fault inside the ingest step, for exit-1 cases: a Spark SQL error or a Python worker crash."""
+    import contextlib
+    from unittest import mock
+
+    import dedup_spark.pipeline as pipeline
+
+    if fault is None:
+        return contextlib.nullcontext()
+    real = pipeline.ingest
+
+    def faulty(spark, raw, *args, **kwargs):
+        if fault == "spark_sql_error":
+            spark.sql("SELECT raise_error('injected fault in a Spark job')").collect()
+        elif fault == "python_worker_crash":
+
+            def crash(batches):
+                for _ in batches:
+                    raise ZeroDivisionError("injected fault in a Python worker")
+                yield from ()
+
+            spark.range(4).mapInArrow(crash, "id long").collect()
+        return real(spark, raw, *args, **kwargs)
+
+    return mock.patch.object(pipeline, "ingest", faulty)
+
+
 def main(path: str) -> int:
     with open(path, encoding="utf-8") as stream:
         cases = json.load(stream)
     for case in cases:
         print(f"@@case {case['name']}", file=sys.stderr, flush=True)
-        code = cli_main(case["argv"])
+        with _inject(case.get("fault")):
+            code = cli_main(case["argv"])
         sys.stdout.flush()
         print(f"@@exit {code}", file=sys.stderr, flush=True)
     return 0

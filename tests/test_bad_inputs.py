@@ -379,6 +379,8 @@ def _error_inputs(tmp_path) -> list[dict]:
         case("absurd_bands", f"--input={good}", "--set", "neardup.bands=100000", "--set", "neardup.rows=1000"),
         {"name": "busy", "argv": ["run", f"--input={good}", f"--output={busy}", "--stages=none"]},
         {"name": "overlap", "argv": ["run", f"--input={tmp_path}", f"--output={tmp_path / 'o'}", "--stages=none"]},
+        {**case("spark_sql_error", f"--input={good}"), "fault": "spark_sql_error"},
+        {**case("python_worker_crash", f"--input={good}"), "fault": "python_worker_crash"},
         case("good", f"--input={good}"),
     ]
 
@@ -393,6 +395,8 @@ EXPECTED = {
     "absurd_bands": (2, ["GiB"]),
     "busy": (2, ["in use by another dedup-spark run", f"pid {os.getpid()}"]),
     "overlap": (2, ["overlap"]),
+    "spark_sql_error": (1, ["unexpected error", "injected fault in a Spark job", "Spark's log"]),
+    "python_worker_crash": (1, ["unexpected error", "ZeroDivisionError: injected fault", "Spark's log"]),
 }
 
 
