@@ -36,10 +36,13 @@ REASONS = {
     "non_string_text": "the text value is not a string",
     "empty_text": "the text is the empty string",
     "undecodable_text": "the file (text input) or the line (JSON Lines) is not valid UTF-8",
+    "too_large": "the text file is larger than a Spark value can hold (2 GiB); it is not read",
     "null_id": "the id column is null",
     "duplicate_id": "another row has the same id (input.duplicate_ids=quarantine)",
 }
 
+# Largest text file read as one document: Spark's binaryFile source and a row value stop at 2 GiB - 1.
+MAX_TEXT_FILE_BYTES = 2**31 - 1
 _JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 _COMPRESSION_SUFFIXES = (".gz", ".zst", ".bz2")
 _TEXT_SUFFIXES = (".txt", ".text", ".md")
@@ -274,9 +277,14 @@ def _read_delta(spark: SparkSession, source: InputSource, config: InputConfig) -
 
 
 def _read_text(spark: SparkSession, source: InputSource, config: InputConfig) -> DataFrame:
-    """One document per file: columns `path` and the text column."""
+    """One document per file: columns `path` and the text column. Files over MAX_TEXT_FILE_BYTES are quarantined
+    as `too_large` without being read (Spark's binaryFile source fails on them)."""
     paths = list(source.files.read_paths) if source.files else [storage.to_spark_path(source.path)]
-    files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(paths).select("path", "content")
+    listed = source.files.data if source.files else storage.list_files_with_sizes(source.path)
+    too_large = [name for name, size in listed if size > MAX_TEXT_FILE_BYTES]
+    if too_large:  # name the others one by one (through their links, if any), so Spark never opens the big ones
+        link_of = {real: link for link, real in source.files.aliases} if source.files else {}
+        paths = [link_of.get(n, storage.to_spark_path(n)) for n, size in listed if size <= MAX_TEXT_FILE_BYTES]
     schema = T.StructType(
         [
             T.StructField("path", T.StringType()),
@@ -286,16 +294,17 @@ def _read_text(spark: SparkSession, source: InputSource, config: InputConfig) ->
             T.StructField("_dd_raw", T.StringType()),
         ]
     )
-    decoded = files.mapInArrow(_decode_files(config.text_column), schema)
+    if paths:
+        files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(paths)
+        decoded = files.select("path", "content").mapInArrow(_decode_files(config.text_column), schema)
+    else:
+        decoded = spark.createDataFrame([], schema)
     if source.files and source.files.aliases:
         decoded = map_aliases(spark, decoded, source.files).withColumn("path", F.col("_dd_file"))
     # Spark skips zero-length files when it splits the input; add them back so they are counted and quarantined.
-    listed = source.files.data if source.files else storage.list_files_with_sizes(source.path)
-    empty = [_spark_uri(name) for name, size in listed if size == 0]
-    if not empty:
-        return decoded
-    rows = [(name, None, name, "empty_text", None) for name in empty]
-    return decoded.unionByName(spark.createDataFrame(rows, schema))
+    rows = [(_spark_uri(name), None, _spark_uri(name), "empty_text", None) for name, size in listed if size == 0]
+    rows += [(_spark_uri(name), None, _spark_uri(name), "too_large", None) for name in too_large]
+    return decoded.unionByName(spark.createDataFrame(rows, schema)) if rows else decoded
 
 
 def _spark_uri(path: str) -> str:

@@ -259,6 +259,21 @@ def test_text_files_in_other_encodings_are_quarantined(tmp_path, run_cli):
     assert report(out)["quarantine_by_reason"] == {"undecodable_text": 2}
 
 
+def test_a_text_file_over_2_gib_is_quarantined_as_too_large_without_being_read(tmp_path, run_cli):
+    src = tmp_path / "txt"
+    src.mkdir()
+    (src / "small.txt").write_text("a small document")
+    with open(src / "huge.txt", "wb") as stream:
+        stream.truncate(3 * 1024**3)  # sparse: 3 GiB by size, no disk used, never read
+    (src / "_hidden.txt").write_text("hidden but read")
+    out = tmp_path / "out"
+    assert run_cli("run", f"--input={src}", f"--output={out}") == 0
+    balanced(out, rows_in=3, quarantined=1)
+    assert [r["path"].rsplit("/", 1)[-1] for r in read_output(out / "quarantine") if r["reason"] == "too_large"] == [
+        "huge.txt"
+    ]
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="as root, chmod 000 does not stop reads: no unreadable file to test")
 def test_unreadable_input_file_is_an_input_error(tmp_path, run_cli, capsys):
     src = write_jsonl(tmp_path / "in.jsonl", DOCS)
