@@ -52,6 +52,7 @@ def spark_cannot_list(relative: str) -> bool:
 def list_input_files(path: str) -> InputFiles:
     """List the input (see the module docstring), warn about skipped metadata, set up aliases if needed."""
     data, skipped = storage.list_input(path)
+    _check_unlistable(path)
     if skipped:
         size = sum(s for _, s in skipped)
         names = ", ".join(p.rsplit("/", 1)[-1] for p, _ in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
@@ -94,6 +95,29 @@ def list_input_files(path: str) -> InputFiles:
         folder,
     )
     return InputFiles(tuple(data), tuple(skipped), (folder,), tuple(aliases))
+
+
+def _check_unlistable(path: str) -> None:
+    """Local folders: entries the listing cannot return as files (broken links, pipes, sockets) are named, not
+    silently missed: an input error (exit 3)."""
+    import stat
+
+    if "://" in path or storage.has_glob(path) or not os.path.isdir(path):
+        return
+    odd = []
+    for folder, _, names in os.walk(path, followlinks=True):
+        for name in names:
+            full = os.path.join(folder, name)
+            if not os.path.exists(full):
+                odd.append((full, "a broken symbolic link"))
+            elif not stat.S_ISREG(os.stat(full).st_mode):
+                odd.append((full, "not a regular file"))
+    if odd:
+        more = f" (and {len(odd) - 1} more)" if len(odd) > 1 else ""
+        raise InputError(
+            f"input file {odd[0][0]!r} is {odd[0][1]}{more}; remove it or point it at a real file, so no data is "
+            "silently missing"
+        )
 
 
 def _root(path: str) -> str:

@@ -156,6 +156,15 @@ def test_symlinks_in_the_input_are_followed(tmp_path, run_cli):
     assert sorted(r["id"] for r in read_output(out / "data")) == list(range(10))
 
 
+def test_a_broken_symlink_in_the_input_is_named_not_skipped(tmp_path, run_cli, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    write_jsonl(src / "a.jsonl", DOCS)
+    (src / "gone.jsonl").symlink_to(tmp_path / "deleted.jsonl")
+    assert run_cli("run", f"--input={src}", f"--output={tmp_path / 'out'}") == 3
+    assert "gone.jsonl" in error_line(capsys) and not (tmp_path / "out").exists()
+
+
 # --- Parquet schemas ----------------------------------------------------------------------------------------
 
 
