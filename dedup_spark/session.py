@@ -10,7 +10,8 @@ import time
 from pyspark.sql import SparkSession
 
 # Where Spark's own console output goes when the CLI runs without --verbose (see `get_or_create_session`).
-SPARK_LOG_DIR = os.path.join(tempfile.gettempdir(), "dedup-spark-logs")
+# One folder per user: another user's folder of the same name would not be writable.
+SPARK_LOG_DIR = os.path.join(tempfile.gettempdir(), f"dedup-spark-logs-{os.getuid()}")
 
 
 def get_or_create_session(app_name: str = "dedup-spark", spark_log: str | None = None) -> SparkSession:
