@@ -146,13 +146,16 @@ def _locked(output, dry_run: bool):
 
 def _session(args: argparse.Namespace):
     """The SparkSession; without --verbose the JVM's own stderr goes to a log file named in the log."""
+    from dedup_spark import session
     from dedup_spark.session import get_or_create_session, new_spark_log_path
 
     if args.verbose:
         return get_or_create_session()
-    args.spark_log = new_spark_log_path()
-    log.info("Spark's own log: %s (--verbose shows it here)", args.spark_log)
-    return get_or_create_session(spark_log=args.spark_log)
+    spark = get_or_create_session(spark_log=session.spark_log_in_use or new_spark_log_path())
+    args.spark_log = session.spark_log_in_use
+    if args.spark_log:
+        log.info("Spark's own log: %s (--verbose shows it here)", args.spark_log)
+    return spark
 
 
 def _run_contamination(args: argparse.Namespace) -> int:

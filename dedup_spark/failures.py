@@ -108,7 +108,12 @@ def _file_named(text: str) -> str | None:
     for pattern in _FILE_IN_MESSAGE:
         match = pattern.search(text)
         if match:
-            return match.group(1).removeprefix("file:")
+            path = match.group(1)
+            if path.startswith("file:"):  # file:///a%20b -> /a b
+                from urllib.parse import unquote
+
+                path = "/" + unquote(path[len("file:") :]).lstrip("/")
+            return path
     return None
 
 

@@ -12,6 +12,8 @@ from pyspark.sql import SparkSession
 # Where Spark's own console output goes when the CLI runs without --verbose (see `get_or_create_session`).
 # One folder per user: another user's folder of the same name would not be writable.
 SPARK_LOG_DIR = os.path.join(tempfile.gettempdir(), f"dedup-spark-logs-{os.getuid()}")
+# The file the JVM started by this process writes its stderr to (None: not redirected, or not started here).
+spark_log_in_use: str | None = None
 
 
 def get_or_create_session(app_name: str = "dedup-spark", spark_log: str | None = None) -> SparkSession:
@@ -27,6 +29,7 @@ def get_or_create_session(app_name: str = "dedup-spark", spark_log: str | None =
     # Local Python workers must use this interpreter (the one with our dependencies), not the system python.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
+    global spark_log_in_use
     if spark_log is None or SparkSession.getActiveSession() is not None:
         return builder.getOrCreate()
     os.makedirs(os.path.dirname(spark_log) or ".", exist_ok=True)
@@ -35,7 +38,9 @@ def get_or_create_session(app_name: str = "dedup-spark", spark_log: str | None =
     saved = os.dup(2)
     os.dup2(log_fd, 2)  # the JVM started now inherits this stderr; Python's own stderr is restored below
     try:
-        return builder.getOrCreate()
+        session = builder.getOrCreate()
+        spark_log_in_use = spark_log
+        return session
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -430,7 +430,12 @@ def test_each_error_class_is_one_line_on_real_stderr(tmp_path):
         got, lines = results[name]
         assert got == code, (name, lines[-5:])
         line = one_error_line(lines)
+        print(f"{name}: exit {got}: {line}")  # the battery's lines, for a reader of `pytest -s`
         assert all(w in line for w in words), (name, line)
+        assert "file:" not in line and "'//" not in line, line  # files named as the user wrote them
+        if code == 1:  # Spark's side of the story is kept, in the log file the line names
+            log = line.rsplit("Spark's log: ", 1)[1].rstrip(")")
+            assert "injected fault" in open(log, encoding="utf-8", errors="replace").read()
         assert not (tmp_path / f"out-{name}" / "data").exists()
     code, lines = results["good"]
     assert code == 0 and not any(line.startswith(ERROR_PREFIX) for line in lines)
