@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -435,7 +436,7 @@ def test_each_error_class_is_one_line_on_real_stderr(tmp_path):
         assert "file:" not in line and "'//" not in line, line  # files named as the user wrote them
         if code == 1:  # Spark's side of the story is kept, in the log file the line names
             log = line.rsplit("Spark's log: ", 1)[1].rstrip(")")
-            assert "injected fault" in open(log, encoding="utf-8", errors="replace").read()
+            assert "injected fault" in Path(log).read_text(encoding="utf-8", errors="replace")
         assert not (tmp_path / f"out-{name}" / "data").exists()
     code, lines = results["good"]
     assert code == 0 and not any(line.startswith(ERROR_PREFIX) for line in lines)
