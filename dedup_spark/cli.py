@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    logging.captureWarnings(True)  # Python warnings become log records like ours, not loose lines on stderr
     if not args.verbose:  # PySpark logs every failed query as a JSON record with the Java stack; our line says it
         logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL + 1)
     args.paths = (None, None)  # (input, output) once the config is resolved, for naming them in errors
