@@ -51,6 +51,12 @@ def describe(exc: BaseException, input_path: str | None, output_path: str | None
             f"cannot write to the output folder {output_path!r} (permission denied or read-only file system); "
             "pass an --output this user can write"
         )
+    duplicate = re.search(r"COLUMN_ALREADY_EXISTS\] The column `(.+?)` already exists", text)
+    if duplicate:
+        return InputError.exit_code, (
+            f"the input {input_path!r} has two columns named {duplicate.group(1)!r} apart from upper/lower case "
+            "(Spark compares column names case-insensitively); rename one of them in the input"
+        )
     for marker, meaning, fix in _INPUT_CAUSES:
         if marker in text:
             file = _file_named(text) or input_path

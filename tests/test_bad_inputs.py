@@ -383,6 +383,7 @@ def _error_inputs(tmp_path) -> list[dict]:
     conflict.mkdir()
     pq.write_table(pa.table({"text": ["x"], "n": [1]}), conflict / "a.parquet")
     pq.write_table(pa.table({"text": ["y"], "n": ["one"]}), conflict / "b.parquet")
+    cased = write_jsonl(tmp_path / "cased.jsonl", [{"text": "a doc", "Text": "b"}, {"text": "c", "TEXT": 1}])
     tabs = tmp_path / "tabs.yaml"
     tabs.write_text("input:\n\ttext_column: body\n")
     busy = tmp_path / "busy"
@@ -400,6 +401,7 @@ def _error_inputs(tmp_path) -> list[dict]:
         case("json_as_parquet", f"--input={good}", "--input-format=parquet"),
         case("type_conflict", f"--input={conflict}"),
         case("missing", f"--input={tmp_path / 'nothing'}"),
+        case("case_only_columns", f"--input={cased}"),
         case("yaml_tabs", f"--input={good}", f"--config={tabs}"),
         case("absurd_bands", f"--input={good}", "--set", "neardup.bands=100000", "--set", "neardup.rows=1000"),
         {"name": "busy", "argv": ["run", f"--input={good}", f"--output={busy}", "--stages=none"]},
@@ -416,6 +418,7 @@ EXPECTED = {
     "json_as_parquet": (3, ["good.jsonl", "--input-format"]),
     "type_conflict": (3, ["'n'", "a.parquet", "b.parquet"]),
     "missing": (3, ["does not exist"]),
+    "case_only_columns": (3, ["'text'", "upper/lower case", "cased.jsonl"]),
     "yaml_tabs": (2, ["tabs.yaml", "line 2", "tabs"]),
     "absurd_bands": (2, ["GiB"]),
     "busy": (2, ["in use by another dedup-spark run", f"pid {os.getpid()}"]),
