@@ -25,6 +25,8 @@ _INPUT_CAUSES = (
     ("Unexpected end of ZLIB input stream", "the file is truncated (its compressed stream ends early)", "replace it"),
     ("incorrect header check", "it is not valid gzip data", "replace it or fix its suffix"),
     ("Not in GZIP format", "it is not valid gzip data", "replace it or fix its suffix"),
+    ("not a gzip file", "it is not valid gzip data", "replace it or fix its suffix"),
+    ("Truncated source", "the file is truncated (its compressed stream ends early)", "replace it"),
     ("Unknown frame descriptor", "it is not valid zstd data", "replace it or fix its suffix"),
     ("is not a Parquet file", "it is not a Parquet file", "pass the right --input-format, or remove the file"),
     ("CANNOT_READ_FILE_FOOTER", "its Parquet footer is unreadable (corrupt or truncated)", "replace the file"),

@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import zstandard
 
 from tests.battery import split
 from tests.conftest import REPO
@@ -383,6 +384,18 @@ def _error_inputs(tmp_path) -> list[dict]:
     conflict.mkdir()
     pq.write_table(pa.table({"text": ["x"], "n": [1]}), conflict / "a.parquet")
     pq.write_table(pa.table({"text": ["y"], "n": ["one"]}), conflict / "b.parquet")
+    not_gzip = tmp_path / "notgz" / "a.jsonl.gz"
+    not_gzip.parent.mkdir()
+    not_gzip.write_bytes(b"plain text, not gzip\n" * 20)
+    truncated_zst = tmp_path / "zst" / "a.jsonl.zst"
+    truncated_zst.parent.mkdir()
+    packed = zstandard.ZstdCompressor().compress(
+        "\n".join(json.dumps({"text": f"zst line {i}"}) for i in range(5000)).encode()
+    )
+    truncated_zst.write_bytes(packed[: len(packed) // 2])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    pq.write_table(pa.table({"text": pa.array([], pa.string())}), empty / "zero-rows.parquet")
     cased = write_jsonl(tmp_path / "cased.jsonl", [{"text": "a doc", "Text": "b"}, {"text": "c", "TEXT": 1}])
     tabs = tmp_path / "tabs.yaml"
     tabs.write_text("input:\n\ttext_column: body\n")
@@ -401,6 +414,8 @@ def _error_inputs(tmp_path) -> list[dict]:
         case("json_as_parquet", f"--input={good}", "--input-format=parquet"),
         case("type_conflict", f"--input={conflict}"),
         case("missing", f"--input={tmp_path / 'nothing'}"),
+        case("not_gzip", f"--input={not_gzip}"),
+        case("truncated_zst", f"--input={truncated_zst}"),
         case("case_only_columns", f"--input={cased}"),
         case("yaml_tabs", f"--input={good}", f"--config={tabs}"),
         case("absurd_bands", f"--input={good}", "--set", "neardup.bands=100000", "--set", "neardup.rows=1000"),
@@ -409,6 +424,7 @@ def _error_inputs(tmp_path) -> list[dict]:
         {**case("spark_sql_error", f"--input={good}"), "fault": "spark_sql_error"},
         {**case("python_worker_crash", f"--input={good}"), "fault": "python_worker_crash"},
         case("good", f"--input={good}"),
+        {"name": "empty_all_stages", "argv": ["run", f"--input={empty}", f"--output={tmp_path / 'out-empty'}"]},
     ]
 
 
@@ -418,6 +434,8 @@ EXPECTED = {
     "json_as_parquet": (3, ["good.jsonl", "--input-format"]),
     "type_conflict": (3, ["'n'", "a.parquet", "b.parquet"]),
     "missing": (3, ["does not exist"]),
+    "not_gzip": (3, ["a.jsonl.gz", "not valid gzip"]),
+    "truncated_zst": (3, ["a.jsonl.zst", "truncated"]),
     "case_only_columns": (3, ["'text'", "upper/lower case", "cased.jsonl"]),
     "yaml_tabs": (2, ["tabs.yaml", "line 2", "tabs"]),
     "absurd_bands": (2, ["GiB"]),
@@ -445,6 +463,9 @@ def test_each_error_class_is_one_line_on_real_stderr(tmp_path):
     assert code == 0 and not any(line.startswith(ERROR_PREFIX) for line in lines)
     assert not any("Exception" in line or "\tat " in line for line in lines)
     balanced(tmp_path / "out-good", rows_in=10, quarantined=0)
+    code, lines = results["empty_all_stages"]  # zero rows through every stage
+    assert code == 0, lines[-5:]
+    balanced(tmp_path / "out-empty", rows_in=0, quarantined=0)
 
 
 def _can_mount() -> bool:
