@@ -49,8 +49,12 @@ def spark_cannot_list(relative: str) -> bool:
     )
 
 
-def list_input_files(path: str) -> InputFiles:
-    """List the input (see the module docstring), warn about skipped metadata, set up aliases if needed."""
+def list_input_files(path: str, local_spark: bool = True) -> InputFiles:
+    """List the input (see the module docstring), warn about skipped metadata, set up aliases if needed.
+
+    local_spark: Spark runs on this machine (local mode), so links in a temporary folder here are visible to it;
+    on a cluster they would not be, and names Spark cannot read are an input error instead.
+    """
     data, skipped = storage.list_input(path)
     _check_unlistable(path)
     if skipped:
@@ -67,11 +71,11 @@ def list_input_files(path: str) -> InputFiles:
     awkward = [f for f, _ in data if spark_cannot_list(f[len(root) :].lstrip("/"))]
     if not awkward:
         return InputFiles(tuple(data), tuple(skipped), (storage.to_spark_path(path),))
-    if "://" in path:
+    if "://" in path or not local_spark:
         raise InputError(
             f"Spark cannot read {len(awkward)} input files under {path!r} by their names (starting with '_' or "
-            f"'.', or holding characters such as ':'), e.g. {awkward[0]!r}; rename them, or copy the input to a "
-            "local folder"
+            f"'.', or holding characters such as ':'), e.g. {awkward[0]!r}; rename them"
+            + ("" if "://" in path else ", or run in local mode")
         )
     folder = tempfile.mkdtemp(prefix="dedup-spark-input-")
     atexit.register(shutil.rmtree, folder, True)

@@ -102,7 +102,7 @@ def resolve_source(spark: SparkSession, config: InputConfig) -> InputSource:
         if not is_delta:
             raise InputError(f"--input-format=delta but {path!r} has no _delta_log folder; is it a Delta table?")
         return InputSource("delta", path)
-    listed = list_input_files(path)
+    listed = list_input_files(path, local_spark=_is_local_mode(spark))
     files = [name for name, _ in listed.data]
     if not files:
         skipped = f" (only Spark/Delta metadata: {len(listed.skipped)} files)" if listed.skipped else ""
@@ -115,6 +115,13 @@ def resolve_source(spark: SparkSession, config: InputConfig) -> InputSource:
     unknown = [f for f in files if _format_of_file(f) is None][:3]
     detail = f"unrecognised files such as {unknown}" if unknown else f"a mix of {sorted(formats)}"
     raise InputError(f"cannot tell the format of {path!r}: {detail}. Pass --input-format=parquet|jsonl|text|delta")
+
+
+def _is_local_mode(spark: SparkSession) -> bool:
+    try:
+        return str(spark.conf.get("spark.master", "")).startswith("local")
+    except Exception:  # Spark Connect servers may refuse to show it: then the driver is not ours to assume local
+        return False
 
 
 def _catalog_has_table(spark: SparkSession, name: str) -> bool:

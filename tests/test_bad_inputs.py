@@ -106,6 +106,21 @@ def test_only_spark_and_delta_metadata_is_skipped():
     assert not any(is_metadata(name) for name in read)
 
 
+def test_names_spark_cannot_read_are_linked_locally_and_refused_on_a_cluster(tmp_path):
+    from dedup_spark.errors import InputError
+    from dedup_spark.inputfiles import list_input_files
+
+    write_jsonl(tmp_path / "_a.jsonl", DOCS)
+    write_jsonl(tmp_path / "b.jsonl", DOCS)
+    local = list_input_files(str(tmp_path))
+    assert sorted(os.path.basename(real) for _, real in local.aliases) == ["_a.jsonl", "b.jsonl"]
+    assert all(os.path.realpath(link) == real for link, real in local.aliases)
+    with pytest.raises(InputError, match="_a.jsonl"):
+        list_input_files(str(tmp_path), local_spark=False)
+    os.remove(tmp_path / "_a.jsonl")
+    assert list_input_files(str(tmp_path), local_spark=False).aliases == ()
+
+
 # --- files Spark hides or cannot open -------------------------------------------------------------------------
 
 
