@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from dedup_spark.config_checks import check_column_name, check_neardup_memory, check_paths, yaml_error_line
+from dedup_spark.config_checks import STAGE_NAMES, check_column_name, check_neardup_memory, check_paths, yaml_error_line
 from dedup_spark.errors import ConfigError
 
 INPUT_FORMATS = ("auto", "parquet", "jsonl", "text", "delta")
@@ -318,7 +318,6 @@ def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
 
 def validate(config: RunConfig) -> None:
     """Reject settings that cannot work, naming the key and the fix."""
-    from dedup_spark.stages import STAGE_NAMES  # late import: stages import this module
 
     if not config.input.path:
         raise ConfigError("no input: pass --input=PATH (a file, folder, glob or Delta table)")

@@ -9,6 +9,9 @@ from typing import Any
 
 from dedup_spark.errors import ConfigError
 
+# The dedup stages `--stages` may name; `stages.STAGE_NAMES` is the same tuple (a test checks it). Kept here so
+# that validating a config imports no pyspark (stages.py does).
+STAGE_NAMES: tuple[str, ...] = ("neardup", "exactsubstr")
 # Largest memory the NearDup signatures of one batch may need in a Python worker (see `check_neardup_memory`).
 NEARDUP_MEMORY_LIMIT = 4 * 1024**3
 

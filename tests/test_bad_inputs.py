@@ -66,6 +66,21 @@ def one_error_line(lines: list[str]) -> str:
 # --- pure helpers: overlap of paths, staleness of locks, the metadata list ----------------------------------------
 
 
+def test_config_errors_import_no_pyspark(tmp_path):
+    code = (
+        "import sys\n"
+        "from dedup_spark.cli import main\n"
+        f"assert main(['run', '--input={tmp_path}', '--output={tmp_path}/out']) == 2\n"
+        f"assert main(['run', '--input={tmp_path}', '--output=/elsewhere', '--stages=nope']) == 2\n"
+        "assert 'pyspark' not in sys.modules\n"
+        "from dedup_spark.config_checks import STAGE_NAMES\n"
+        "from dedup_spark.stages import STAGE_NAMES as REAL\n"
+        "assert STAGE_NAMES == REAL\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_overlap_resolves_symlinks_globs_and_uris(tmp_path):
     from dedup_spark.paths import overlap
 
