@@ -14,21 +14,9 @@ import traceback
 
 from dedup_spark import __version__
 from dedup_spark.config import INPUT_FORMATS, OUTPUT_FORMATS, dump_yaml, resolve_config
-from dedup_spark.errors import DedupSparkError, InputError
+from dedup_spark.errors import DedupSparkError
 
 log = logging.getLogger("dedup_spark")
-
-# Phrases in Spark/Java errors that mean the input data, not our code, is at fault.
-_INPUT_ERROR_MARKERS = (
-    "PATH_NOT_FOUND",
-    "FileNotFoundException",
-    "is not a Parquet file",
-    "Could not read footer",
-    "CANNOT_READ_FILE_FOOTER",
-    "UNABLE_TO_INFER_SCHEMA",
-    "FAILED_READ_FILE",
-    "Malformed",
-)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    logging.captureWarnings(True)  # Python warnings become log records like ours, not loose lines on stderr
+    if not args.verbose:  # PySpark logs every failed query as a JSON record with the Java stack; our line says it
+        logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL + 1)
+    args.paths = (None, None)  # (input, output) once the config is resolved, for naming them in errors
     try:
         return _run_contamination(args) if args.command == "contamination" else _run(args)
     except DedupSparkError as exc:
@@ -103,11 +95,13 @@ def main(argv: list[str] | None = None) -> int:
         # pyspark is an extra: clusters (Databricks, images with Spark) bring their own.
         message = "pyspark is not installed: pip install 'dedup-spark[spark]', or run where Spark is provided"
         return _fail(2, message, args.verbose)
-    except Exception as exc:  # Spark surfaces unreadable input as generic Java errors at action time
-        message = str(exc)
-        if any(marker in message for marker in _INPUT_ERROR_MARKERS):
-            return _fail(InputError.exit_code, f"cannot read the input: {_first_line(message)}", args.verbose)
-        return _fail(1, f"unexpected error: {type(exc).__name__}: {_first_line(message)}", args.verbose)
+    except Exception as exc:  # Spark surfaces unreadable input, full disks, ... as generic Java errors
+        from dedup_spark.failures import describe
+
+        code, message = describe(exc, *args.paths)
+        if code == 1 and getattr(args, "spark_log", None):
+            message += f" (Spark's log: {args.spark_log})"
+        return _fail(code, message, args.verbose)
 
 
 def _settings(args: argparse.Namespace, input_path: str) -> dict[str, object]:
@@ -126,46 +120,73 @@ def _settings(args: argparse.Namespace, input_path: str) -> dict[str, object]:
 def _run(args: argparse.Namespace) -> int:
     cli_settings = {**_settings(args, args.input), "stop_after": args.stop_after, "protect": args.protect}
     config = resolve_config(args.config, cli_settings, args.set)
+    args.paths = (config.input.path, config.output.path)
     log.info("resolved config:\n%s", dump_yaml(config).rstrip())
+    with _locked(config.output, config.dry_run):
+        from dedup_spark.pipeline import run_pipeline  # imports pyspark: keep --help and config errors fast
 
-    from dedup_spark.pipeline import run_pipeline  # imports pyspark: keep --help and config errors fast
-    from dedup_spark.session import get_or_create_session
-
-    spark = get_or_create_session()
-    report = run_pipeline(spark, config)
+        spark = _session(args)
+        report = run_pipeline(spark, config)
     print(report.summary())
     return 0
 
 
-def _run_contamination(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _locked(output, dry_run: bool):
+    """The output folder's lock (outputlock.py) for a run that writes; nothing for a dry run."""
+    import contextlib
 
+    from dedup_spark.outputlock import output_lock
+
+    folder = output.path
+    if not any(c in output.path for c in "/:\\") and output.path.count(".") >= 2:
+        folder = output.work_path  # --output names catalog tables: report.json and _work live in work_path
+    if dry_run or not folder:
+        return contextlib.nullcontext()  # nothing written; or no work_path, which the output check refuses
+    return output_lock(folder)
+
+
+def _session(args: argparse.Namespace):
+    """The SparkSession; without --verbose the JVM's own stderr goes to a log file named in the log."""
+    from dedup_spark import session
+    from dedup_spark.session import get_or_create_session, new_spark_log_path
+
+    if args.verbose:
+        return get_or_create_session()
+    spark = get_or_create_session(spark_log=session.spark_log_in_use or new_spark_log_path())
+    args.spark_log = session.spark_log_in_use
+    if args.spark_log:
+        log.info("Spark's own log: %s (--verbose shows it here)", args.spark_log)
+    return spark
+
+
+def _run_contamination(args: argparse.Namespace) -> int:
     from dedup_spark.errors import ConfigError
+    from dedup_spark.paths import overlap
 
     config = resolve_config(args.config, _settings(args, args.train), args.set)
-    if Path(args.eval).resolve() == Path(args.output).resolve():
-        raise ConfigError("--output must not be the same path as --eval")
+    args.paths = (config.input.path, config.output.path)
+    if overlap(args.eval, args.output):
+        raise ConfigError(
+            f"--output {args.output!r} and --eval {args.eval!r} overlap (one is inside the other): "
+            "pass an output folder outside the eval set"
+        )
     log.info("resolved config:\n%s", dump_yaml(config).rstrip())
 
-    from dedup_spark.contamination import run_contamination, summary_lines
-    from dedup_spark.session import get_or_create_session
+    with _locked(config.output, config.dry_run):
+        from dedup_spark.contamination import run_contamination, summary_lines
 
-    spark = get_or_create_session()
-    report = run_contamination(spark, config, args.eval, args.clean_train)
+        spark = _session(args)
+        report = run_contamination(spark, config, args.eval, args.clean_train)
     if report["status"] == "succeeded":
         print(summary_lines(report))
     return 0
 
 
-def _first_line(message: str) -> str:
-    lines = [line for line in message.strip().splitlines() if line.strip()]
-    return lines[0][:400] if lines else ""
-
-
 def _fail(code: int, message: str, verbose: bool) -> int:
     if verbose:
         traceback.print_exc()
-    print(f"dedup-spark: error: {message}", file=sys.stderr)
+    one_line = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    print(f"dedup-spark: error: {one_line}", file=sys.stderr)
     return code
 
 

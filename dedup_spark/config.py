@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from dedup_spark.config_checks import STAGE_NAMES, check_column_name, check_neardup_memory, check_paths, yaml_error_line
 from dedup_spark.errors import ConfigError
 
 INPUT_FORMATS = ("auto", "parquet", "jsonl", "text", "delta")
@@ -267,7 +268,7 @@ def load_yaml(path: str) -> dict[str, Any]:
     try:
         tree = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path!r} is not valid YAML: {exc}") from None
+        raise ConfigError(yaml_error_line(path, exc)) from None
     if not isinstance(tree, dict):
         raise ConfigError(f"config file {path!r} must hold a mapping of sections, got {type(tree).__name__}")
     return _flatten(tree)
@@ -326,7 +327,6 @@ def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
 
 def validate(config: RunConfig) -> None:
     """Reject settings that cannot work, naming the key and the fix."""
-    from dedup_spark.stages import STAGE_NAMES  # late import: stages import this module
 
     if not config.input.path:
         raise ConfigError("no input: pass --input=PATH (a file, folder, glob or Delta table)")
@@ -345,6 +345,7 @@ def validate(config: RunConfig) -> None:
     ):
         if name.startswith(INTERNAL_PREFIX):
             raise ConfigError(f"{key}={name!r}: names starting with {INTERNAL_PREFIX!r} are reserved")
+        check_column_name(key, name)
     if config.input.id_column == config.input.text_column:
         raise ConfigError("input.id_column and input.text_column must be different columns")
     if not 0.0 < config.input.json_schema_sampling_ratio <= 1.0:
@@ -364,11 +365,7 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(
             f"--stop-after={config.stop_after}: not a step of this run; steps: {', '.join(('ingest', *config.stages))}"
         )
-    if Path(config.output.path).resolve() == Path(config.input.path).resolve():
-        raise ConfigError("--output must not be the same path as --input")
-    for path in config.protect:
-        if Path(path).resolve() in (Path(config.input.path).resolve(), Path(config.output.path).resolve()):
-            raise ConfigError(f"--protect={path}: a held-out set must not be the --input or the --output path")
+    check_paths(config.input.path, config.output.path, config.protect)
     if config.protect and "neardup" not in config.stages:
         raise ConfigError("--protect needs the neardup stage (it removes input documents that cluster with them)")
 
@@ -393,6 +390,7 @@ def _validate_neardup(nd: NeardupConfig) -> None:
         raise ConfigError("neardup.ngram, neardup.batch_docs and neardup.max_component_rounds must be at least 1")
     if nd.local_components_max_edges < 0:
         raise ConfigError("neardup.local_components_max_edges must be at least 0")
+    check_neardup_memory(nd.bands or PRESETS[nd.preset].bands, nd.rows or PRESETS[nd.preset].rows, nd.batch_docs)
 
 
 def _validate_exactsubstr(ex: ExactsubstrConfig) -> None:

@@ -38,7 +38,7 @@ from dedup_spark.contamination_report import page_examples
 from dedup_spark.contamination_sources import exact_sources
 from dedup_spark.errors import AccountingError
 from dedup_spark.exact_chunks import ApplyTask
-from dedup_spark.ingest import IngestResult, ingest, load_docs, quarantine_rows, user_columns
+from dedup_spark.ingest import IngestResult, col, ingest, load_docs, original_name, quarantine_rows, user_columns
 from dedup_spark.neardup import SIGNATURE_SCHEMA, resolve_lsh, signature_batches
 from dedup_spark.readers import read_input, resolve_source
 from dedup_spark.report import utc_now
@@ -132,7 +132,7 @@ def _prefixed(docs: DataFrame, prefix: str) -> DataFrame:
 
 def _user_view(frame: DataFrame, config: RunConfig, extra: tuple[str, ...] = (), prefixed: bool = True) -> DataFrame:
     """The input's columns, the derived id (without its set prefix) when ids are derived, then `extra` columns."""
-    columns = [F.col(c) for c in user_columns(frame) if c not in extra]
+    columns = [col(c).alias(original_name(c)) for c in user_columns(frame) if c not in extra]
     if config.input.id_column is None:
         columns.append((_strip() if prefixed else F.col("_dd_id")).alias(config.output.id_column))
     return frame.select(*columns, *[F.col(c) for c in extra])

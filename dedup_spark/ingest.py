@@ -25,7 +25,8 @@ from pyspark.sql import types as T
 
 from dedup_spark import storage
 from dedup_spark.config import RunConfig
-from dedup_spark.errors import InputError
+from dedup_spark.errors import AccountingError, InputError
+from dedup_spark.inputfiles import InputFiles, expected_rows, file_key
 
 INTERNAL_COLUMNS = ("_dd_file", "_dd_reason", "_dd_raw", "_dd_id", "_dd_bytes", "_dd_order", "_dd_copy", "_dd_shard")
 
@@ -40,24 +41,41 @@ class IngestResult:
     shards: int
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
     parsed_kept: bool = True  # whether `_work/parsed` was written (see `ingest`)
+    # The input's files: {"read": n, "bytes": b, "skipped": [[path, bytes], ...], "rows": [[path, rows], ...]}.
+    files: dict = field(default_factory=dict)
 
 
 def user_columns(frame: DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in INTERNAL_COLUMNS]
 
 
+def safe_name(name: str) -> str:
+    """An input column name as the run carries it: "." and "`" (syntax in Spark's column strings) escaped
+    as %2E and %60 ("%" as %25), so stages that select columns by name work; `original_name` reverses it."""
+    return name.replace("%", "%25").replace(".", "%2E").replace("`", "%60")
+
+
+def original_name(name: str) -> str:
+    return name.replace("%60", "`").replace("%2E", ".").replace("%25", "%")
+
+
+def col(name: str):
+    """A column by its exact name: dots, spaces and backticks in input column names are not syntax."""
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
 def add_reasons_and_ids(raw: DataFrame, config: RunConfig) -> DataFrame:
     """Reader output -> the same rows with a final `_dd_reason`, `_dd_id`, `_dd_bytes` and `_dd_order`."""
-    text = F.col(config.input.text_column)
+    text = col(config.input.text_column)
     checks = [F.col("_dd_reason"), F.when(text.isNull(), "null_text"), F.when(text == "", "empty_text")]
     if config.input.id_column:
-        row_id = F.col(config.input.id_column).cast("string")
+        row_id = col(config.input.id_column).cast("string")
         checks.append(F.when(row_id.isNull(), "null_id"))
     else:
         row_id = F.substring(F.sha2(text, 256), 1, 32)
     columns = user_columns(raw)
     return raw.select(
-        *columns,
+        *[col(c) for c in columns],
         "_dd_file",
         F.coalesce(*checks).alias("_dd_reason"),
         "_dd_raw",
@@ -71,18 +89,25 @@ def add_reasons_and_ids(raw: DataFrame, config: RunConfig) -> DataFrame:
 def _row_hash(frame: DataFrame, columns: list[str]):
     """64-bit hash of a whole row. Spark cannot hash maps, so rows with map columns are hashed as JSON."""
     if any(isinstance(frame.schema[c].dataType, T.MapType) for c in columns):
-        return F.xxhash64(F.to_json(F.struct(*columns)))
-    return F.xxhash64(*columns)
+        return F.xxhash64(F.to_json(F.struct(*[col(c) for c in columns])))
+    return F.xxhash64(*[col(c) for c in columns])
 
 
 def ingest(
-    spark: SparkSession, raw: DataFrame, config: RunConfig, work_dir: str, keep_parsed: bool = True
+    spark: SparkSession,
+    raw: DataFrame,
+    config: RunConfig,
+    work_dir: str,
+    keep_parsed: bool = True,
+    source_files: tuple[str, InputFiles] | None = None,
 ) -> IngestResult:
     """Write `_work/shards` (and `_work/parsed` when `keep_parsed`; see the module docstring); return the counts.
 
     keep_parsed=False reads `raw` twice instead of writing and reading a parsed copy: cheaper for inputs that
     are cheap to read again and cannot change under the run (Parquet and text files, fingerprinted by resume);
     `quarantine_rows` then needs `add_reasons_and_ids(raw)` again.
+    source_files: (format, files) of a file input; rows read are then counted per file and checked against the
+    files themselves (`check_files`).
     """
     parsed_path = storage.join(work_dir, "parsed")
     shards_path = storage.join(work_dir, "shards")
@@ -91,9 +116,18 @@ def ingest(
         parsed.write.mode("overwrite").parquet(parsed_path)
         parsed = spark.read.parquet(parsed_path)
 
-    counts = parsed.groupBy("_dd_reason").agg(F.count(F.lit(1)).alias("rows"), F.sum("_dd_bytes").alias("bytes"))
-    by_reason = {row["_dd_reason"]: (row["rows"], row["bytes"] or 0) for row in counts.collect()}
+    counts = parsed.groupBy("_dd_file", "_dd_reason").agg(
+        F.count(F.lit(1)).alias("rows"), F.sum("_dd_bytes").alias("bytes")
+    )
+    by_reason: dict[str | None, tuple[int, int]] = {}
+    by_file: dict[str, int] = {}
+    for row in counts.collect():
+        rows, size = by_reason.get(row["_dd_reason"], (0, 0))
+        by_reason[row["_dd_reason"]] = (rows + row["rows"], size + (row["bytes"] or 0))
+        key = file_key(row["_dd_file"] or "")
+        by_file[key] = by_file.get(key, 0) + row["rows"]
     rows_read = sum(rows for rows, _ in by_reason.values())
+    files = check_files(source_files, by_file) if source_files and source_files[1] else {}
     bytes_read = sum(size for _, size in by_reason.values())
     valid_rows, valid_bytes = by_reason.pop(None, (0, 0))
     shard_count = max(1, math.ceil(valid_bytes / config.ingest.shard_size))
@@ -144,7 +178,38 @@ def ingest(
         shards=shard_count,
         quarantined_by_reason=quarantined,
         parsed_kept=keep_parsed,
+        files=files,
     )
+
+
+# Files named one by one in the report (the totals always cover all of them).
+REPORT_FILES = 1000
+
+
+def check_files(source_files: tuple[str, InputFiles], by_file: dict[str, int]) -> dict:
+    """Rows per listed file from the reader, checked against the files themselves; the report's file summary.
+
+    Parquet footers and text files (one document each) give exact counts; a JSON Lines file that is not
+    compressed and not empty holds at least one line. A file the reader dropped rows of is an AccountingError.
+    """
+    fmt, files = source_files
+    expected = expected_rows(fmt, files)
+    for path, size in files.data:
+        read = by_file.get(path, 0)
+        want = expected.get(path)
+        compressed = path.lower().endswith((".gz", ".zst", ".bz2"))
+        if (want is not None and want != read) or (want is None and size > 0 and not compressed and read == 0):
+            raise AccountingError(
+                f"input file {path!r} holds {want if want is not None else 'some'} rows but the reader produced "
+                f"{read}; rows would be lost: this is a bug, please report it"
+            )
+    return {
+        "read": len(files.data),
+        "bytes": sum(size for _, size in files.data),
+        "skipped": [[path, size] for path, size in files.skipped],
+        "skipped_bytes": sum(size for _, size in files.skipped),
+        "rows": [[path, by_file.get(path, 0)] for path, _ in files.data[:REPORT_FILES]],
+    }
 
 
 def load_docs(spark: SparkSession, result: IngestResult) -> DataFrame:
@@ -167,13 +232,13 @@ def quarantine_rows(
         parsed = parsed.limit(0)  # ingest counted no unreadable row: no need to scan the input for them
     columns = user_columns(parsed)
     unreadable = parsed.filter(F.col("_dd_reason").isNotNull()).select(
-        *columns, "_dd_id", F.col("_dd_reason").alias("reason"), "_dd_file", "_dd_raw"
+        *[col(c) for c in columns], "_dd_id", F.col("_dd_reason").alias("reason"), "_dd_file", "_dd_raw"
     )
     copies = (
         spark.read.parquet(result.shards_path)
         .filter(F.col("_dd_copy") > 0)
         .select(
-            *columns,
+            *[col(c) for c in columns],
             "_dd_id",
             F.lit("duplicate_id").alias("reason"),
             "_dd_file",
@@ -181,7 +246,7 @@ def quarantine_rows(
         )
     )
     return unreadable.unionByName(copies).select(
-        *columns,
+        *[col(c) for c in columns],
         "_dd_id",
         "reason",
         F.col("_dd_file").alias("input_file"),

@@ -13,7 +13,17 @@ from pyspark.sql import functions as F
 from dedup_spark import protect, resume, storage
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import AccountingError, InputError
-from dedup_spark.ingest import IngestResult, add_reasons_and_ids, ingest, load_docs, quarantine_rows, user_columns
+from dedup_spark.ingest import (
+    IngestResult,
+    add_reasons_and_ids,
+    col,
+    ingest,
+    load_docs,
+    original_name,
+    quarantine_rows,
+    safe_name,
+    user_columns,
+)
 from dedup_spark.readers import InputSource, read_input, resolve_source, sample_columns
 from dedup_spark.report import RunReport, plan_lines, utc_now
 from dedup_spark.report_data import removed_share_by_source
@@ -129,9 +139,13 @@ def _ingest(
         resume.write_marker(work_dir, "ingest", fingerprint, entry, saved)
 
     with report.stage("ingest", on_done=done) as entry:
-        result = ingest(spark, raw, config, ingest_dir, keep_parsed=source.format not in REREADABLE_FORMATS)
+        keep_parsed = source.format not in REREADABLE_FORMATS
+        files = (source.format, source.files) if source.files else None
+        result = ingest(spark, raw, config, ingest_dir, keep_parsed=keep_parsed, source_files=files)
         held_out = protect.ingest_protected(spark, config, ingest_dir)
         details = {"shards": result.shards, "shard_size": config.ingest.shard_size}
+        if result.files:
+            details["files"] = result.files
         if held_out:
             details["protected"] = protect.summary(held_out)
         entry.update(
@@ -248,8 +262,9 @@ def _write_outputs(
     for name, table in tables.items():
         writer.write(name, table)
     # Before the commit, which may delete _work, where these frames are read from.
+    source_column = config.report.source_column and safe_name(config.report.source_column)
     report.removed_by_source = removed_share_by_source(
-        load_docs(spark, ingested), all_removed, config.report.source_column, survivors=docs
+        load_docs(spark, ingested), all_removed, source_column, survivors=docs
     )
     keep = {"report.json", "report.html"} | ({"_work"} if config.output.keep_work else set())
     writer.commit(keep)
@@ -283,7 +298,7 @@ def _output_state(out_dir: str, unfinished: bool) -> str:
 
 
 def _check_output_columns(names: list[str], config: RunConfig) -> None:
-    columns = set(names)
+    columns = {original_name(name) for name in names}
     source = config.report.source_column
     if source is not None and source not in columns:
         raise InputError(f"report.source_column={source!r} is not an input column; columns are {sorted(columns)}")
@@ -316,7 +331,7 @@ def _union(docs: DataFrame, removed_frames: list[DataFrame]) -> DataFrame:
 
 def _user_view(frame: DataFrame, config: RunConfig, extra: bool = False) -> DataFrame:
     """Drop internal columns; expose a derived id under output.id_column; keep reason/extra columns if asked."""
-    columns = [F.col(c) for c in user_columns(frame) if c not in RESERVED_OUTPUT_COLUMNS]
+    columns = [col(c).alias(original_name(c)) for c in user_columns(frame) if c not in RESERVED_OUTPUT_COLUMNS]
     if config.input.id_column is None:
         columns.append(F.col("_dd_id").alias(config.output.id_column))
     if extra:

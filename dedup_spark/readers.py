@@ -23,20 +23,26 @@ from pyspark.sql import types as T
 from dedup_spark import storage
 from dedup_spark.config import INTERNAL_PREFIX, InputConfig
 from dedup_spark.errors import InputError
+from dedup_spark.ingest import original_name, safe_name
+from dedup_spark.inputfiles import InputFiles, file_column, list_input_files, map_aliases, parquet_conflict
+from dedup_spark.read_jsonl import read_jsonl
 
 REASONS = {
     "blank_line": "the line holds only white space (JSON Lines)",
     "malformed_json": "the line is not valid JSON",
+    "too_deeply_nested": "the JSON line nests objects or arrays deeper than 900 levels",
     "not_a_json_object": "the line is valid JSON but not an object",
     "null_text": "the text column is missing or null",
     "non_string_text": "the text value is not a string",
     "empty_text": "the text is the empty string",
-    "undecodable_text": "the file is not valid UTF-8",
+    "undecodable_text": "the file (text input) or the line (JSON Lines) is not valid UTF-8",
+    "too_large": "the text file is larger than a Spark value can hold (2 GiB); it is not read",
     "null_id": "the id column is null",
     "duplicate_id": "another row has the same id (input.duplicate_ids=quarantine)",
 }
 
-_UNPARSED_REASONS = ("blank_line", "malformed_json", "not_a_json_object")
+# Largest text file read as one document: Spark's binaryFile source and a row value stop at 2 GiB - 1.
+MAX_TEXT_FILE_BYTES = 2**31 - 1
 _JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 _COMPRESSION_SUFFIXES = (".gz", ".zst", ".bz2")
 _TEXT_SUFFIXES = (".txt", ".text", ".md")
@@ -50,6 +56,8 @@ class InputSource:
     format: str
     path: str
     is_table_name: bool = False
+    # The files read and skipped (`inputfiles.list_input_files`); None for Delta tables and catalog tables.
+    files: InputFiles | None = None
 
 
 def session_has_delta(spark: SparkSession) -> bool:
@@ -94,17 +102,26 @@ def resolve_source(spark: SparkSession, config: InputConfig) -> InputSource:
         if not is_delta:
             raise InputError(f"--input-format=delta but {path!r} has no _delta_log folder; is it a Delta table?")
         return InputSource("delta", path)
-    files = storage.list_files(path)
+    listed = list_input_files(path, local_spark=_is_local_mode(spark))
+    files = [name for name, _ in listed.data]
     if not files:
-        raise InputError(f"no input files at {path!r} (hidden files starting with '_' or '.' are skipped)")
+        skipped = f" (only Spark/Delta metadata: {len(listed.skipped)} files)" if listed.skipped else ""
+        raise InputError(f"no input files at {path!r}{skipped}; pass a file, folder or glob holding data")
     if config.format != "auto":
-        return InputSource(config.format, path)
+        return InputSource(config.format, path, files=listed)
     formats = {_format_of_file(f) for f in files}
     if len(formats) == 1 and None not in formats:
-        return InputSource(formats.pop(), path)
+        return InputSource(formats.pop(), path, files=listed)
     unknown = [f for f in files if _format_of_file(f) is None][:3]
     detail = f"unrecognised files such as {unknown}" if unknown else f"a mix of {sorted(formats)}"
     raise InputError(f"cannot tell the format of {path!r}: {detail}. Pass --input-format=parquet|jsonl|text|delta")
+
+
+def _is_local_mode(spark: SparkSession) -> bool:
+    try:
+        return str(spark.conf.get("spark.master", "")).startswith("local")
+    except Exception:  # Spark Connect servers may refuse to show it: then the driver is not ours to assume local
+        return False
 
 
 def _catalog_has_table(spark: SparkSession, name: str) -> bool:
@@ -117,7 +134,7 @@ def _catalog_has_table(spark: SparkSession, name: str) -> bool:
 def read_input(spark: SparkSession, source: InputSource, config: InputConfig) -> DataFrame:
     """Read the source into the schema described in the module docstring and check its columns."""
     readers = {
-        "jsonl": _read_jsonl,
+        "jsonl": lambda spark, source, config: read_jsonl(spark, source.path, source.files, config),
         "parquet": _read_parquet,
         "delta": _read_delta,
         "text": _read_text,
@@ -125,7 +142,10 @@ def read_input(spark: SparkSession, source: InputSource, config: InputConfig) ->
     }
     frame = readers[source.format](spark, source, config)
     _check_columns(frame, source, config)
-    return frame
+    # Dots and backticks in column names are Spark syntax where stages select columns by name: escape them here,
+    # the writers restore the names (ingest.safe_name / original_name).
+    renamed = {c: safe_name(c) for c in frame.columns if safe_name(c) != c}
+    return frame.withColumnsRenamed(renamed) if renamed else frame
 
 
 # Columns every reader adds next to the input's own.
@@ -143,9 +163,9 @@ def sample_columns(spark: SparkSession, source: InputSource, config: InputConfig
     if source.format != "jsonl":
         raw = read_input(spark, source, config)
         names = set(raw.columns) - _READER_COLUMNS
-        return [(f.name, f.dataType.simpleString()) for f in raw.schema.fields if f.name in names], ""
-    path = storage.to_spark_path(source.path)
-    lines = spark.read.option("recursiveFileLookup", "true").text(path).limit(DRY_RUN_SAMPLE_LINES).collect()
+        return [(original_name(f.name), f.dataType.simpleString()) for f in raw.schema.fields if f.name in names], ""
+    paths = list(source.files.read_paths) if source.files else [storage.to_spark_path(source.path)]
+    lines = spark.read.option("recursiveFileLookup", "true").text(paths).limit(DRY_RUN_SAMPLE_LINES).collect()
     types: dict[str, set[str]] = {}
     for row in lines:
         try:
@@ -206,18 +226,26 @@ def _check_columns(frame: DataFrame, source: InputSource, config: InputConfig) -
 
 def _with_file_and_no_reason(frame: DataFrame, file: Column | None = None) -> DataFrame:
     return (
-        frame.withColumn("_dd_file", F.col("_metadata.file_path") if file is None else file)
+        frame.withColumn("_dd_file", file_column(None) if file is None else file)
         .withColumn("_dd_reason", F.lit(None).cast("string"))
         .withColumn("_dd_raw", F.lit(None).cast("string"))
     )
 
 
 def _read_parquet(spark: SparkSession, source: InputSource, config: InputConfig) -> DataFrame:
+    """Every file's columns (mergeSchema): a column missing from some files is null there; a type conflict
+    between files is an input error naming the column, both types and two files."""
+    paths = list(source.files.read_paths) if source.files else [storage.to_spark_path(source.path)]
     try:
-        frame = spark.read.parquet(storage.to_spark_path(source.path))
-    except Exception as exc:  # Spark raises AnalysisException or a Java error for unreadable footers
-        raise InputError(f"cannot read Parquet at {source.path!r}: {_first_line(exc)}") from exc
-    return _with_file_and_no_reason(frame)
+        frame = spark.read.option("mergeSchema", "true").parquet(*paths)
+    except Exception as exc:  # Spark raises AnalysisException or a Java error for unreadable footers, conflicts
+        conflict = parquet_conflict(source.files) if source.files else None
+        if conflict is None:
+            from dedup_spark.failures import describe
+
+            conflict = describe(exc, source.path, None)[1]
+        raise InputError(conflict) from exc
+    return map_aliases(spark, _with_file_and_no_reason(frame), source.files)
 
 
 def _read_catalog_table(spark: SparkSession, source: InputSource, config: InputConfig) -> DataFrame:
@@ -256,13 +284,14 @@ def _read_delta(spark: SparkSession, source: InputSource, config: InputConfig) -
 
 
 def _read_text(spark: SparkSession, source: InputSource, config: InputConfig) -> DataFrame:
-    """One document per file: columns `path` and the text column."""
-    files = (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", "true")
-        .load(storage.to_spark_path(source.path))
-        .select("path", "content")
-    )
+    """One document per file: columns `path` and the text column. Files over MAX_TEXT_FILE_BYTES are quarantined
+    as `too_large` without being read (Spark's binaryFile source fails on them)."""
+    paths = list(source.files.read_paths) if source.files else [storage.to_spark_path(source.path)]
+    listed = source.files.data if source.files else storage.list_files_with_sizes(source.path)
+    too_large = [name for name, size in listed if size > MAX_TEXT_FILE_BYTES]
+    if too_large:  # name the others one by one (through their links, if any), so Spark never opens the big ones
+        link_of = {real: link for link, real in source.files.aliases} if source.files else {}
+        paths = [link_of.get(n, storage.to_spark_path(n)) for n, size in listed if size <= MAX_TEXT_FILE_BYTES]
     schema = T.StructType(
         [
             T.StructField("path", T.StringType()),
@@ -272,13 +301,17 @@ def _read_text(spark: SparkSession, source: InputSource, config: InputConfig) ->
             T.StructField("_dd_raw", T.StringType()),
         ]
     )
-    decoded = files.mapInArrow(_decode_files(config.text_column), schema)
+    if paths:
+        files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(paths)
+        decoded = files.select("path", "content").mapInArrow(_decode_files(config.text_column), schema)
+    else:
+        decoded = spark.createDataFrame([], schema)
+    if source.files and source.files.aliases:
+        decoded = map_aliases(spark, decoded, source.files).withColumn("path", F.col("_dd_file"))
     # Spark skips zero-length files when it splits the input; add them back so they are counted and quarantined.
-    empty = [_spark_uri(name) for name, size in storage.list_files_with_sizes(source.path) if size == 0]
-    if not empty:
-        return decoded
-    rows = [(name, None, name, "empty_text", None) for name in empty]
-    return decoded.unionByName(spark.createDataFrame(rows, schema))
+    rows = [(_spark_uri(name), None, _spark_uri(name), "empty_text", None) for name, size in listed if size == 0]
+    rows += [(_spark_uri(name), None, _spark_uri(name), "too_large", None) for name in too_large]
+    return decoded.unionByName(spark.createDataFrame(rows, schema)) if rows else decoded
 
 
 def _spark_uri(path: str) -> str:
@@ -310,83 +343,6 @@ def _decode_files(text_column: str):
             )
 
     return decode
-
-
-def _read_jsonl(spark: SparkSession, source: InputSource, config: InputConfig) -> DataFrame:
-    """JSON Lines (plain, .gz, .zst). Each line is checked in Python, then good lines are parsed by Spark."""
-    path = storage.to_spark_path(source.path)
-    lines = (
-        spark.read.option("recursiveFileLookup", "true")
-        .text(path)
-        .select(F.col("value"), F.col("_metadata.file_path").alias("_dd_file"))
-    )
-    checked = lines.mapInArrow(
-        _classify_json_lines(config.text_column),
-        "value string, _dd_file string, _dd_reason string",
-    )
-    schema = _infer_json_schema(spark, path, config)
-    parsed = F.from_json(F.col("value"), schema)
-    # Only lines that are JSON objects have columns; the others keep their raw line for the quarantine.
-    unparsed = F.col("_dd_reason").isin(*_UNPARSED_REASONS)
-    return checked.select(
-        *[F.when(~unparsed | F.col("_dd_reason").isNull(), parsed[f.name]).alias(f.name) for f in schema.fields],
-        "_dd_file",
-        "_dd_reason",
-        F.when(unparsed, F.col("value")).alias("_dd_raw"),
-    )
-
-
-def _infer_json_schema(spark: SparkSession, path: str, config: InputConfig) -> T.StructType:
-    reader = (
-        spark.read.option("mode", "DROPMALFORMED")
-        .option("recursiveFileLookup", "true")
-        .option("samplingRatio", config.json_schema_sampling_ratio)
-    )
-    try:
-        schema = reader.json(path).schema
-    except Exception as exc:
-        raise InputError(f"cannot read JSON lines at {path!r}: {_first_line(exc)}") from exc
-    # Lines whose text is not a string are quarantined by the line check; read the column as a string.
-    fields = [T.StructField(f.name, T.StringType()) if f.name == config.text_column else f for f in schema.fields]
-    if config.text_column not in schema.fieldNames():
-        if schema.fields:
-            raise InputError(
-                f"no line of {path!r} has the text column {config.text_column!r}; its columns are "
-                f"{schema.fieldNames()}. Set it with --set input.text_column=NAME"
-            )
-        # Not one readable JSON object: every line is quarantined with its own reason.
-        fields.append(T.StructField(config.text_column, T.StringType()))
-    return T.StructType(fields)
-
-
-def _classify_json_lines(text_column: str):
-    """Per line: None if it is an object with a string text value, else the quarantine reason."""
-
-    def reason_for(line: str) -> str | None:
-        if not line.strip():
-            return "blank_line"
-        try:
-            record = json.loads(line)
-        except ValueError:
-            return "malformed_json"
-        if not isinstance(record, dict):
-            return "not_a_json_object"
-        value = record.get(text_column)
-        if value is None:
-            return "null_text"
-        if not isinstance(value, str):
-            return "non_string_text"
-        return None
-
-    def classify(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            reasons = [reason_for(line) for line in batch.column("value").to_pylist()]
-            yield pa.RecordBatch.from_arrays(
-                [batch.column("value"), batch.column("_dd_file"), pa.array(reasons, pa.string())],
-                names=["value", "_dd_file", "_dd_reason"],
-            )
-
-    return classify
 
 
 def _first_line(exc: BaseException) -> str:

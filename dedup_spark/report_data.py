@@ -66,7 +66,9 @@ def removed_share_by_source(
         raise ValueError(f"max_sources must be at least 1, got {max_sources}")
 
     def key(frame: DataFrame) -> DataFrame:
-        return frame.withColumn("_dd_source", F.coalesce(F.col(name).cast("string"), F.lit(NULL_SOURCE)))
+        return frame.withColumn(
+            "_dd_source", F.coalesce(F.col("`" + name.replace("`", "``") + "`").cast("string"), F.lit(NULL_SOURCE))
+        )
 
     with_bytes = "_dd_bytes" in docs.columns and survivors is not None and "_dd_bytes" in survivors.columns
     sums = [F.count(F.lit(1)).alias("documents")]

@@ -36,7 +36,7 @@ log = logging.getLogger("dedup_spark")
 MARKER = "_COMPLETE.json"
 MARKER_VERSION = 2
 # What an unfinished run (killed, or stopped with --stop-after) leaves at the top of its output folder.
-UNFINISHED_ENTRIES = {"_work", "_staging", "_trash", "report.json", "report.html"}
+UNFINISHED_ENTRIES = {"_work", "_staging", "_trash", "report.json", "report.html", storage.LOCK_NAME}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,8 @@ import re
 import pyarrow.fs as pafs
 
 _GLOB_CHARS = re.compile(r"[*?\[{]")
+# The lock a running job holds in its output folder (see outputlock.py); it does not make a folder non-empty.
+LOCK_NAME = "_dedup_spark.lock"
 
 
 def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
@@ -47,46 +49,60 @@ def is_empty_or_missing(path: str) -> bool:
         return True
     if info.type != pafs.FileType.Directory:
         return False
-    return not fs.get_file_info(pafs.FileSelector(inner, recursive=False))
+    return all(i.base_name == LOCK_NAME for i in fs.get_file_info(pafs.FileSelector(inner, recursive=False)))
 
 
-def _visible(relative: str) -> bool:
-    # Spark ignores files and folders whose name starts with "_" or "." (_SUCCESS, .crc); so do we.
-    return not any(part.startswith(("_", ".")) for part in relative.split("/"))
+# Metadata that Spark, Hadoop and Delta write beside data files: never documents, so never read, always named
+# (a warning and the report list them). Every other file is read, hidden-looking names ("_x", ".x") included.
+METADATA_FILES = ("_SUCCESS", "_FAILURE", "_metadata", "_common_metadata", "_started_*", "_committed_*", "*.crc")
+METADATA_FILES += ("*._COPYING_", LOCK_NAME)
+METADATA_DIRS = ("_delta_log", "_temporary", "_spark_metadata", ".hive-staging*")
+
+
+def is_metadata(relative: str) -> bool:
+    """True for a file (path relative to the input root) that is Spark/Hadoop/Delta metadata (see above)."""
+    *folders, name = relative.split("/")
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in METADATA_FILES):
+        return True
+    return any(fnmatch.fnmatchcase(folder, pattern) for folder in folders for pattern in METADATA_DIRS)
 
 
 def list_files(path: str) -> list[str]:
     """Data files under a file, a folder (recursively) or a glob, as paths in the path's own style.
 
-    Hidden files (leading "_" or ".") are skipped like Spark does. Sorted, so callers are deterministic.
+    Metadata files (`is_metadata`) are left out; `list_input` also returns them. Sorted, so callers are
+    deterministic.
     """
     return [name for name, _ in list_files_with_sizes(path)]
 
 
 def list_files_with_sizes(path: str) -> list[tuple[str, int]]:
     """Like `list_files`, with each file's size in bytes."""
+    return list_input(path)[0]
+
+
+def list_input(path: str) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """(data files, skipped metadata files) under a file, folder or glob, each as sorted (path, size)."""
     fs, inner = filesystem(path)
     prefix = path[: len(path) - len(inner)] if "://" in path else ""
     if has_glob(inner):
         root = inner[: _GLOB_CHARS.search(inner).start()].rsplit("/", 1)[0] or "/"
         infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
-        found = [
-            i
-            for i in infos
-            if i.type == pafs.FileType.File
-            and fnmatch.fnmatch(i.path, inner)
-            and _visible(i.path[len(root) :].lstrip("/"))
-        ]
+        found = [i for i in infos if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, inner)]
     else:
+        root = inner
         info = fs.get_file_info(inner)
         if info.type == pafs.FileType.File:
-            found = [info]
+            found, root = [info], inner.rsplit("/", 1)[0]
         elif info.type == pafs.FileType.Directory:
             infos = fs.get_file_info(pafs.FileSelector(inner, recursive=True))
-            found = [i for i in infos if i.type == pafs.FileType.File and _visible(i.path[len(inner) :].lstrip("/"))]
+            found = [i for i in infos if i.type == pafs.FileType.File]
         else:
             found = []
-    return sorted((prefix + i.path, i.size) for i in found)
+    data, skipped = [], []
+    for i in found:
+        (skipped if is_metadata(i.path[len(root) :].lstrip("/")) else data).append((prefix + i.path, i.size))
+    return sorted(data), sorted(skipped)
 
 
 def delete(path: str) -> None:

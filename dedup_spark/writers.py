@@ -45,6 +45,7 @@ OWNED_ENTRIES = {
     "_work",
     "_staging",
     "_trash",
+    storage.LOCK_NAME,  # held by the running job (outputlock.py); never deleted by the writer
 }
 
 
@@ -153,7 +154,7 @@ class OutputWriter:
         produced = keep | {name.split("/", 1)[0] for name in self.written}
         for entry in _entries(self.out_dir):
             name = entry.rsplit("/", 1)[-1]
-            if name in OWNED_ENTRIES and name not in produced and name not in ("_staging", "_trash"):
+            if name in OWNED_ENTRIES and name not in produced and name not in ("_staging", "_trash", storage.LOCK_NAME):
                 storage.delete(storage.join(self.out_dir, name))
         storage.delete(storage.join(self.out_dir, "_staging"))
         storage.delete(storage.join(self.out_dir, "_trash"))

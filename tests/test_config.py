@@ -92,5 +92,5 @@ def test_bad_set_syntax_and_bad_yaml(tmp_path):
 
 
 def test_output_may_not_be_the_input(tmp_path):
-    with pytest.raises(ConfigError, match="same path"):
+    with pytest.raises(ConfigError, match="overlap"):
         build_config({"input.path": str(tmp_path), "output.path": str(tmp_path)})

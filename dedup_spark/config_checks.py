@@ -1,0 +1,63 @@
+"""Checks of the config that need more than a comparison: YAML syntax errors, NearDup memory, overlapping paths.
+
+Pure Python (no pyspark), so config errors stay fast. `config.py` calls these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dedup_spark.errors import ConfigError
+
+# The dedup stages `--stages` may name; `stages.STAGE_NAMES` is the same tuple (a test checks it). Kept here so
+# that validating a config imports no pyspark (stages.py does).
+STAGE_NAMES: tuple[str, ...] = ("neardup", "exactsubstr")
+# Largest memory the NearDup signatures of one batch may need in a Python worker (see `check_neardup_memory`).
+NEARDUP_MEMORY_LIMIT = 4 * 1024**3
+
+
+def yaml_error_line(path: str, exc: Any) -> str:
+    """One line: the file, the line and column, what the YAML parser found, and the usual fix."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    fix = "indent with spaces, not tabs" if "\\t" in problem else "fix the YAML syntax there"
+    return f"config file {path!r}{where} is not valid YAML: {problem}; {fix}"
+
+
+def check_neardup_memory(bands: int, rows: int, batch_docs: int) -> None:
+    """Refuse a bands x rows x batch_docs whose signatures could never fit a Python worker, before any work.
+
+    A worker holds a batch's min-hashes and band hashes (8 bytes each) plus the permutation parameters.
+    """
+    hashes = bands * rows
+    needed = 8 * hashes * (2 * batch_docs + 2)
+    if needed > NEARDUP_MEMORY_LIMIT:
+        raise ConfigError(
+            f"neardup bands x rows = {hashes:,} min-hashes per document with neardup.batch_docs={batch_docs} "
+            f"needs about {needed / 2**30:,.1f} GiB in each Python worker (limit "
+            f"{NEARDUP_MEMORY_LIMIT / 2**30:.0f} GiB); lower neardup.bands, neardup.rows or neardup.batch_docs"
+        )
+
+
+def check_paths(input_path: str, output_path: str, protect: tuple[str, ...]) -> None:
+    """The output must not overlap the input (either inside the other, after symlinks) nor a held-out set."""
+    from dedup_spark.paths import location, overlap
+
+    if overlap(output_path, input_path):
+        raise ConfigError(
+            f"--output {output_path!r} and --input {input_path!r} overlap (the same folder, or one inside the "
+            "other, after resolving symlinks): pass an output folder outside the input"
+        )
+    for path in protect:
+        if location(path) == location(input_path) or overlap(path, output_path):
+            raise ConfigError(f"--protect={path}: a held-out set must not be the --input or overlap the --output")
+
+
+def check_column_name(key: str, name: str) -> None:
+    """The text and id columns are named in stages' Spark expressions: no "." or "`" there (other columns may)."""
+    if key.startswith("input.") and ("." in name or "`" in name):
+        raise ConfigError(
+            f"{key}={name!r}: the text and id columns' names must not hold '.' or '`' (other columns may); "
+            "rename the column in the input"
+        )
