@@ -26,7 +26,8 @@ from dedup_spark.contamination_exact import (
     shared_windows,
 )
 from dedup_spark.minimizers import superkmers_batch
-from dedup_spark.shingles import normalize, word_shingles
+from dedup_spark.normalize import normalize
+from dedup_spark.shingles import word_shingles
 from dedup_spark.spans import removal_spans
 from dedup_spark.suffix_array import Piece, find_repeats
 from tests.exact_oracle import byte_spans, is_continuation

@@ -14,7 +14,8 @@ from dedup_spark.config import build_config
 from dedup_spark.lsh import band_keys
 from dedup_spark.minhash import MinHasher
 from dedup_spark.neardup import resolve_lsh, run_neardup, signature_batches
-from dedup_spark.shingles import char_shingles, normalize, shingle_hashes, word_shingles
+from dedup_spark.normalize import normalize
+from dedup_spark.shingles import char_shingles, shingle_hashes, word_shingles
 from dedup_spark.verify import verify_batches
 
 

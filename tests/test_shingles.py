@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import dedup_spark.shingles as shingles_module
+from dedup_spark.normalize import normalize, normalize_utf8
 from dedup_spark.shingles import (
     BASE,
     LENGTH_MIX,
@@ -18,8 +19,6 @@ from dedup_spark.shingles import (
     hash_shingles,
     hash_spans,
     join_documents,
-    normalize,
-    normalize_utf8,
     shingle_hash,
     shingle_hashes,
     shingle_set,
