@@ -10,12 +10,11 @@ import pytest
 from datasketch import MinHash
 
 from dedup_spark.minhash import EMPTY_VALUE, MERSENNE_61, MinHasher, fmix64, mod61, mulmod61
+from dedup_spark.normalize import normalize, normalize_utf8
 from dedup_spark.shingles import (
     ShingleUnit,
     batch_shingle_hashes,
     char_shingles,
-    normalize,
-    normalize_utf8,
     shingle_hash,
     shingle_hashes,
     word_shingles,
