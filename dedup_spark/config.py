@@ -86,7 +86,7 @@ class NeardupConfig:
     lowercase: bool = True
     nfkc: bool = True
     # true: a word is a run of letters, digits and combining marks, every other character separates words;
-    # false: only white space separates words (see shingles.py).
+    # false: only white space separates words (see normalize.py).
     strip_punctuation: bool = True
     # NFKD and drop combining marks (Mn): "café" = "cafe". Off: it also drops vowel signs of Indic scripts.
     fold_accents: bool = False
