@@ -196,9 +196,16 @@ def run_neardup(
         )
         in_clusters = involved.join(labels.withColumnRenamed("node", "_dd_id"), "_dd_id")
         if lsh.cluster_rule == "anchored":
-            anchors = anchored_labels(in_clusters, edges, order, nd, lsh, text_column, PROTECTED)
+            # A component of two documents is one verified pair: its member verifies against its keeper as it is.
+            # Only larger components go through the anchored rule (and ship their texts to it).
+            sizes = labels.groupBy("component").agg(F.count(F.lit(1)).alias("_dd_size"))
+            larger = in_clusters.join(sizes.filter(F.col("_dd_size") > 2), "component", "left_semi")
+            anchors = anchored_labels(larger, edges, order, nd, lsh, text_column, PROTECTED)
             anchors = checkpoint(spark, anchors, storage.join(work_dir, "anchors"))
-            in_clusters = in_clusters.join(anchors, "_dd_id").withColumn("component", F.col("anchor"))
+            in_clusters = in_clusters.join(anchors, "_dd_id", "left").withColumn(
+                "component",
+                F.coalesce("anchor", "component"),  # anchors and pair labels are ids of their members
+            )
         cluster = Window.partitionBy("component").orderBy(*order)
         whole = Window.partitionBy("component")
         clusters = in_clusters.select(
