@@ -196,10 +196,11 @@ def run_neardup(
         )
         in_clusters = involved.join(labels.withColumnRenamed("node", "_dd_id"), "_dd_id")
         if lsh.cluster_rule == "anchored":
-            # A component of two documents is one verified pair: its member verifies against its keeper as it is.
-            # Only larger components go through the anchored rule (and ship their texts to it).
+            # When candidates are verified by Jaccard, a component of two documents is one pair that passed the
+            # keeper's test already: only larger components go through the anchored rule (and ship their texts).
+            smallest = 3 if lsh.verify_jaccard else 2
             sizes = labels.groupBy("component").agg(F.count(F.lit(1)).alias("_dd_size"))
-            larger = in_clusters.join(sizes.filter(F.col("_dd_size") > 2), "component", "left_semi")
+            larger = in_clusters.join(sizes.filter(F.col("_dd_size") >= smallest), "component", "left_semi")
             anchors = anchored_labels(larger, edges, order, nd, lsh, text_column, PROTECTED)
             anchors = checkpoint(spark, anchors, storage.join(work_dir, "anchors"))
             in_clusters = in_clusters.join(anchors, "_dd_id", "left").withColumn(
