@@ -124,3 +124,17 @@ def test_chains_and_templates_on_spark(spark, tmp_path, chain, pages):
     assert len(components_removed) > len(removed)
     not_verified = sum(1 for j in components_jaccard.values() if j <= 0.8)
     assert not_verified > pages / 10 and components_metrics["removed_not_verified_with_keeper"] == not_verified
+
+
+def test_anchored_checks_pairs_that_the_preset_did_not_verify(spark, tmp_path):
+    rng = random.Random(11)
+    words = [f"w{rng.randrange(5000)}" for _ in range(120)]
+    half = [w if i % 2 else f"x{i}" for i, w in enumerate(words)]  # every other word changed: Jaccard near 0
+    texts = {"a": " ".join(words), "b": " ".join(words[:80] + half[80:])}  # one pair: a component of two
+    assert 0.3 < jaccard(texts["a"], texts["b"]) < 0.7
+    # No verification, and 50 bands of 2 rows: a and b are candidates, so components join them unchecked.
+    settings = {"preset": "text-dedup", "bands": 50, "rows": 2}
+    _, removed, _, _ = run(spark, tmp_path, texts, name="components", cluster_rule="components", **settings)
+    assert removed == {"b"}
+    _, removed, _, metrics = run(spark, tmp_path, texts, name="anchored", cluster_rule="anchored", **settings)
+    assert removed == set() and metrics["removed_not_verified_with_keeper"] == 0  # b fails a's keeper test
