@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,7 +16,15 @@ from typing import Any
 
 import yaml
 
-from dedup_spark.config_checks import STAGE_NAMES, check_column_name, check_neardup_memory, check_paths, yaml_error_line
+from dedup_spark.config_checks import (
+    SIZE_FIELDS,
+    STAGE_NAMES,
+    check_column_name,
+    check_neardup_memory,
+    check_paths,
+    parse_size,
+    yaml_error_line,
+)
 from dedup_spark.errors import ConfigError
 
 INPUT_FORMATS = ("auto", "parquet", "jsonl", "text", "delta")
@@ -160,34 +167,9 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "kb": 1000,
-    "mb": 1000**2,
-    "gb": 1000**3,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-}
-_SIZE_FIELDS = {"ingest.shard_size", "exactsubstr.chunk_size"}
-
-
-def parse_size(key: str, value: Any) -> int:
-    """'128MB' / '1GiB' / 4096 -> bytes."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{key}: expected a size like 128MB, got {value!r}")
-    if isinstance(value, (int, float)):
-        return int(value)
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
-    if not match or match.group(2).lower() not in _SIZE_UNITS:
-        raise ConfigError(f"{key}: expected a size like 128MB or 1GiB, got {value!r}")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
-
-
 def _coerce(key: str, hint: Any, value: Any) -> Any:
     """Convert a YAML or command-line value to the field's declared type, or raise ConfigError."""
-    if key in _SIZE_FIELDS:
+    if key in SIZE_FIELDS:
         return parse_size(key, value)
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)

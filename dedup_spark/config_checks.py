@@ -1,10 +1,12 @@
-"""Checks of the config that need more than a comparison: YAML syntax errors, NearDup memory, overlapping paths.
+"""Checks of the config that need more than a comparison: sizes, YAML syntax errors, NearDup memory, overlapping
+paths.
 
 Pure Python (no pyspark), so config errors stay fast. `config.py` calls these.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from dedup_spark.errors import ConfigError
@@ -14,6 +16,31 @@ from dedup_spark.errors import ConfigError
 STAGE_NAMES: tuple[str, ...] = ("neardup", "exactsubstr")
 # Largest memory the NearDup signatures of one batch may need in a Python worker (see `check_neardup_memory`).
 NEARDUP_MEMORY_LIMIT = 4 * 1024**3
+
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+SIZE_FIELDS = {"ingest.shard_size", "exactsubstr.chunk_size"}
+
+
+def parse_size(key: str, value: Any) -> int:
+    """'128MB' / '1GiB' / 4096 -> bytes."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a size like 128MB, got {value!r}")
+    if isinstance(value, (int, float)):
+        return int(value)
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise ConfigError(f"{key}: expected a size like 128MB or 1GiB, got {value!r}")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
 
 
 def yaml_error_line(path: str, exc: Any) -> str:

@@ -56,6 +56,7 @@ from dedup_spark.config import RunConfig
 from dedup_spark.errors import ConfigError, InputError
 from dedup_spark.exact_chunks import FINDINGS_SCHEMA, ApplyTask, ChunkTask, MergeTask, MinimizerPairs
 from dedup_spark.exact_top import collapse_repeats, snippet
+from dedup_spark.session import task_slots
 from dedup_spark.stages import StageOutput, TimedCheckpoints, many_splits
 
 REASON = "exact_substring"
@@ -136,7 +137,7 @@ def layout(docs: DataFrame, k: int, step: TimedCheckpoints, group: Column | None
     narrow = docs.select(
         "_dd_id", (group if group is not None else F.lit(0)).cast("long").alias("_dd_group"), "_dd_bytes"
     ).filter(F.col("_dd_bytes") >= k)
-    ranges = max(docs.sparkSession.sparkContext.defaultParallelism, math.ceil(narrow.count() / LAYOUT_ROWS_PER_TASK))
+    ranges = max(task_slots(docs.sparkSession), math.ceil(narrow.count() / LAYOUT_ROWS_PER_TASK))
     ranged = step(
         "layout_ranges",
         narrow.repartitionByRange(ranges, "_dd_group", "_dd_id").withColumn("_dd_range", F.spark_partition_id()),
@@ -170,7 +171,7 @@ def even_chunk_size(largest_group_bytes: int, size: int, spark: SparkSession) ->
 
 def whole_rounds(tasks: int, spark: SparkSession) -> int:
     """`tasks` rounded up to a multiple of the default parallelism (unchanged if 0 or 1)."""
-    slots = spark.sparkContext.defaultParallelism
+    slots = task_slots(spark)
     return tasks if tasks <= 1 else math.ceil(tasks / slots) * slots
 
 

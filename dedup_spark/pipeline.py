@@ -27,6 +27,7 @@ from dedup_spark.ingest import (
 from dedup_spark.readers import InputSource, read_input, resolve_source, sample_columns
 from dedup_spark.report import RunReport, plan_lines, utc_now
 from dedup_spark.report_data import removed_share_by_source
+from dedup_spark.session import set_job_description
 from dedup_spark.stages import STAGES, checkpoint, file_per_task
 from dedup_spark.writers import (
     OWNED_ENTRIES,
@@ -284,7 +285,7 @@ def _write_outputs(
 def _describe(spark: SparkSession, text: str | None) -> None:
     """Name the Spark jobs of a step in the Spark UI. Not available over Spark Connect: then nothing happens."""
     try:
-        spark.sparkContext.setJobDescription(text)
+        set_job_description(spark, text)
     except Exception as exc:  # Spark Connect has no SparkContext; progress in the UI is a nicety, not a need
         log.debug("no Spark job description (%s)", type(exc).__name__)
 

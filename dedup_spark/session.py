@@ -50,3 +50,13 @@ def get_or_create_session(app_name: str = "dedup-spark", spark_log: str | None =
 def new_spark_log_path() -> str:
     """A fresh file name under SPARK_LOG_DIR for one run's Spark output."""
     return os.path.join(SPARK_LOG_DIR, f"spark-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log")
+
+
+def task_slots(spark: SparkSession) -> int:
+    """Task slots of the session's cluster (Spark's default parallelism)."""
+    return spark.sparkContext.defaultParallelism
+
+
+def set_job_description(spark: SparkSession, text: str | None) -> None:
+    """Name the Spark jobs that follow in the Spark UI (None clears it)."""
+    spark.sparkContext.setJobDescription(text)

@@ -17,6 +17,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 from dedup_spark import storage
+from dedup_spark.session import task_slots
 
 
 @dataclass
@@ -106,7 +107,7 @@ def many_splits(spark: SparkSession, per_slot: int = 4):
     For CPU-heavy steps over compressed work files: Spark sizes splits by bytes on disk, so the 1 GB of ExactSubstr
     pieces of the linux corpus (about 360 MB compressed) became 3 tasks of 10-23 s on 2 cores.
     """
-    slots = spark.sparkContext.defaultParallelism
+    slots = task_slots(spark)
     return _setting(spark, "spark.sql.files.minPartitionNum", str(per_slot * slots))
 
 
