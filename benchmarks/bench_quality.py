@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -62,9 +63,12 @@ def jaccard(a: set, b: set) -> float:
     return len(a & b) / union if union else 0.0
 
 
-def similar_pairs(texts: dict[str, str], threshold: float = RECALL_THRESHOLD) -> dict[tuple[str, str], float]:
-    """Every pair of documents with truth Jaccard >= threshold, through an inverted index of shingles."""
-    sets = {doc: truth_shingles(text) for doc, text in texts.items()}
+def similar_pairs(
+    texts: dict[str, str], threshold: float = RECALL_THRESHOLD, shingles: Callable[[str], set] | None = None
+) -> dict[tuple[str, str], float]:
+    """Every pair of documents with Jaccard >= threshold, through an inverted index of shingles (the truth's
+    `truth_shingles` unless `shingles` is given)."""
+    sets = {doc: (shingles or truth_shingles)(text) for doc, text in texts.items()}
     postings: dict[tuple[str, ...], list[str]] = {}
     for doc, shingles in sets.items():
         for shingle in shingles:

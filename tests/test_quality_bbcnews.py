@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
-from collections import Counter
-
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks.bench_quality import similar_pairs
 from dedup_spark.shingles import shingle_hashes
 from tests.corpora import corpus
 from tests.helpers import read_output, report
 
 pytestmark = pytest.mark.slow
-
-
-def all_pairs_jaccard(texts: dict[str, str]) -> dict[tuple[str, str], float]:
-    """Exact Jaccard of every pair sharing at least one shingle, through an inverted index."""
-    sets = {i: set(shingle_hashes(t).tolist()) for i, t in texts.items()}
-    postings: dict[int, list[str]] = {}
-    for doc, shingles in sets.items():
-        for shingle in shingles:
-            postings.setdefault(shingle, []).append(doc)
-    shared: Counter = Counter()
-    for docs in postings.values():
-        shared.update(itertools.combinations(sorted(docs), 2))
-    return {(a, b): n / (len(sets[a]) + len(sets[b]) - n) for (a, b), n in shared.items()}
 
 
 def test_bbcnews_recall_and_soundness(tmp_path, run_cli):
@@ -34,7 +19,8 @@ def test_bbcnews_recall_and_soundness(tmp_path, run_cli):
     out = tmp_path / "out"
     assert run_cli("run", f"--input={path}", f"--output={out}", "--stages=neardup", "--set", "input.id_column=id") == 0
     cluster_of = {r["doc_id"]: r["cluster_id"] for r in read_output(out / "neardup" / "clusters")}
-    truth = all_pairs_jaccard(texts)
+    # Every pair sharing a shingle of our normaliser, with its exact Jaccard (an inverted index, no LSH).
+    truth = similar_pairs(texts, 0.0, lambda text: set(shingle_hashes(text).tolist()))
 
     similar = [pair for pair, j in truth.items() if j >= 0.85]
     together = [(a, b) for a, b in similar if a in cluster_of and cluster_of[a] == cluster_of.get(b)]
