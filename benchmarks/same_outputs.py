@@ -1,0 +1,136 @@
+"""Show that a change of code layout changes no output: run a fixed set of jobs, then compare two such sets.
+
+    python benchmarks/same_outputs.py write DIR      # run every job below into DIR/<job>/
+    python benchmarks/same_outputs.py resume DIR     # finish the --stop-after run in DIR/resume/ with this code
+    python benchmarks/same_outputs.py compare A B    # every table of A equals B's (rows sorted); exit 1 if not
+
+The jobs: the demo corpus (both stages, both exactsubstr policies), bbcnews and docs (built by
+../shared/corpora/make_corpora.sh; both stages, both policies), contamination of a bbcnews split (80% train,
+20% eval), and a demo run stopped after neardup (its _work/ markers are then reused by `resume`).
+Tables are Parquet folders; rows are compared after sorting on every column. report.json files are compared
+without timings, times, paths and the Spark version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[1]
+CORPORA = Path(os.environ.get("DEDUP_SPARK_CORPORA", Path.home() / ".cache/dedup-spark/corpora")) / "pq"
+DEMO = REPO / "data/demo/corpus.jsonl.gz"
+POLICIES = ("keep_first", "strike_all")
+
+
+def jobs(root: Path) -> dict[str, list[str]]:
+    """Job name -> dedup-spark arguments."""
+    runs: dict[str, list[str]] = {}
+    for name, path in (("demo", DEMO), ("bbcnews", CORPORA / "bbcnews.parquet"), ("docs", CORPORA / "docs.parquet")):
+        for policy in POLICIES:
+            runs[f"{name}-{policy}"] = ["run", f"--input={path}", f"--output={root / f'{name}-{policy}'}",
+                                        f"--set=exactsubstr.policy={policy}"]
+    split = root / "split"
+    runs["contamination"] = ["contamination", f"--train={split / 'train.parquet'}", f"--eval={split / 'eval.parquet'}",
+                             f"--output={root / 'contamination'}", "--clean-train"]
+    runs["resume"] = ["run", f"--input={DEMO}", f"--output={root / 'resume'}", "--stop-after=neardup"]
+    return runs
+
+
+def dedup_spark(args: list[str]) -> None:
+    print("+ dedup-spark", " ".join(args), flush=True)
+    subprocess.run([sys.executable, "-m", "dedup_spark", *args, "--overwrite"], check=True, cwd=REPO)
+
+
+def write_split(folder: Path) -> None:
+    """bbcnews rows in file order: the first 80% train, the rest eval (it shares the corpus's natural copies)."""
+    table = pq.read_table(CORPORA / "bbcnews.parquet")
+    cut = table.num_rows * 4 // 5
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table.slice(0, cut), folder / "train.parquet")
+    pq.write_table(table.slice(cut), folder / "eval.parquet")
+
+
+def write(root: Path) -> None:
+    write_split(root / "split")
+    for args in jobs(root).values():
+        dedup_spark(args)
+
+
+def resume(root: Path) -> None:
+    """The same command without --stop-after reuses the markers written by the other code."""
+    args = [a for a in jobs(root)["resume"] if not a.startswith("--stop-after")]
+    print("+ dedup-spark", " ".join(args), flush=True)
+    result = subprocess.run([sys.executable, "-m", "dedup_spark", *args], cwd=REPO, check=True)
+    report = json.loads((root / "resume/report.json").read_text())
+    reused = [s["name"] for s in report["stages"] if s.get("reused")]
+    print("reused:", reused)
+    if reused != ["ingest", "neardup"]:
+        sys.exit(f"expected ingest and neardup reused, got {reused} (exit {result.returncode})")
+
+
+def tables(root: Path) -> list[Path]:
+    """Every Parquet table folder (or file) under root, relative; _work and the split inputs left out."""
+    found = set()
+    for file in root.rglob("*.parquet"):
+        rel = file.relative_to(root)
+        if rel.parts[0] == "split" or "_work" in rel.parts:
+            continue
+        found.add(rel.parent if file.parent != root else rel)
+    return sorted(found)
+
+
+def sorted_rows(path: Path) -> pa.Table:
+    table = ds.dataset(path, format="parquet", exclude_invalid_files=True).to_table()
+    table = table.select(sorted(table.column_names))
+    keys = [(name, "ascending") for name in table.column_names
+            if not pa.types.is_nested(table.schema.field(name).type)]
+    return table.take(pc.sort_indices(table, sort_keys=keys)) if keys else table
+
+
+VOLATILE = {"seconds", "started", "finished", "started_at", "finished_at", "spark_version", "input", "output",
+            "path", "work_dir", "log", "python", "command", "elapsed_seconds", "duration_seconds"}
+
+
+def stable(value):
+    """report.json without what differs between two identical runs."""
+    if isinstance(value, dict):
+        return {k: stable(v) for k, v in value.items() if k not in VOLATILE and not k.endswith("_seconds")}
+    if isinstance(value, list):
+        return [stable(v) for v in value]
+    return value
+
+
+def compare(a: Path, b: Path) -> None:
+    problems, names = [], tables(a)
+    if names != tables(b):
+        problems.append(f"different tables: {sorted(set(names) ^ set(tables(b)))}")
+    for rel in names:
+        if not (b / rel).exists():
+            continue
+        left, right = sorted_rows(a / rel), sorted_rows(b / rel)
+        if not left.equals(right):
+            problems.append(f"{rel}: {left.num_rows} vs {right.num_rows} rows, or different values")
+    for report in sorted(a.rglob("report.json")):
+        rel = report.relative_to(a)
+        if rel.parts[0] == "resume":
+            continue
+        other = b / rel
+        if not other.exists() or stable(json.loads(report.read_text())) != stable(json.loads(other.read_text())):
+            problems.append(f"{rel}: differs")
+    print(f"{len(names)} tables compared")
+    if problems:
+        sys.exit("\n".join(problems))
+    print("identical")
+
+
+if __name__ == "__main__":
+    command, *paths = sys.argv[1:]
+    {"write": write, "resume": resume, "compare": compare}[command](*map(Path, paths))
