@@ -35,9 +35,9 @@ from pathlib import Path
 import psutil
 import pyarrow.parquet as pq
 
-from dedup_spark.lsh import PRESETS
-from dedup_spark.normalize import normalize
-from dedup_spark.shingles import shingle_hash, word_shingles
+from dedup_spark.neardup.lsh import PRESETS
+from dedup_spark.neardup.normalize import normalize
+from dedup_spark.neardup.shingles import shingle_hash, word_shingles
 
 CORES = os.cpu_count() or 1
 

@@ -41,8 +41,8 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `tests` 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.quality_sets import CACHE, SETS, build, load_pairs
-from dedup_spark.normalize import normalize
-from dedup_spark.shingles import shingle_hashes
+from dedup_spark.neardup.normalize import normalize
+from dedup_spark.neardup.shingles import shingle_hashes
 
 RECALL_THRESHOLD = 0.85
 PRECISION_THRESHOLD = 0.75

@@ -35,11 +35,20 @@ def jobs(root: Path) -> dict[str, list[str]]:
     runs: dict[str, list[str]] = {}
     for name, path in (("demo", DEMO), ("bbcnews", CORPORA / "bbcnews.parquet"), ("docs", CORPORA / "docs.parquet")):
         for policy in POLICIES:
-            runs[f"{name}-{policy}"] = ["run", f"--input={path}", f"--output={root / f'{name}-{policy}'}",
-                                        f"--set=exactsubstr.policy={policy}"]
+            runs[f"{name}-{policy}"] = [
+                "run",
+                f"--input={path}",
+                f"--output={root / f'{name}-{policy}'}",
+                f"--set=exactsubstr.policy={policy}",
+            ]
     split = root / "split"
-    runs["contamination"] = ["contamination", f"--train={split / 'train.parquet'}", f"--eval={split / 'eval.parquet'}",
-                             f"--output={root / 'contamination'}", "--clean-train"]
+    runs["contamination"] = [
+        "contamination",
+        f"--train={split / 'train.parquet'}",
+        f"--eval={split / 'eval.parquet'}",
+        f"--output={root / 'contamination'}",
+        "--clean-train",
+    ]
     runs["resume"] = ["run", f"--input={DEMO}", f"--output={root / 'resume'}", "--stop-after=neardup"]
     return runs
 
@@ -90,13 +99,27 @@ def tables(root: Path) -> list[Path]:
 def sorted_rows(path: Path) -> pa.Table:
     table = ds.dataset(path, format="parquet", exclude_invalid_files=True).to_table()
     table = table.select(sorted(table.column_names))
-    keys = [(name, "ascending") for name in table.column_names
-            if not pa.types.is_nested(table.schema.field(name).type)]
+    keys = [(name, "ascending") for name in table.column_names if not pa.types.is_nested(table.schema.field(name).type)]
     return table.take(pc.sort_indices(table, sort_keys=keys)) if keys else table
 
 
-VOLATILE = {"seconds", "started", "finished", "started_at", "finished_at", "spark_version", "input", "output",
-            "path", "work_dir", "log", "python", "command", "elapsed_seconds", "duration_seconds"}
+VOLATILE = {
+    "seconds",
+    "started",
+    "finished",
+    "started_at",
+    "finished_at",
+    "spark_version",
+    "input",
+    "output",
+    "path",
+    "work_dir",
+    "log",
+    "python",
+    "command",
+    "elapsed_seconds",
+    "duration_seconds",
+}
 
 
 def stable(value):

@@ -135,7 +135,7 @@ def _locked(output, dry_run: bool):
     """The output folder's lock (outputlock.py) for a run that writes; nothing for a dry run."""
     import contextlib
 
-    from dedup_spark.outputlock import output_lock
+    from dedup_spark.io.outputlock import output_lock
 
     folder = output.path
     if not any(c in output.path for c in "/:\\") and output.path.count(".") >= 2:
@@ -161,7 +161,7 @@ def _session(args: argparse.Namespace):
 
 def _run_contamination(args: argparse.Namespace) -> int:
     from dedup_spark.errors import ConfigError
-    from dedup_spark.paths import overlap
+    from dedup_spark.io.paths import overlap
 
     config = resolve_config(args.config, _settings(args, args.train), args.set)
     args.paths = (config.input.path, config.output.path)

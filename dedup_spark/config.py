@@ -353,7 +353,7 @@ def validate(config: RunConfig) -> None:
 
 
 def _validate_neardup(nd: NeardupConfig) -> None:
-    from dedup_spark.lsh import PRESETS
+    from dedup_spark.neardup.lsh import PRESETS
 
     _check_choice("neardup.preset", nd.preset, tuple(PRESETS))
     _check_choice("neardup.shingle_unit", nd.shingle_unit, ("word", "char"))

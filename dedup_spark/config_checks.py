@@ -69,7 +69,7 @@ def check_neardup_memory(bands: int, rows: int, batch_docs: int) -> None:
 
 def check_paths(input_path: str, output_path: str, protect: tuple[str, ...]) -> None:
     """The output must not overlap the input (either inside the other, after symlinks) nor a held-out set."""
-    from dedup_spark.paths import location, overlap
+    from dedup_spark.io.paths import location, overlap
 
     if overlap(output_path, input_path):
         raise ConfigError(

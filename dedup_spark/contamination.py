@@ -30,21 +30,21 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from dedup_spark import storage
 from dedup_spark.config import RunConfig
-from dedup_spark.contamination_exact import EVAL_PREFIX, TRAIN_PREFIX, shared_windows
-from dedup_spark.contamination_html import write_contamination_html
-from dedup_spark.contamination_report import page_examples
-from dedup_spark.contamination_sources import exact_sources
 from dedup_spark.errors import AccountingError
-from dedup_spark.exact_chunks import ApplyTask
-from dedup_spark.ingest import IngestResult, col, ingest, load_docs, original_name, quarantine_rows, user_columns
-from dedup_spark.neardup import SIGNATURE_SCHEMA, resolve_lsh, signature_batches
-from dedup_spark.readers import read_input, resolve_source
-from dedup_spark.report import utc_now
+from dedup_spark.exactsubstr.contamination import EVAL_PREFIX, TRAIN_PREFIX, shared_windows
+from dedup_spark.exactsubstr.sources import exact_sources
+from dedup_spark.exactsubstr.tasks import ApplyTask
+from dedup_spark.io import storage
+from dedup_spark.io.ingest import IngestResult, col, ingest, load_docs, original_name, quarantine_rows, user_columns
+from dedup_spark.io.readers import read_input, resolve_source
+from dedup_spark.io.writers import OutputWriter, check_output_folder, read_table
+from dedup_spark.neardup.stage import SIGNATURE_SCHEMA, resolve_lsh, signature_batches
+from dedup_spark.neardup.verify import verify_candidates
+from dedup_spark.report.contamination_examples import page_examples
+from dedup_spark.report.contamination_html import write_contamination_html
+from dedup_spark.report.run import utc_now
 from dedup_spark.stages import checkpoint
-from dedup_spark.verify import verify_candidates
-from dedup_spark.writers import OutputWriter, check_output_folder, read_table
 
 log = logging.getLogger("dedup_spark")
 

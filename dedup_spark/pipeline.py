@@ -10,10 +10,11 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from dedup_spark import protect, resume, storage
+from dedup_spark import protect, resume
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import AccountingError, InputError
-from dedup_spark.ingest import (
+from dedup_spark.io import storage
+from dedup_spark.io.ingest import (
     IngestResult,
     add_reasons_and_ids,
     col,
@@ -24,12 +25,8 @@ from dedup_spark.ingest import (
     safe_name,
     user_columns,
 )
-from dedup_spark.readers import InputSource, read_input, resolve_source, sample_columns
-from dedup_spark.report import RunReport, plan_lines, utc_now
-from dedup_spark.report_data import removed_share_by_source
-from dedup_spark.session import set_job_description
-from dedup_spark.stages import STAGES, checkpoint, file_per_task
-from dedup_spark.writers import (
+from dedup_spark.io.readers import InputSource, read_input, resolve_source, sample_columns
+from dedup_spark.io.writers import (
     OWNED_ENTRIES,
     OutputWriter,
     TableOutputWriter,
@@ -37,6 +34,10 @@ from dedup_spark.writers import (
     open_output_writer,
     output_files_dir,
 )
+from dedup_spark.report.data import removed_share_by_source
+from dedup_spark.report.run import RunReport, plan_lines, utc_now
+from dedup_spark.session import set_job_description
+from dedup_spark.stages import STAGES, checkpoint, file_per_task
 
 log = logging.getLogger("dedup_spark")
 

@@ -17,11 +17,11 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from dedup_spark import storage
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import InputError
-from dedup_spark.ingest import IngestResult, ingest, load_docs
-from dedup_spark.readers import read_input, resolve_source
+from dedup_spark.io import storage
+from dedup_spark.io.ingest import IngestResult, ingest, load_docs
+from dedup_spark.io.readers import read_input, resolve_source
 from dedup_spark.resume import input_identity
 
 # Held-out documents' ids are PROTECTED_ID_PREFIX + "<n>:" + their own id; input ids must not start with it.

@@ -27,9 +27,10 @@ from typing import Any
 import pyarrow.fs as pafs
 from pyspark.sql import SparkSession
 
-from dedup_spark import __version__, storage
+from dedup_spark import __version__
 from dedup_spark.config import RunConfig
-from dedup_spark.readers import InputSource, session_has_delta
+from dedup_spark.io import storage
+from dedup_spark.io.readers import InputSource, session_has_delta
 
 log = logging.getLogger("dedup_spark")
 

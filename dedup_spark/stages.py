@@ -16,7 +16,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from dedup_spark import storage
+from dedup_spark.io import storage
 from dedup_spark.session import task_slots
 
 
@@ -117,7 +117,7 @@ StageFunction = Callable[[SparkSession, DataFrame, Any, str, DataFrame | None], 
 def _neardup(
     spark: SparkSession, docs: DataFrame, config: Any, work_dir: str, protected: DataFrame | None
 ) -> StageOutput:
-    from dedup_spark.neardup import run_neardup
+    from dedup_spark.neardup.stage import run_neardup
 
     return run_neardup(spark, docs, config, work_dir, protected)
 
@@ -126,7 +126,7 @@ def _exactsubstr(
     spark: SparkSession, docs: DataFrame, config: Any, work_dir: str, protected: DataFrame | None
 ) -> StageOutput:
     """Held-out documents never enter this stage, so it never cuts them."""
-    from dedup_spark.exactsubstr import run_exactsubstr
+    from dedup_spark.exactsubstr.stage import run_exactsubstr
 
     return run_exactsubstr(spark, docs, config, work_dir)
 

@@ -9,9 +9,9 @@ import random
 
 import pytest
 
-from dedup_spark.anchored import anchor_component
-from dedup_spark.normalize import normalize
-from dedup_spark.shingles import word_shingles
+from dedup_spark.neardup.anchored import anchor_component
+from dedup_spark.neardup.normalize import normalize
+from dedup_spark.neardup.shingles import word_shingles
 from tests.helpers import read_output
 from tests.test_neardup import run
 

@@ -47,7 +47,7 @@ def test_config_errors_import_no_pyspark(tmp_path):
 
 
 def test_overlap_resolves_symlinks_globs_and_uris(tmp_path):
-    from dedup_spark.paths import overlap
+    from dedup_spark.io.paths import overlap
 
     (tmp_path / "in").mkdir()
     (tmp_path / "alias").symlink_to(tmp_path / "in")
@@ -59,7 +59,7 @@ def test_overlap_resolves_symlinks_globs_and_uris(tmp_path):
 
 
 def test_lock_staleness_rules():
-    from dedup_spark.outputlock import STALE_SECONDS, stale_reason
+    from dedup_spark.io.outputlock import STALE_SECONDS, stale_reason
 
     here, now = socket.gethostname(), time.time()
     assert stale_reason({"host": here, "pid": os.getpid(), "heartbeat": now}) is None
@@ -71,7 +71,7 @@ def test_lock_staleness_rules():
 
 
 def test_only_spark_and_delta_metadata_is_skipped():
-    from dedup_spark.storage import is_metadata
+    from dedup_spark.io.storage import is_metadata
 
     skipped = [
         "_SUCCESS",
@@ -88,7 +88,7 @@ def test_only_spark_and_delta_metadata_is_skipped():
 
 def test_names_spark_cannot_read_are_linked_locally_and_refused_on_a_cluster(tmp_path):
     from dedup_spark.errors import InputError
-    from dedup_spark.inputfiles import list_input_files
+    from dedup_spark.io.inputfiles import list_input_files
 
     write_jsonl(tmp_path / "_a.jsonl", DOCS)
     write_jsonl(tmp_path / "b.jsonl", DOCS)

@@ -14,7 +14,7 @@ import pytest
 
 from dedup_spark.config import build_config
 from dedup_spark.errors import ConfigError, InputError, UsageError
-from dedup_spark.writers import (
+from dedup_spark.io.writers import (
     OWNER_PROPERTY,
     TableOutputWriter,
     TablePrefix,
@@ -194,7 +194,7 @@ def test_check_output_names_the_problem(spark, database, tmp_path):
 
 
 def test_catalog_table_input_is_read_by_name(spark, database):
-    from dedup_spark.readers import read_input, resolve_source
+    from dedup_spark.io.readers import read_input, resolve_source
 
     spark.sql(f"CREATE TABLE {database}.src USING parquet AS SELECT 1 AS id, 'some text' AS text")
     spark.sql(f"CREATE VIEW {database}.src_view AS SELECT * FROM {database}.src")

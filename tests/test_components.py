@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from dedup_spark.components import connected_components
+from dedup_spark.neardup.components import connected_components
 
 
 def union_find_labels(edges: list[tuple[str, str]]) -> dict[str, str]:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 from dedup_spark.config import build_config
-from dedup_spark.contamination_exact import (
+from dedup_spark.exactsubstr.contamination import (
     EVAL_BIT,
     TRAIN_BIT,
     SharedMergeTask,
@@ -25,11 +25,11 @@ from dedup_spark.contamination_exact import (
     set_bits,
     shared_windows,
 )
-from dedup_spark.minimizers import superkmers_batch
-from dedup_spark.normalize import normalize
-from dedup_spark.shingles import word_shingles
-from dedup_spark.spans import removal_spans
-from dedup_spark.suffix_array import Piece, find_repeats
+from dedup_spark.exactsubstr.minimizers import superkmers_batch
+from dedup_spark.exactsubstr.spans import removal_spans
+from dedup_spark.exactsubstr.suffix_array import Piece, find_repeats
+from dedup_spark.neardup.normalize import normalize
+from dedup_spark.neardup.shingles import word_shingles
 from tests.exact_oracle import byte_spans, is_continuation
 
 K = 8

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dedup_spark import cli, resume, writers
+from dedup_spark import cli, resume
+from dedup_spark.io import writers
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "databricks.yml"

@@ -14,13 +14,13 @@ import pyarrow as pa
 import pytest
 
 from dedup_spark.config import build_config
-from dedup_spark.exact_chunks import MergeTask, openmp_threads
-from dedup_spark.exact_top import collapse_repeats, weighted_window_counts
-from dedup_spark.exactsubstr import even_chunk_size, layout, run_exactsubstr
-from dedup_spark.minimizers import superkmers_batch
-from dedup_spark.spans import cut
+from dedup_spark.exactsubstr.minimizers import superkmers_batch
+from dedup_spark.exactsubstr.spans import cut
+from dedup_spark.exactsubstr.stage import even_chunk_size, layout, run_exactsubstr
+from dedup_spark.exactsubstr.suffix_array import Piece, find_repeats
+from dedup_spark.exactsubstr.tasks import MergeTask, openmp_threads
+from dedup_spark.exactsubstr.top import collapse_repeats, weighted_window_counts
 from dedup_spark.stages import TimedCheckpoints
-from dedup_spark.suffix_array import Piece, find_repeats
 from tests.exact_oracle import oracle_cut, oracle_spans
 
 K = 8
@@ -228,7 +228,7 @@ def test_stage_runs_from_the_cli_and_reports_exact_metrics(tmp_path, run_cli):
 
 def test_tasks_run_libdivsufsort_single_threaded(spark):
     def probe(batches):
-        from dedup_spark import exact_chunks
+        from dedup_spark.exactsubstr import tasks as exact_chunks
 
         for _ in batches:
             exact_chunks.limit_openmp_threads()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pyspark.sql import functions as F
 
 from dedup_spark.config import build_config
-from dedup_spark.ingest import ingest, load_docs
-from dedup_spark.readers import read_input, resolve_source
+from dedup_spark.io.ingest import ingest, load_docs
+from dedup_spark.io.readers import read_input, resolve_source
 from tests.helpers import write_jsonl
 
 TEXTS = [f"document {i} " + "word " * (i % 7) for i in range(60)] + ["same text"] * 3

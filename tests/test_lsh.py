@@ -1,4 +1,4 @@
-"""Unit tests for dedup_spark.lsh (no Spark)."""
+"""Unit tests for dedup_spark.neardup.lsh (no Spark)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from xxhash import xxh64_intdigest
 
-from dedup_spark.lsh import (
+from dedup_spark.neardup.lsh import (
     PRESETS,
     LshPreset,
     band_keys,

@@ -1,4 +1,4 @@
-"""Unit tests for dedup_spark.minhash: datasketch equality and exact arithmetic against Python ints."""
+"""Unit tests for dedup_spark.neardup.minhash: datasketch equality and exact arithmetic against Python ints."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from datasketch import MinHash
 
-from dedup_spark.minhash import EMPTY_VALUE, MERSENNE_61, MinHasher, fmix64, mod61, mulmod61
-from dedup_spark.normalize import normalize, normalize_utf8
-from dedup_spark.shingles import (
+from dedup_spark.neardup.minhash import EMPTY_VALUE, MERSENNE_61, MinHasher, fmix64, mod61, mulmod61
+from dedup_spark.neardup.normalize import normalize, normalize_utf8
+from dedup_spark.neardup.shingles import (
     ShingleUnit,
     batch_shingle_hashes,
     char_shingles,
@@ -172,7 +172,7 @@ class TestBatching:
             np.testing.assert_array_equal(sig, want)
 
     def test_many_docs_per_chunk_capped(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import dedup_spark.minhash as minhash
+        import dedup_spark.neardup.minhash as minhash
 
         monkeypatch.setattr(minhash, "_MAX_PARTIAL_VALUES", 40)  # at most 2 docs per chunk at num_perm=20
         docs = self._docs(np.random.default_rng(5))

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from dedup_spark import minimizers
-from dedup_spark.minimizers import (
+from dedup_spark.exactsubstr import minimizers
+from dedup_spark.exactsubstr.minimizers import (
     HASH_BASE,
     sliding_min,
     superkmers,

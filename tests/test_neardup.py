@@ -11,12 +11,12 @@ import pyarrow as pa
 import pytest
 
 from dedup_spark.config import build_config
-from dedup_spark.lsh import band_keys
-from dedup_spark.minhash import MinHasher
-from dedup_spark.neardup import resolve_lsh, run_neardup, signature_batches
-from dedup_spark.normalize import normalize
-from dedup_spark.shingles import char_shingles, shingle_hashes, word_shingles
-from dedup_spark.verify import verify_batches
+from dedup_spark.neardup.lsh import band_keys
+from dedup_spark.neardup.minhash import MinHasher
+from dedup_spark.neardup.normalize import normalize
+from dedup_spark.neardup.shingles import char_shingles, shingle_hashes, word_shingles
+from dedup_spark.neardup.stage import resolve_lsh, run_neardup, signature_batches
+from dedup_spark.neardup.verify import verify_batches
 
 
 def make_docs(spark, texts: dict[str, str], partitions: int = 2, **columns):

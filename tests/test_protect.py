@@ -6,8 +6,8 @@ from __future__ import annotations
 import itertools
 import random
 
-from dedup_spark.normalize import normalize
-from dedup_spark.shingles import word_shingles
+from dedup_spark.neardup.normalize import normalize
+from dedup_spark.neardup.shingles import word_shingles
 from tests.helpers import read_output, report, write_jsonl
 
 

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.bench_quality import similar_pairs
-from dedup_spark.shingles import shingle_hashes
+from dedup_spark.neardup.shingles import shingle_hashes
 from tests.corpora import corpus
 from tests.helpers import read_output, report
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from dedup_spark.report_html import render_report_html
-from dedup_spark.report_svg import size_bins
+from dedup_spark.report.html import render_report_html
+from dedup_spark.report.svg import size_bins
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
 CHROMIUM_FLAGS = [
@@ -334,7 +334,7 @@ def test_rendering_is_deterministic_and_json_safe():
 
 
 def test_removed_share_by_source_counts_caps_and_nulls(spark):
-    from dedup_spark.report_data import removed_share_by_source
+    from dedup_spark.report.data import removed_share_by_source
 
     sources = ["a"] * 4 + ["b"] * 3 + ["c"] * 2 + ["d"] + [None]
     docs = spark.createDataFrame(

@@ -1,4 +1,4 @@
-"""Unit tests for dedup_spark.shingles (no Spark)."""
+"""Unit tests for dedup_spark.neardup.shingles (no Spark)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import random
 import numpy as np
 import pytest
 
-import dedup_spark.shingles as shingles_module
-from dedup_spark.normalize import normalize, normalize_utf8
-from dedup_spark.shingles import (
+import dedup_spark.neardup.shingles as shingles_module
+from dedup_spark.neardup.normalize import normalize, normalize_utf8
+from dedup_spark.neardup.shingles import (
     BASE,
     LENGTH_MIX,
     ShingleUnit,

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from dedup_spark.spans import (
+from dedup_spark.exactsubstr.spans import (
     bytes_to_codepoints,
     cut,
     merge_intervals,

@@ -14,9 +14,9 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from dedup_spark.minimizers import superkmers_batch
-from dedup_spark.spans import policy_spans
-from dedup_spark.suffix_array import (
+from dedup_spark.exactsubstr.minimizers import superkmers_batch
+from dedup_spark.exactsubstr.spans import policy_spans
+from dedup_spark.exactsubstr.suffix_array import (
     MAX_TEXT_BYTES,
     Piece,
     PieceColumns,

@@ -20,12 +20,12 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from dedup_spark import storage
 from dedup_spark.config import INTERNAL_PREFIX, InputConfig
 from dedup_spark.errors import InputError
-from dedup_spark.ingest import original_name, safe_name
-from dedup_spark.inputfiles import InputFiles, file_column, list_input_files, map_aliases, parquet_conflict
-from dedup_spark.read_jsonl import read_jsonl
+from dedup_spark.io import storage
+from dedup_spark.io.ingest import original_name, safe_name
+from dedup_spark.io.inputfiles import InputFiles, file_column, list_input_files, map_aliases, parquet_conflict
+from dedup_spark.io.read_jsonl import read_jsonl
 
 REASONS = {
     "blank_line": "the line holds only white space (JSON Lines)",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dedup_spark.minimizers import wgram_hashes
+from dedup_spark.exactsubstr.minimizers import wgram_hashes
 
 #: Longest snippet bytes kept for a repeated substring (a few hundred characters of any script).
 SNIPPET_BYTES = 1024

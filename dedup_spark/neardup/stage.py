@@ -34,18 +34,18 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from dedup_spark import storage
-from dedup_spark.anchored import anchored_labels
-from dedup_spark.components import connected_components
 from dedup_spark.config import NeardupConfig, RunConfig
 from dedup_spark.errors import ConfigError, InputError
 from dedup_spark.excerpts import collect_heads, side_by_side
-from dedup_spark.lsh import PRESETS, LshPreset, band_keys, s_curve
-from dedup_spark.minhash import MinHasher
+from dedup_spark.io import storage
+from dedup_spark.neardup.anchored import anchored_labels
+from dedup_spark.neardup.components import connected_components
+from dedup_spark.neardup.lsh import PRESETS, LshPreset, band_keys, s_curve
+from dedup_spark.neardup.minhash import MinHasher
+from dedup_spark.neardup.shingles import batch_shingle_hashes
+from dedup_spark.neardup.verify import check_pairs, normalize_doc, verify_candidates
 from dedup_spark.protect import PROTECTED_ID_PREFIX
-from dedup_spark.shingles import batch_shingle_hashes
 from dedup_spark.stages import StageOutput, checkpoint, file_per_task, small_shuffles
-from dedup_spark.verify import check_pairs, normalize_doc, verify_candidates
 
 SIGNATURE_SCHEMA = "_dd_id string, norm_hash string, n_shingles int, band_keys array<bigint>"
 CLUSTER_COLUMNS = ("cluster_id", "cluster_size", "kept")

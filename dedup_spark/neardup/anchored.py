@@ -28,8 +28,8 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from dedup_spark.config import NeardupConfig
-from dedup_spark.lsh import LshPreset
-from dedup_spark.verify import ShingleSets, check_pair
+from dedup_spark.neardup.lsh import LshPreset
+from dedup_spark.neardup.verify import ShingleSets, check_pair
 
 ANCHOR_SCHEMA = "_dd_id string, anchor string, anchor_round int"
 

@@ -40,11 +40,11 @@ from pyspark.sql import functions as F
 
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import ConfigError
-from dedup_spark.exact_chunks import MinimizerPairs, limit_openmp_threads
-from dedup_spark.exactsubstr import _CHUNK_BITS, MAX_CHUNK_SIZE, layout, merge_partitions, pieces
-from dedup_spark.minimizers import superkmers_batch
+from dedup_spark.exactsubstr.minimizers import superkmers_batch
+from dedup_spark.exactsubstr.stage import _CHUNK_BITS, MAX_CHUNK_SIZE, layout, merge_partitions, pieces
+from dedup_spark.exactsubstr.suffix_array import PieceColumns, find_repeats
+from dedup_spark.exactsubstr.tasks import MinimizerPairs, limit_openmp_threads
 from dedup_spark.stages import TimedCheckpoints
-from dedup_spark.suffix_array import PieceColumns, find_repeats
 
 TRAIN_PREFIX, EVAL_PREFIX = "0:", "1:"
 TRAIN_BIT, EVAL_BIT = 1, 2

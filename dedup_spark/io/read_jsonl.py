@@ -21,7 +21,7 @@ from pyspark.sql import types as T
 
 from dedup_spark.config import InputConfig
 from dedup_spark.errors import InputError
-from dedup_spark.inputfiles import InputFiles, file_column, map_aliases
+from dedup_spark.io.inputfiles import InputFiles, file_column, map_aliases
 
 UNPARSED_REASONS = ("blank_line", "malformed_json", "not_a_json_object", "undecodable_text", "too_deeply_nested")
 # Nesting Python's json module parses within its default recursion limit; Spark is allowed a little more.

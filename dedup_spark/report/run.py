@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from dedup_spark import __version__, storage
+from dedup_spark import __version__
 from dedup_spark.config import RunConfig
+from dedup_spark.io import storage
 
 log = logging.getLogger("dedup_spark")
 
@@ -91,7 +92,7 @@ class RunReport:
 
     def write(self, out_dir: str) -> str:
         """Write report.json and, beside it, the same report as a self-contained page, report.html."""
-        from dedup_spark.report_html import write_report_html
+        from dedup_spark.report.html import write_report_html
 
         report = self.to_dict()
         path = storage.join(out_dir, "report.json")
@@ -183,8 +184,8 @@ def _settings(config: RunConfig, step: str) -> list[str]:
     if step == "ingest":
         return [f"shard_size {_size(config.ingest.shard_size)}, duplicate_ids {config.input.duplicate_ids}"]
     if step == "neardup":
-        from dedup_spark.lsh import candidate_probability, similarity_at_probability
-        from dedup_spark.neardup import resolve_lsh
+        from dedup_spark.neardup.lsh import candidate_probability, similarity_at_probability
+        from dedup_spark.neardup.stage import resolve_lsh
 
         lsh = resolve_lsh(config.neardup)
         checks = [f"Jaccard > {lsh.threshold}"] if lsh.verify_jaccard else []

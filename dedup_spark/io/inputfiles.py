@@ -22,8 +22,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 
-from dedup_spark import storage
 from dedup_spark.errors import InputError
+from dedup_spark.io import storage
 
 log = logging.getLogger("dedup_spark")
 

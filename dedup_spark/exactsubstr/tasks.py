@@ -36,10 +36,10 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
-from dedup_spark.exact_top import collapse_repeats, weighted_window_counts  # noqa: E402
-from dedup_spark.minimizers import superkmers_batch  # noqa: E402
-from dedup_spark.spans import cut, removal_spans  # noqa: E402
-from dedup_spark.suffix_array import PieceColumns, RepeatResult, find_repeats  # noqa: E402
+from dedup_spark.exactsubstr.minimizers import superkmers_batch  # noqa: E402
+from dedup_spark.exactsubstr.spans import cut, removal_spans  # noqa: E402
+from dedup_spark.exactsubstr.suffix_array import PieceColumns, RepeatResult, find_repeats  # noqa: E402
+from dedup_spark.exactsubstr.top import collapse_repeats, weighted_window_counts  # noqa: E402
 
 FINDINGS_SCHEMA = "kind string, _dd_id string, start long, end long, count long, minimizer long, data binary"
 _FINDINGS_ARROW = pa.schema(

@@ -15,7 +15,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from dedup_spark import storage
+from dedup_spark.io import storage
 from dedup_spark.stages import checkpoint, small_shuffles
 
 log = logging.getLogger("dedup_spark")

@@ -13,8 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from dedup_spark import storage
-from dedup_spark.report_html import CSS, e, excerpt_pair, human_bytes, num, pct, section, table, visible_whitespace
+from dedup_spark.io import storage
+from dedup_spark.report.html import CSS, e, excerpt_pair, human_bytes, num, pct, section, table, visible_whitespace
 
 
 def _summary(report: Mapping[str, Any]) -> str:

@@ -3,7 +3,7 @@
 Schemes (``MinHasher(scheme=...)``):
 
 ``"affine64"`` (default) is bit-for-bit ``datasketch.MinHash(num_perm, seed, scheme="affine64",
-hashfunc=dedup_spark.shingles.shingle_hash)`` (datasketch >= 2.0) after ``update()`` with each shingle's UTF-8
+hashfunc=dedup_spark.neardup.shingles.shingle_hash)`` (datasketch >= 2.0) after ``update()`` with each shingle's UTF-8
 bytes (any 64-bit ``hashfunc`` works the same way: we take the hashes, datasketch takes the function).
 Each shingle hash ``h`` is first pre-mixed with the MurmurHash3 64-bit finalizer ``fmix64`` (a bijection),
 then permuted as ``a_k * h + b_k mod 2^64`` with odd ``a_k`` (also a bijection, so permuting never creates

@@ -8,7 +8,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from dedup_spark.contamination_exact import EVAL_PREFIX
+from dedup_spark.exactsubstr.contamination import EVAL_PREFIX
 from dedup_spark.excerpts import EXCERPT_CHARS, collect_heads, side_by_side
 
 MOST_CONTAMINATED = 20

@@ -68,7 +68,7 @@ class LshPreset:
     verify_edit: bool
     edit_threshold: float = 0.8
     # "components" (every verified pair joins a cluster) or "anchored" (removed only if verified against the
-    # cluster's kept document); see dedup_spark/anchored.py.
+    # cluster's kept document); see dedup_spark/neardup/anchored.py.
     cluster_rule: str = "components"
     source: str = ""
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 
-from dedup_spark import storage
 from dedup_spark.config import OutputConfig, RunConfig
 from dedup_spark.errors import ConfigError, UsageError
-from dedup_spark.readers import session_has_delta
+from dedup_spark.io import storage
+from dedup_spark.io.readers import session_has_delta
 
 # Everything dedup-spark writes at the top of an output folder; --overwrite replaces only these.
 OWNED_ENTRIES = {

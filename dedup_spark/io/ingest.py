@@ -23,10 +23,10 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from dedup_spark import storage
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import AccountingError, InputError
-from dedup_spark.inputfiles import InputFiles, expected_rows, file_key
+from dedup_spark.io import storage
+from dedup_spark.io.inputfiles import InputFiles, expected_rows, file_key
 
 INTERNAL_COLUMNS = ("_dd_file", "_dd_reason", "_dd_raw", "_dd_id", "_dd_bytes", "_dd_order", "_dd_copy", "_dd_shard")
 

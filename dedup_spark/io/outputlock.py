@@ -26,8 +26,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from dedup_spark import storage
 from dedup_spark.errors import UsageError
+from dedup_spark.io import storage
 
 log = logging.getLogger("dedup_spark")
 

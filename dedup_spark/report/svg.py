@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from dedup_spark.lsh import candidate_probability
+from dedup_spark.neardup.lsh import candidate_probability
 
 WIDTH, HEIGHT = 560, 280
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 48

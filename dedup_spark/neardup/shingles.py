@@ -32,8 +32,8 @@ from typing import Literal
 
 import numpy as np
 
-from dedup_spark.minhash import fmix64
-from dedup_spark.normalize import normalize
+from dedup_spark.neardup.minhash import fmix64
+from dedup_spark.neardup.normalize import normalize
 
 ShingleUnit = Literal["word", "char"]
 SHINGLE_UNITS: tuple[str, ...] = ("word", "char")

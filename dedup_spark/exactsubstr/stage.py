@@ -51,11 +51,11 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from dedup_spark import storage
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import ConfigError, InputError
-from dedup_spark.exact_chunks import FINDINGS_SCHEMA, ApplyTask, ChunkTask, MergeTask, MinimizerPairs
-from dedup_spark.exact_top import collapse_repeats, snippet
+from dedup_spark.exactsubstr.tasks import FINDINGS_SCHEMA, ApplyTask, ChunkTask, MergeTask, MinimizerPairs
+from dedup_spark.exactsubstr.top import collapse_repeats, snippet
+from dedup_spark.io import storage
 from dedup_spark.session import task_slots
 from dedup_spark.stages import StageOutput, TimedCheckpoints, many_splits
 

@@ -13,9 +13,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dedup_spark.config import NeardupConfig
-from dedup_spark.lsh import LshPreset, edit_similarity
-from dedup_spark.normalize import normalize_utf8
-from dedup_spark.shingles import shingle_set, words
+from dedup_spark.neardup.lsh import LshPreset, edit_similarity
+from dedup_spark.neardup.normalize import normalize_utf8
+from dedup_spark.neardup.shingles import shingle_set, words
 from dedup_spark.stages import checkpoint
 
 VERIFIED_SCHEMA = "u string, v string, jaccard double, edit_similarity double, passed boolean"

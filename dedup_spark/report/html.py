@@ -5,7 +5,7 @@ substrings, source names, paths) is HTML-escaped. Sections have stable ids for t
 #stages, #neardup, #cluster-sizes, #s-curve, #largest-clusters, #exactsubstr, #top-substrings, #by-source. A
 stage that did not run leaves its sections in place, saying "stage not run".
 
-    python -m dedup_spark.report_html OUT/report.json [OUT/report.html]   # re-render from a stored report
+    python -m dedup_spark.report.html OUT/report.json [OUT/report.html]   # re-render from a stored report
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from dedup_spark import storage
-from dedup_spark.report_svg import cluster_size_svg, s_curve_svg
+from dedup_spark.io import storage
+from dedup_spark.report.svg import cluster_size_svg, s_curve_svg
 
 NOT_RUN = '<p class="not-run">stage not run</p>'
 SNIPPET_CHARS = 240  # longest repeated substring shown in full; the rest is cut with an ellipsis
@@ -375,7 +375,7 @@ def write_report_html(report: Mapping[str, Any], out_dir: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) not in (1, 2):
-        print("usage: python -m dedup_spark.report_html REPORT.json [OUT.html]", file=sys.stderr)
+        print("usage: python -m dedup_spark.report.html REPORT.json [OUT.html]", file=sys.stderr)
         return 2
     report = json.loads(storage.read_text(args[0]))
     target = args[1] if len(args) == 2 else re.sub(r"\.json$", "", args[0]) + ".html"
