@@ -60,7 +60,7 @@ def run_dedup_spark(corpus: Path, work: Path, settings: list[str]) -> dict:
         "cores": CORES,
         "seconds": round(seconds, 1),
         "stage_seconds": {name: s["seconds"] for name, s in stages.items()},
-        "exactsubstr_step_seconds": details["seconds"],
+        "exactsubstr_steps": details["steps"],
         "peak_rss_mb": round(memory.peak / 2**20),
         **{key: details[key] for key in keys},
         "top_substring": details["top_substrings"][:1],

@@ -28,13 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="deduplicate a corpus")
     run.add_argument("--input", required=True, help="file, folder, glob or Delta table to read")
     run.add_argument("--output", required=True, help="output folder: data/, removed/, quarantine/, report.json")
-    run.add_argument("--input-format", choices=INPUT_FORMATS, help="default: auto (from _delta_log and suffixes)")
-    run.add_argument("--output-format", choices=OUTPUT_FORMATS, help="default: parquet")
-    run.add_argument("--config", help="YAML config file (see conf/default.yaml)")
-    run.add_argument("--stages", help="comma-separated dedup stages to run after ingest, in order")
-    run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any config key")
-    run.add_argument(
-        "--dry-run", action="store_true", help="check config, input schema and output, print the plan; write nothing"
+    _add_shared_options(
+        run,
+        "comma-separated dedup stages to run after ingest, in order",
+        "default: auto (from _delta_log and suffixes)",
     )
     run.add_argument(
         "--stop-after",
@@ -47,27 +44,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="held-out set (repeatable): never removed; input documents near-duplicating it are removed",
     )
-    run.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    run.add_argument("--verbose", action="store_true", help="debug logging and tracebacks on errors")
-    _add_contamination_parser(commands)
-    return parser
 
-
-def _add_contamination_parser(commands: argparse._SubParsersAction) -> None:
-    """`contamination`: eval documents and eval text found in a train set (options as for `run`)."""
     sub = commands.add_parser("contamination", help="find eval documents and text that occur in a train set")
     sub.add_argument("--train", required=True, help="train set: file, folder, glob or Delta table")
     sub.add_argument("--eval", required=True, help="eval set: file, folder, glob or Delta table (never changed)")
     sub.add_argument("--output", required=True, help="output folder: eval/, report.json, quarantine/ (+ train_clean/)")
-    sub.add_argument("--input-format", choices=INPUT_FORMATS, help="format of both sets; default: auto")
-    sub.add_argument("--output-format", choices=OUTPUT_FORMATS, help="default: parquet")
-    sub.add_argument("--config", help="YAML config file (see conf/default.yaml)")
-    sub.add_argument("--stages", help="tools to use: neardup,exactsubstr (default: both)")
-    sub.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any config key")
+    _add_shared_options(sub, "tools to use: neardup,exactsubstr (default: both)", "format of both sets; default: auto")
     sub.add_argument("--clean-train", action="store_true", help="also write train_clean/ and train_removed/")
-    sub.add_argument("--dry-run", action="store_true", help="check config, inputs and output; write nothing")
-    sub.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    sub.add_argument("--verbose", action="store_true", help="debug logging and tracebacks on errors")
+    return parser
+
+
+def _add_shared_options(command: argparse.ArgumentParser, stages_help: str, input_format_help: str) -> None:
+    """The options `run` and `contamination` share (read by `_settings`)."""
+    command.add_argument("--input-format", choices=INPUT_FORMATS, help=input_format_help)
+    command.add_argument("--output-format", choices=OUTPUT_FORMATS, help="default: parquet")
+    command.add_argument("--config", help="YAML config file (see conf/default.yaml)")
+    command.add_argument("--stages", help=stages_help)
+    command.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any config key"
+    )
+    command.add_argument("--dry-run", action="store_true", help="check config, inputs and output; write nothing")
+    command.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    command.add_argument("--verbose", action="store_true", help="debug logging and tracebacks on errors")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from dedup_spark.columns import INTERNAL_PREFIX
 from dedup_spark.config_checks import (
     SIZE_FIELDS,
     STAGE_NAMES,
@@ -29,8 +30,9 @@ from dedup_spark.errors import ConfigError
 
 INPUT_FORMATS = ("auto", "parquet", "jsonl", "text", "delta")
 OUTPUT_FORMATS = ("parquet", "delta")
-# Internal columns carry this prefix; input columns must not use it.
-INTERNAL_PREFIX = "_dd_"
+# Largest exactsubstr.chunk_size: a chunk's suffix array (int32 positions, pieces plus separators) must stay
+# below 2^31 bytes.
+MAX_CHUNK_SIZE = 1 << 30
 # Longest minimizer w-gram chosen by default (exactsubstr.minimizer_width: null); see ExactsubstrConfig.
 DEFAULT_MINIMIZER_WIDTH = 32
 # How NearDup turns verified pairs into clusters (neardup.cluster_rule; see anchored.py).
@@ -383,6 +385,11 @@ def _validate_exactsubstr(ex: ExactsubstrConfig) -> None:
         raise ConfigError("exactsubstr.minimizer_width must be at least 1 and at most exactsubstr.min_length")
     if ex.chunk_size < 4 * ex.min_length:
         raise ConfigError("exactsubstr.chunk_size must be at least 4 x exactsubstr.min_length")
+    if ex.chunk_size > MAX_CHUNK_SIZE:
+        raise ConfigError(
+            f"exactsubstr.chunk_size={ex.chunk_size} is above {MAX_CHUNK_SIZE} bytes (1GiB): a chunk's suffix array "
+            "uses int32 positions and about 13 bytes of memory per byte; use a smaller chunk_size"
+        )
     if ex.passes not in (1, 2):
         raise ConfigError("exactsubstr.passes must be 1 or 2")
     if ex.min_remaining_chars < 0 or ex.top_substrings < 0:

@@ -11,8 +11,8 @@ from typing import Any
 
 from dedup_spark.errors import ConfigError
 
-# The dedup stages `--stages` may name; `stages.STAGE_NAMES` is the same tuple (a test checks it). Kept here so
-# that validating a config imports no pyspark (stages.py does).
+# The dedup stages `--stages` may name, in their default order: the names of `pipeline.STAGES` (a test checks),
+# kept here so that validating a config imports no pyspark.
 STAGE_NAMES: tuple[str, ...] = ("neardup", "exactsubstr")
 # Largest memory the NearDup signatures of one batch may need in a Python worker (see `check_neardup_memory`).
 NEARDUP_MEMORY_LIMIT = 4 * 1024**3
@@ -29,6 +29,16 @@ _SIZE_UNITS = {
     "gib": 1024**3,
 }
 SIZE_FIELDS = {"ingest.shard_size", "exactsubstr.chunk_size"}
+
+
+def human_size(value: int | None) -> str:
+    """Bytes for people: 1.5 MiB."""
+    if value is None:
+        return "unknown"
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value} bytes"
 
 
 def parse_size(key: str, value: Any) -> int:

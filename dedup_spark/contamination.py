@@ -1,18 +1,16 @@
 """`dedup-spark contamination`: which eval documents and eval text also occur in a train set (both tools of Lee et
 al. 2022 across two datasets), and optionally the train set without them.
 
-Both sets are ingested as `run` ingests its input (`ingest.py`; the same input settings apply to both), into
+Both sets are ingested as `run` ingests its input (`io/ingest.py`; the same input settings apply to both), into
 DIR/_work/train and DIR/_work/eval. Internally train ids get the prefix "0:" and eval ids "1:" (ids may collide
 across the sets); outputs show the ids without it.
 
-- neardup: MinHash signatures of both sets (`neardup.signature_batches`, same preset and normalisation as `run`);
-  documents with identical normalised text are folded per set; every (train, eval) pair sharing an LSH bucket
-  is a candidate (no train-train or eval-eval pairs, no components: contamination is pairwise), verified as in
-  the preset (exact Jaccard > threshold, then edit similarity when on). An eval document is contaminated by
-  every train document whose folded text forms a verified pair with its own.
+- neardup (`neardup/contamination.py`): verified (train, eval) near-duplicate pairs, with the signatures, preset
+  and verification of `run`. An eval document is contaminated by every train document whose text (folded with
+  its identical copies) forms a verified pair with its own.
 - exactsubstr: the k-byte windows (k = exactsubstr.min_length) of eval documents that occur in a train document
-  (`contamination_exact.py`), as code point spans, and the train documents holding the first window of each of
-  the eval document's shared runs (`contamination_sources.py`).
+  (`exactsubstr/contamination.py`), as code point spans, and the train documents holding the first window of
+  each of the eval document's shared runs (`exactsubstr/sources.py`); documents are cut as ExactSubstr cuts.
 
 Outputs under DIR: `eval/` (one row per eval document), `report.json`, `quarantine/train`, `quarantine/eval`;
 with clean_train also `train_clean/` (train minus the train documents near-duplicate to an eval document, and
@@ -28,23 +26,33 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
+from dedup_spark.columns import (
+    BYTES,
+    CUT_BYTES,
+    DROP,
+    EVAL_PREFIX,
+    ID,
+    SPANS,
+    TRAIN_PREFIX,
+    col,
+    original_name,
+    user_columns,
+)
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import AccountingError
-from dedup_spark.exactsubstr.contamination import EVAL_PREFIX, TRAIN_PREFIX, shared_windows
+from dedup_spark.exactsubstr.contamination import shared_windows
 from dedup_spark.exactsubstr.sources import exact_sources
-from dedup_spark.exactsubstr.tasks import ApplyTask
+from dedup_spark.exactsubstr.steps import SPAN_TYPE, cut
 from dedup_spark.io import storage
-from dedup_spark.io.ingest import IngestResult, col, ingest, load_docs, original_name, quarantine_rows, user_columns
+from dedup_spark.io.ingest import IngestResult, ingest, load_docs, quarantine_rows
 from dedup_spark.io.readers import read_input, resolve_source
 from dedup_spark.io.writers import OutputWriter, check_output_folder, read_table
-from dedup_spark.neardup.stage import SIGNATURE_SCHEMA, resolve_lsh, signature_batches
-from dedup_spark.neardup.verify import verify_candidates
+from dedup_spark.neardup.contamination import neardup_matches
 from dedup_spark.report.contamination_examples import page_examples
 from dedup_spark.report.contamination_html import write_contamination_html
 from dedup_spark.report.run import utc_now
-from dedup_spark.stages import checkpoint
+from dedup_spark.sparkops import checkpoint
 
 log = logging.getLogger("dedup_spark")
 
@@ -54,106 +62,37 @@ REASON_NEARDUP = "contamination_neardup"
 REASON_EXACT = "contamination_exact"
 #: Train ids listed per eval document (all of them are counted in `neardup_train_count`).
 MAX_TRAIN_IDS = 20
-_SPANS = T.ArrayType(T.StructType([T.StructField("start", T.IntegerType()), T.StructField("end", T.IntegerType())]))
 
 
-def _strip(column: str = "_dd_id") -> Any:
+def _strip(column: str = ID) -> Any:
     return F.expr(f"substring({column}, 3)")
-
-
-def neardup_matches(
-    spark: SparkSession, docs: DataFrame, config: RunConfig, work_dir: str
-) -> tuple[DataFrame, dict[str, Any]]:
-    """Verified (train, eval) near-duplicate document pairs.
-
-    docs: both sets, `_dd_id` prefixed, and the text column. Returns (`train_id, eval_id` prefixed ids, one row
-    per contaminating pair of documents; metrics).
-    """
-    nd, lsh, text_column = config.neardup, resolve_lsh(config.neardup), config.input.text_column
-    signatures = checkpoint(
-        spark,
-        docs.select("_dd_id", text_column).mapInArrow(signature_batches(nd, lsh, text_column), SIGNATURE_SCHEMA),
-        storage.join(work_dir, "signatures"),
-    )
-    side = F.substring("_dd_id", 1, 2)
-    matchable = signatures.filter(F.col("n_shingles") > 0).withColumn("side", side)
-    # Identical normalised texts of one set are folded into their lowest id: one candidate per text, not per copy.
-    members = matchable.withColumn("rep", F.min("_dd_id").over(_by("side", "norm_hash"))).select("_dd_id", "rep")
-    members = checkpoint(spark, members, storage.join(work_dir, "members"))
-    reps = matchable.join(members.filter(F.col("_dd_id") == F.col("rep")).select("_dd_id"), "_dd_id")
-    bands = reps.select("_dd_id", "side", F.posexplode("band_keys").alias("band", "key"))
-    train_b = bands.filter(F.col("side") == TRAIN_PREFIX).select(F.col("_dd_id").alias("u"), "band", "key")
-    eval_b = bands.filter(F.col("side") == EVAL_PREFIX).select(F.col("_dd_id").alias("v"), "band", "key")
-    candidates = checkpoint(
-        spark, train_b.join(eval_b, ["band", "key"]).select("u", "v").distinct(), storage.join(work_dir, "candidates")
-    )
-    texts = docs.select("_dd_id", text_column)
-    verified = verify_candidates(spark, candidates, texts, nd, lsh, storage.join(work_dir, "verified"))
-    pairs = (
-        verified.join(members.select(F.col("rep").alias("u"), F.col("_dd_id").alias("train_id")), "u")
-        .join(members.select(F.col("rep").alias("v"), F.col("_dd_id").alias("eval_id")), "v")
-        .select("train_id", "eval_id")
-    )
-    pairs = checkpoint(spark, pairs, storage.join(work_dir, "pairs"))
-    metrics = {
-        "preset": lsh.name,
-        "bands": lsh.bands,
-        "rows": lsh.rows,
-        "threshold": lsh.threshold,
-        "verify_jaccard": lsh.verify_jaccard,
-        "verify_edit": lsh.verify_edit,
-        "edit_threshold": lsh.edit_threshold,
-        "too_short": signatures.filter(F.col("n_shingles") == 0).count(),
-        "candidate_pairs": candidates.count(),
-        "verified_pairs": verified.count(),
-        "document_pairs": pairs.count(),
-    }
-    return pairs, metrics
 
 
 def _train_ids(pairs: DataFrame, tool: str) -> DataFrame:
     """(`_dd_id` of an eval document, `train_id`) pairs -> per eval document `<tool>_train_ids` (unprefixed,
     sorted, the first MAX_TRAIN_IDS) and `<tool>_train_count` (all of them)."""
-    return pairs.groupBy("_dd_id").agg(
+    return pairs.groupBy(ID).agg(
         F.slice(F.sort_array(F.collect_list(_strip("train_id"))), 1, MAX_TRAIN_IDS).alias(f"{tool}_train_ids"),
         F.count(F.lit(1)).alias(f"{tool}_train_count"),
     )
 
 
-def _by(*columns: str):
-    from pyspark.sql import Window
-
-    return Window.partitionBy(*columns)
-
-
 def _prefixed(docs: DataFrame, prefix: str) -> DataFrame:
-    return docs.withColumn("_dd_id", F.concat(F.lit(prefix), "_dd_id"))
+    return docs.withColumn(ID, F.concat(F.lit(prefix), ID))
 
 
 def _user_view(frame: DataFrame, config: RunConfig, extra: tuple[str, ...] = (), prefixed: bool = True) -> DataFrame:
     """The input's columns, the derived id (without its set prefix) when ids are derived, then `extra` columns."""
     columns = [col(c).alias(original_name(c)) for c in user_columns(frame) if c not in extra]
     if config.input.id_column is None:
-        columns.append((_strip() if prefixed else F.col("_dd_id")).alias(config.output.id_column))
+        columns.append((_strip() if prefixed else F.col(ID)).alias(config.output.id_column))
     return frame.select(*columns, *[F.col(c) for c in extra])
 
 
-def _cut(docs: DataFrame, windows: DataFrame, config: RunConfig) -> DataFrame:
-    """Documents that have shared windows, with `_dd_spans`, `_dd_cut_bytes`, `_dd_drop` (and the text cut)."""
-    grouped = windows.groupBy("_dd_id").agg(F.collect_list(F.struct("start", "end")).alias("_dd_windows"))
-    columns = tuple(docs.columns)
-    task = ApplyTask(
-        columns, config.input.text_column, config.exactsubstr.min_length, config.exactsubstr.min_remaining_chars
-    )
-    schema = T.StructType(
-        [
-            *docs.schema.fields,
-            T.StructField("_dd_spans", _SPANS),
-            T.StructField("_dd_cut_bytes", T.LongType()),
-            T.StructField("_dd_drop", T.BooleanType()),
-        ]
-    )
-    return docs.join(grouped, "_dd_id").select(*columns, "_dd_windows").mapInArrow(task, schema)
+def _cut(docs: DataFrame, runs: DataFrame, config: RunConfig) -> DataFrame:
+    """Documents that have shared window runs, cut as ExactSubstr cuts (`exactsubstr.steps.cut`)."""
+    ex = config.exactsubstr
+    return cut(docs, runs, config.input.text_column, ex.min_length, ex.min_remaining_chars)
 
 
 def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, clean_train: bool) -> dict[str, Any]:
@@ -185,27 +124,27 @@ def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, cl
     train = _prefixed(load_docs(spark, ingested["train"]), TRAIN_PREFIX)
     evals = _prefixed(load_docs(spark, ingested["eval"]), EVAL_PREFIX)
     text_column = config.input.text_column
-    narrow = ["_dd_id", text_column, "_dd_bytes"]
+    narrow = [ID, text_column, BYTES]
     both = train.select(*narrow).unionByName(evals.select(*narrow))
 
     empty_pairs = spark.createDataFrame([], "train_id string, eval_id string")
     pairs, nd_metrics = empty_pairs, {}
     if "neardup" in config.stages:
         pairs, nd_metrics = neardup_matches(spark, both, config, storage.join(work_dir, "neardup"))
-    windows, ex_metrics = spark.createDataFrame([], "_dd_id string, start long, end long"), {}
+    windows, ex_metrics = spark.createDataFrame([], f"{ID} string, start long, end long"), {}
     if "exactsubstr" in config.stages:
         windows, ex_metrics = shared_windows(spark, both, config, storage.join(work_dir, "exact"))
 
-    per_eval = _train_ids(pairs.withColumnRenamed("eval_id", "_dd_id"), "neardup")
+    per_eval = _train_ids(pairs.withColumnRenamed("eval_id", ID), "neardup")
     sources = exact_sources(
-        evals.select("_dd_id", text_column), train.select("_dd_id", text_column), windows, text_column,
+        evals.select(ID, text_column), train.select(ID, text_column), windows, text_column,
         config.exactsubstr.min_length,
     )  # fmt: skip
     per_eval_exact = checkpoint(spark, _train_ids(sources, "exact"), storage.join(work_dir, "exact_sources"))
     eval_cut = checkpoint(
         spark,
-        _cut(evals.select(*narrow), windows.filter(F.col("_dd_id").startswith(EVAL_PREFIX)), config).select(
-            "_dd_id", "_dd_spans", "_dd_cut_bytes"
+        _cut(evals.select(*narrow), windows.filter(F.col(ID).startswith(EVAL_PREFIX)), config).select(
+            ID, SPANS, CUT_BYTES
         ),
         storage.join(work_dir, "eval_spans"),
     )
@@ -213,25 +152,25 @@ def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, cl
     id_out_name = config.input.id_column or config.output.id_column
     id_out = [F.col(config.input.id_column)] if config.input.id_column else [_strip().alias(config.output.id_column)]
     near = F.col("neardup_train_count").isNotNull()
-    exact_bytes = F.coalesce("_dd_cut_bytes", F.lit(0)).cast("long")
+    exact_bytes = F.coalesce(CUT_BYTES, F.lit(0)).cast("long")
     eval_table = checkpoint(
         spark,
-        evals.select("_dd_id", "_dd_bytes", *id_columns)
-        .join(per_eval, "_dd_id", "left")
-        .join(eval_cut, "_dd_id", "left")
-        .join(per_eval_exact, "_dd_id", "left")
+        evals.select(ID, BYTES, *id_columns)
+        .join(per_eval, ID, "left")
+        .join(eval_cut, ID, "left")
+        .join(per_eval_exact, ID, "left")
         .select(
             *id_out,
             (near | (exact_bytes > 0)).alias("contaminated"),
             near.alias("neardup"),
             F.coalesce("neardup_train_ids", F.array().cast("array<string>")).alias("neardup_train_ids"),
             F.coalesce("neardup_train_count", F.lit(0)).cast("long").alias("neardup_train_count"),
-            F.coalesce("_dd_spans", F.array().cast(_SPANS)).alias("exact_spans"),
+            F.coalesce(SPANS, F.array().cast(SPAN_TYPE)).alias("exact_spans"),
             exact_bytes.alias("exact_bytes"),
             F.coalesce("exact_train_ids", F.array().cast("array<string>")).alias("exact_train_ids"),
             F.coalesce("exact_train_count", F.lit(0)).cast("long").alias("exact_train_count"),
-            F.col("_dd_bytes").alias("bytes"),
-            F.when(near, F.col("_dd_bytes")).otherwise(exact_bytes).alias("contaminated_bytes"),
+            F.col(BYTES).alias("bytes"),
+            F.when(near, F.col(BYTES)).otherwise(exact_bytes).alias("contaminated_bytes"),
         ),
         storage.join(work_dir, "eval_table"),
     )
@@ -273,20 +212,20 @@ def _write_clean_train(
     work_dir: str,
 ) -> dict[str, int]:
     """train_clean/ and train_removed/: near-duplicates of eval documents removed, shared windows cut out."""
-    involved = pairs.select(F.col("train_id").alias("_dd_id")).distinct()
-    near_removed = train.join(involved, "_dd_id", "left_semi").withColumn("reason", F.lit(REASON_NEARDUP))
-    rest = train.join(involved, "_dd_id", "left_anti")
-    train_windows = windows.filter(F.col("_dd_id").startswith(TRAIN_PREFIX))
+    involved = pairs.select(F.col("train_id").alias(ID)).distinct()
+    near_removed = train.join(involved, ID, "left_semi").withColumn("reason", F.lit(REASON_NEARDUP))
+    rest = train.join(involved, ID, "left_anti")
+    train_windows = windows.filter(F.col(ID).startswith(TRAIN_PREFIX))
     touched = checkpoint(spark, _cut(rest, train_windows, config), storage.join(work_dir, "train_touched"))
-    clean = rest.join(train_windows.select("_dd_id").distinct(), "_dd_id", "left_anti").unionByName(
-        touched.filter(~F.col("_dd_drop")).select(*rest.columns)
+    clean = rest.join(train_windows.select(ID).distinct(), ID, "left_anti").unionByName(
+        touched.filter(~F.col(DROP)).select(*rest.columns)
     )
-    exact_removed = rest.join(touched.filter("_dd_drop").select("_dd_id"), "_dd_id", "left_semi").withColumn(
+    exact_removed = rest.join(touched.filter(DROP).select(ID), ID, "left_semi").withColumn(
         "reason", F.lit(REASON_EXACT)
     )
     writer.write("train_clean", _user_view(clean, config))
     writer.write("train_removed", _user_view(near_removed.unionByName(exact_removed), config, ("reason",)))
-    cut = touched.filter(~F.col("_dd_drop")).agg(F.count(F.lit(1)).alias("docs"), F.sum("_dd_cut_bytes").alias("b"))
+    cut = touched.filter(~F.col(DROP)).agg(F.count(F.lit(1)).alias("docs"), F.sum(CUT_BYTES).alias("b"))
     row = cut.first()
     return {"train_documents_cut": int(row["docs"]), "train_bytes_cut": int(row["b"] or 0)}
 
@@ -330,8 +269,8 @@ def _figures(
         "share_bytes_exact": share(row["exact_bytes"], total),
         "share_bytes_contaminated": share(row["contaminated_bytes"], total),
         "train_documents_neardup": pairs.select("train_id").distinct().count(),
-        "train_documents_with_shared_text": windows.filter(F.col("_dd_id").startswith(TRAIN_PREFIX))
-        .select("_dd_id")
+        "train_documents_with_shared_text": windows.filter(F.col(ID).startswith(TRAIN_PREFIX))
+        .select(ID)
         .distinct()
         .count(),
         **train_figures,

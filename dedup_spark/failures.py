@@ -19,22 +19,21 @@ _FILE_IN_MESSAGE = (
     re.compile(r"(file:\S+?|/\S+?): (?:Permission denied|Read-only file system)"),
     re.compile(r"(\S+) is not a Parquet file"),
 )
-# (marker in the error text, what it means, how to fix it) for input files Spark could not read.
+# (markers in the error text, what they mean, how to fix it) for input files Spark could not read.
+_TRUNCATED = "the file is truncated (its compressed stream ends early)"
 _INPUT_CAUSES = (
-    ("Unexpected end of input stream", "the file is truncated (its compressed stream ends early)", "replace it"),
-    ("Unexpected end of ZLIB input stream", "the file is truncated (its compressed stream ends early)", "replace it"),
-    ("incorrect header check", "it is not valid gzip data", "replace it or fix its suffix"),
-    ("Not in GZIP format", "it is not valid gzip data", "replace it or fix its suffix"),
-    ("not a gzip file", "it is not valid gzip data", "replace it or fix its suffix"),
-    ("Truncated source", "the file is truncated (its compressed stream ends early)", "replace it"),
-    ("Unknown frame descriptor", "it is not valid zstd data", "replace it or fix its suffix"),
-    ("is not a Parquet file", "it is not a Parquet file", "pass the right --input-format, or remove the file"),
-    ("CANNOT_READ_FILE_FOOTER", "its Parquet footer is unreadable (corrupt or truncated)", "replace the file"),
-    ("Could not read footer", "its Parquet footer is unreadable (corrupt or truncated)", "replace the file"),
-    ("ParquetDecodingException", "its Parquet data is corrupt", "replace the file"),
-    ("CorruptedException", "it is corrupt", "replace the file"),
-    ("Permission denied", "permission denied", "make it readable for this user"),
-)
+    (("Unexpected end of input stream", "Unexpected end of ZLIB input stream", "Truncated source"), _TRUNCATED,
+     "replace it"),
+    (("incorrect header check", "Not in GZIP format", "not a gzip file"), "it is not valid gzip data",
+     "replace it or fix its suffix"),
+    (("Unknown frame descriptor",), "it is not valid zstd data", "replace it or fix its suffix"),
+    (("is not a Parquet file",), "it is not a Parquet file", "pass the right --input-format, or remove the file"),
+    (("CANNOT_READ_FILE_FOOTER", "Could not read footer"), "its Parquet footer is unreadable (corrupt or truncated)",
+     "replace the file"),
+    (("ParquetDecodingException",), "its Parquet data is corrupt", "replace the file"),
+    (("CorruptedException",), "it is corrupt", "replace the file"),
+    (("Permission denied",), "permission denied", "make it readable for this user"),
+)  # fmt: skip
 
 
 def describe(exc: BaseException, input_path: str | None, output_path: str | None) -> tuple[int, str]:
@@ -59,8 +58,8 @@ def describe(exc: BaseException, input_path: str | None, output_path: str | None
             f"the input {input_path!r} has two columns named {duplicate.group(1)!r} apart from upper/lower case "
             "(Spark compares column names case-insensitively); rename one of them in the input"
         )
-    for marker, meaning, fix in _INPUT_CAUSES:
-        if marker in text:
+    for markers, meaning, fix in _INPUT_CAUSES:
+        if any(marker in text for marker in markers):
             file = _file_named(text) or input_path
             return InputError.exit_code, f"cannot read input file {file!r}: {meaning}; {fix}"
     if "FAILED_READ_FILE" in text or "PATH_NOT_FOUND" in text or "FileNotFoundException" in text:

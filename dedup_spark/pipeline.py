@@ -11,20 +11,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dedup_spark import protect, resume
+from dedup_spark.columns import BYTES, ID, col, original_name, safe_name, user_columns
 from dedup_spark.config import RunConfig
+from dedup_spark.config_checks import human_size
 from dedup_spark.errors import AccountingError, InputError
+from dedup_spark.exactsubstr.stage import ExactSubstr
 from dedup_spark.io import storage
-from dedup_spark.io.ingest import (
-    IngestResult,
-    add_reasons_and_ids,
-    col,
-    ingest,
-    load_docs,
-    original_name,
-    quarantine_rows,
-    safe_name,
-    user_columns,
-)
+from dedup_spark.io.ingest import IngestResult, add_reasons_and_ids, ingest, load_docs, quarantine_rows
 from dedup_spark.io.readers import InputSource, read_input, resolve_source, sample_columns
 from dedup_spark.io.writers import (
     OWNED_ENTRIES,
@@ -34,12 +27,17 @@ from dedup_spark.io.writers import (
     open_output_writer,
     output_files_dir,
 )
+from dedup_spark.neardup.stage import NearDup
 from dedup_spark.report.data import removed_share_by_source
 from dedup_spark.report.run import RunReport, plan_lines, utc_now
-from dedup_spark.session import set_job_description
-from dedup_spark.stages import STAGES, checkpoint, file_per_task
+from dedup_spark.session import master, set_job_description
+from dedup_spark.sparkops import checkpoint, file_per_task
+from dedup_spark.stage import Stage, StageContext, check_columns
 
 log = logging.getLogger("dedup_spark")
+
+# The stages `--stages` may name, in their default order: a new stage is one more line here.
+STAGES: dict[str, Stage] = {stage.name: stage for stage in (NearDup(), ExactSubstr())}
 
 # Input formats ingest reads twice instead of keeping a parsed copy: cheap to read, files fingerprinted by resume.
 REREADABLE_FORMATS = ("parquet", "text")
@@ -54,7 +52,7 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
     last (see `resume`); steps an earlier run completed with the same input and config are reused.
     `--stop-after=STEP` ends after STEP with a report of status "partial"; `--dry-run` only prints the plan.
     """
-    report = RunReport(config, spark.version, spark.conf.get("spark.master", "unknown"))
+    report = RunReport(config, spark.version, master(spark))
     # report.json and _work: the output folder, or output.work_path when --output names catalog tables
     files_dir = output_files_dir(config.output)
     work_dir = storage.join(files_dir, "_work")
@@ -74,7 +72,7 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
     if config.dry_run:
         state = _output_state(files_dir, unfinished)
         report.status = "dry_run"
-        report.plan = plan_lines(config, identity, columns, note, steps, reusable, state)
+        report.plan = plan_lines(config, identity, columns, note, _settings(config, steps), reusable, state)
         return report
 
     resume.clear_work(work_dir, keep=list(reusable))  # partial or stale results are never read
@@ -191,7 +189,9 @@ def _run_stage(
 
     with report.stage(name, on_done=done) as entry:
         rows_in, bytes_in = counts
-        result = STAGES[name](spark, docs, config, step_dir, protected)
+        stage = STAGES[name]
+        check_columns(stage, docs, config)
+        result = stage.run(StageContext(spark, config, step_dir, protected), docs)
         removed = checkpoint(spark, result.removed, storage.join(step_dir, "removed"))
         for table, frame in result.tables.items():
             checkpoint(spark, frame, storage.join(step_dir, "tables", table))
@@ -221,7 +221,7 @@ def _stage_docs(
     """The documents after a stage: its written docs, or its input minus its removed ids."""
     if marker["docs_written"]:
         return spark.read.parquet(storage.to_spark_path(storage.join(step_dir, "docs")))
-    return docs.join(removed.select("_dd_id"), "_dd_id", "left_anti")
+    return docs.join(removed.select(ID), ID, "left_anti")
 
 
 def _stop(report: RunReport, config: RunConfig, out_dir: str) -> RunReport:
@@ -283,6 +283,12 @@ def _write_outputs(
     report.write(files_dir)
 
 
+def _settings(config: RunConfig, steps: list[str]) -> dict[str, list[str]]:
+    """Each step to run with its key settings, for the --dry-run plan."""
+    ingest = f"shard_size {human_size(config.ingest.shard_size)}, duplicate_ids {config.input.duplicate_ids}"
+    return {step: [ingest] if step == "ingest" else STAGES[step].plan(config) for step in steps}
+
+
 def _describe(spark: SparkSession, text: str | None) -> None:
     """Name the Spark jobs of a step in the Spark UI. Not available over Spark Connect: then nothing happens."""
     try:
@@ -318,7 +324,7 @@ def _check_output_columns(names: list[str], config: RunConfig) -> None:
 
 
 def _rows_and_bytes(docs: DataFrame) -> tuple[int, int]:
-    row = docs.agg(F.count(F.lit(1)).alias("rows"), F.sum("_dd_bytes").alias("bytes")).first()
+    row = docs.agg(F.count(F.lit(1)).alias("rows"), F.sum(BYTES).alias("bytes")).first()
     return int(row["rows"]), int(row["bytes"] or 0)
 
 
@@ -335,7 +341,7 @@ def _user_view(frame: DataFrame, config: RunConfig, extra: bool = False) -> Data
     """Drop internal columns; expose a derived id under output.id_column; keep reason/extra columns if asked."""
     columns = [col(c).alias(original_name(c)) for c in user_columns(frame) if c not in RESERVED_OUTPUT_COLUMNS]
     if config.input.id_column is None:
-        columns.append(F.col("_dd_id").alias(config.output.id_column))
+        columns.append(F.col(ID).alias(config.output.id_column))
     if extra:
         columns += [F.col(c) for c in RESERVED_OUTPUT_COLUMNS if c in frame.columns]
     return frame.select(*columns)

@@ -5,7 +5,7 @@ Each set is read with the input's settings (format, text and id columns) and ing
 files are part of the ingest fingerprint. Its documents get ids `protected-<n>:<id>` (input ids must not start
 with `protected-`; NearDup checks), which say in `neardup/clusters` where a document came from. NearDup sorts
 protected documents first in every cluster and removes the input documents of a cluster that holds one as
-`contamination` (see `neardup.run_neardup`). Protected documents are counted in the ingest entry of the report
+`contamination` (see `neardup/stage.py`). Protected documents are counted in the ingest entry of the report
 (`details.protected`), not in the run's accounting, which covers the input only.
 """
 
@@ -17,15 +17,13 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from dedup_spark.columns import BYTES, ID, PROTECTED_ID_PREFIX
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import InputError
 from dedup_spark.io import storage
 from dedup_spark.io.ingest import IngestResult, ingest, load_docs
 from dedup_spark.io.readers import read_input, resolve_source
 from dedup_spark.resume import input_identity
-
-# Held-out documents' ids are PROTECTED_ID_PREFIX + "<n>:" + their own id; input ids must not start with it.
-PROTECTED_ID_PREFIX = "protected-"
 
 
 def _config_for(config: RunConfig, path: str) -> RunConfig:
@@ -88,9 +86,9 @@ def protected_docs(
         extra = [c for c in (config.input.id_column, config.neardup.keep_column) if c and c in docs.columns]
         frames.append(
             docs.select(
-                F.concat(F.lit(f"{PROTECTED_ID_PREFIX}{number}:"), F.col("_dd_id")).alias("_dd_id"),
+                F.concat(F.lit(f"{PROTECTED_ID_PREFIX}{number}:"), F.col(ID)).alias(ID),
                 config.input.text_column,
-                "_dd_bytes",
+                BYTES,
                 *extra,
             )
         )

@@ -30,7 +30,8 @@ from pyspark.sql import SparkSession
 from dedup_spark import __version__
 from dedup_spark.config import RunConfig
 from dedup_spark.io import storage
-from dedup_spark.io.readers import InputSource, session_has_delta
+from dedup_spark.io.readers import InputSource
+from dedup_spark.session import session_has_delta
 
 log = logging.getLogger("dedup_spark")
 

@@ -1,4 +1,8 @@
-"""The one place that creates the SparkSession (and the only module that touches the JVM's process)."""
+"""The one place that creates or finds the SparkSession, and the only one that reads what kind of session it is:
+its SparkContext (task slots, job descriptions), its master, Delta Lake support.
+
+Spark Connect and Databricks serverless sessions refuse some of these reads; each helper says what it returns then.
+"""
 
 from __future__ import annotations
 
@@ -60,3 +64,27 @@ def task_slots(spark: SparkSession) -> int:
 def set_job_description(spark: SparkSession, text: str | None) -> None:
     """Name the Spark jobs that follow in the Spark UI (None clears it)."""
     spark.sparkContext.setJobDescription(text)
+
+
+def master(spark: SparkSession) -> str:
+    """The session's master URL ("unknown" where the server does not show it)."""
+    try:
+        return str(spark.conf.get("spark.master", "unknown"))
+    except Exception:  # Spark Connect servers may refuse to show a static config
+        return "unknown"
+
+
+def is_local_mode(spark: SparkSession) -> bool:
+    """True when driver and executors share this machine (master local[...])."""
+    return master(spark).startswith("local")
+
+
+def session_has_delta(spark: SparkSession) -> bool:
+    """True on Databricks and on sessions configured with the Delta Lake extension."""
+    if "DATABRICKS_RUNTIME_VERSION" in os.environ:
+        return True
+    try:
+        extensions = spark.conf.get("spark.sql.extensions", "") or ""
+    except Exception:  # Spark Connect servers may refuse to show a static config; then it is not ours to read
+        return False
+    return "DeltaSparkSessionExtension" in extensions

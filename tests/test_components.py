@@ -7,6 +7,7 @@ import random
 import pytest
 
 from dedup_spark.neardup.components import connected_components
+from dedup_spark.sparkops import Steps
 
 
 def union_find_labels(edges: list[tuple[str, str]]) -> dict[str, str]:
@@ -43,7 +44,7 @@ def graphs() -> list[tuple[str, list[tuple[str, str]]]]:
 def test_matches_union_find(spark, tmp_path, case, local_max_edges):
     name, edges = graphs()[case]
     frame = spark.createDataFrame(edges, "u string, v string").repartition(3)
-    labels, rounds = connected_components(spark, frame, str(tmp_path / name), local_max_edges=local_max_edges)
+    labels, rounds = connected_components(Steps(spark, str(tmp_path / name)), frame, local_max_edges=local_max_edges)
     got = {r["node"]: r["component"] for r in labels.collect()}
     expected = {n: c for n, c in union_find_labels(edges).items() if any(n in e for e in edges if e[0] != e[1])}
     assert got == expected, name
@@ -54,7 +55,7 @@ def test_matches_union_find(spark, tmp_path, case, local_max_edges):
 
 
 def test_small_shuffles_lowers_and_restores_the_partition_count(spark):
-    from dedup_spark.stages import small_shuffles
+    from dedup_spark.sparkops import small_shuffles
 
     key = "spark.sql.shuffle.partitions"
     before = spark.conf.get(key)
@@ -74,7 +75,7 @@ def test_small_shuffles_lowers_and_restores_the_partition_count(spark):
 
 
 def test_many_splits_sets_the_minimum_split_count_and_unsets_it(spark, tmp_path):
-    from dedup_spark.stages import many_splits
+    from dedup_spark.sparkops import many_splits
 
     key = "spark.sql.files.minPartitionNum"
     assert spark.conf.get(key, None) is None

@@ -52,9 +52,14 @@ def test_sizes(value, expected):
         ({"input.json_schema_sampling_ratio": "0"}, "sampling_ratio"),
         ({"nosection": "1"}, "unknown setting"),
         ({"exactsubstr.min_length": "20", "exactsubstr.minimizer_width": "21"}, "at most exactsubstr.min_length"),
+        ({"exactsubstr.chunk_size": "1GiB"}, None),
+        ({"exactsubstr.chunk_size": "1.1GiB"}, "above 1073741824 bytes"),
     ],
 )
 def test_invalid_settings_name_the_key(settings, message):
+    if message is None:  # the largest legal value
+        build_config({**BASE, **settings})
+        return
     with pytest.raises(ConfigError, match=message):
         build_config({**BASE, **settings})
 

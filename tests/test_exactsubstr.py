@@ -16,11 +16,13 @@ import pytest
 from dedup_spark.config import build_config
 from dedup_spark.exactsubstr.minimizers import superkmers_batch
 from dedup_spark.exactsubstr.spans import cut
-from dedup_spark.exactsubstr.stage import even_chunk_size, layout, run_exactsubstr
+from dedup_spark.exactsubstr.stage import ExactSubstr
+from dedup_spark.exactsubstr.steps import even_chunk_size, layout
 from dedup_spark.exactsubstr.suffix_array import Piece, find_repeats
 from dedup_spark.exactsubstr.tasks import MergeTask, openmp_threads
 from dedup_spark.exactsubstr.top import collapse_repeats, weighted_window_counts
-from dedup_spark.stages import TimedCheckpoints
+from dedup_spark.sparkops import Steps
+from dedup_spark.stage import StageContext
 from tests.exact_oracle import oracle_cut, oracle_spans
 
 K = 8
@@ -51,7 +53,8 @@ def make_config(**exact):
 
 def run(spark, tmp_path, texts, shards=3, interleave=False, **exact):
     """Run the stage; returns spans by (pass, doc index), surviving texts by index, removed indexes, metrics."""
-    result = run_exactsubstr(spark, make_docs(spark, texts, shards, interleave), make_config(**exact), str(tmp_path))
+    docs = make_docs(spark, texts, shards, interleave)
+    result = ExactSubstr().run(StageContext(spark, make_config(**exact), str(tmp_path), None), docs)
     spans: dict[int, dict[int, list]] = defaultdict(lambda: defaultdict(list))
     for r in result.tables["exact/spans"].collect():
         spans[r["pass"]][int(r["doc_id"][1:])].append((r["start"], r["end"]))
@@ -130,7 +133,7 @@ def test_layout_is_a_running_sum_in_id_order_per_group(spark, tmp_path):
     rows = [(doc_id(i), rng.choice([0, 1]), rng.randrange(1, 400)) for i in range(3000)]
     # A new row order on every evaluation: the sampled range bounds differ between evaluations too.
     docs = spark.createDataFrame(rows, "_dd_id string, g int, _dd_bytes long").orderBy(F.rand())
-    placed, largest = layout(docs, 50, TimedCheckpoints(spark, str(tmp_path)), group=F.col("g"))
+    placed, largest = layout(docs, 50, Steps(spark, str(tmp_path)), group=F.col("g"))
     expected, base = {}, {0: 0, 1: 0}
     for i, g, size in sorted(rows):
         if size >= 50:
@@ -228,10 +231,10 @@ def test_stage_runs_from_the_cli_and_reports_exact_metrics(tmp_path, run_cli):
 
 def test_tasks_run_libdivsufsort_single_threaded(spark):
     def probe(batches):
-        from dedup_spark.exactsubstr import tasks as exact_chunks
+        from dedup_spark.exactsubstr import tasks
 
         for _ in batches:
-            exact_chunks.limit_openmp_threads()
+            tasks.limit_openmp_threads()
             yield pa.RecordBatch.from_pydict({"threads": [openmp_threads() or 0]})
 
     assert {r["threads"] for r in spark.range(2).mapInArrow(probe, "threads long").collect()} == {1}

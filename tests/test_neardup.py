@@ -15,8 +15,10 @@ from dedup_spark.neardup.lsh import band_keys
 from dedup_spark.neardup.minhash import MinHasher
 from dedup_spark.neardup.normalize import normalize
 from dedup_spark.neardup.shingles import char_shingles, shingle_hashes, word_shingles
-from dedup_spark.neardup.stage import resolve_lsh, run_neardup, signature_batches
+from dedup_spark.neardup.signatures import resolve_lsh, signature_batches
+from dedup_spark.neardup.stage import NearDup
 from dedup_spark.neardup.verify import verify_batches
+from dedup_spark.stage import StageContext
 
 
 def make_docs(spark, texts: dict[str, str], partitions: int = 2, **columns):
@@ -35,7 +37,7 @@ def config(**neardup):
 
 def run(spark, tmp_path, texts, name="run", partitions=2, columns=None, **neardup):
     docs = make_docs(spark, texts, partitions, **(columns or {}))
-    result = run_neardup(spark, docs, config(**neardup), str(tmp_path / name))
+    result = NearDup().run(StageContext(spark, config(**neardup), str(tmp_path / name), None), docs)
     clusters = {
         r["doc_id"]: (r["cluster_id"], r["cluster_size"], r["kept"])
         for r in result.tables["neardup/clusters"].collect()

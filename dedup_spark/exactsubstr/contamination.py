@@ -28,8 +28,9 @@ are found. Windows are compared as bytes, never by fingerprint.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -38,18 +39,16 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from dedup_spark.columns import EVAL_PREFIX, ID, TRAIN_PREFIX
 from dedup_spark.config import RunConfig
-from dedup_spark.errors import ConfigError
-from dedup_spark.exactsubstr.minimizers import superkmers_batch
-from dedup_spark.exactsubstr.stage import _CHUNK_BITS, MAX_CHUNK_SIZE, layout, merge_partitions, pieces
+from dedup_spark.exactsubstr.steps import CHUNK_BITS, layout, merge_partitions, minimizer_pairs, pieces
 from dedup_spark.exactsubstr.suffix_array import PieceColumns, find_repeats
-from dedup_spark.exactsubstr.tasks import MinimizerPairs, limit_openmp_threads
-from dedup_spark.stages import TimedCheckpoints
+from dedup_spark.exactsubstr.tasks import limit_openmp_threads, piece_columns, superkmers_to_ship
+from dedup_spark.sparkops import Steps
 
-TRAIN_PREFIX, EVAL_PREFIX = "0:", "1:"
 TRAIN_BIT, EVAL_BIT = 1, 2
-SHIPPED_SCHEMA = "minimizer long, data binary, _dd_id string, start long, end long"
-WINDOWS_SCHEMA = "_dd_id string, start long, end long"
+SHIPPED_SCHEMA = f"minimizer long, data binary, {ID} string, start long, end long"
+WINDOWS_SCHEMA = f"{ID} string, start long, end long"
 
 
 def set_bits(ids: list[str]) -> np.ndarray:
@@ -64,48 +63,31 @@ class ShipTask:
     k: int
     w: int
 
-    def udf(self):
-        """The function for applyInPandas (a real two-argument function: Spark reads its signature)."""
-
-        def ship(pieces_frame: pd.DataFrame, shared: pd.DataFrame) -> pd.DataFrame:
-            return self.run(
-                pieces_frame["_dd_id"].tolist(),
-                pieces_frame["start"].to_numpy(np.int64),
-                pieces_frame["data"].tolist(),
-                pieces_frame["owned"].to_numpy(np.int64),
-                shared["minimizer"].to_numpy(np.int64).view(np.uint64),
-            )
-
-        return ship
+    def udf(self) -> Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]:
+        """The function for applyInPandas (a partial: Spark reads the argument count from its signature)."""
+        return partial(_ship_udf, self)
 
     def run(
         self, ids: list[str], starts: np.ndarray, datas: list[bytes], owned: np.ndarray, shared: np.ndarray
     ) -> pd.DataFrame:
         """Super-k-mers (minimizer, data, _dd_id, start, end) of the pieces whose minimizer is in `shared`."""
-        columns: dict[str, Any] = {"minimizer": [], "data": [], "_dd_id": [], "start": [], "end": []}
+        found: tuple = ([], [], [], np.empty(0, np.uint64), [])
         if ids and len(shared):
-            runs = superkmers_batch(datas, owned, self.k, self.w)
-            keep = np.isin(runs.minimizer, shared)
-            piece, lo, hi = runs.piece[keep], runs.start[keep], runs.end[keep]
-            k1 = self.k - 1
-            columns = {
-                "minimizer": runs.minimizer[keep].view(np.int64),
-                "data": [
-                    datas[p][a : b + k1] for p, a, b in zip(piece.tolist(), lo.tolist(), hi.tolist(), strict=True)
-                ],
-                "_dd_id": [ids[p] for p in piece.tolist()],
-                "start": starts[piece] + lo,
-                "end": starts[piece] + hi,
-            }
+            found = superkmers_to_ship(ids, starts, datas, owned, shared, self.k, self.w)
+        found_ids, start, end, minimizer, data = found
         return pd.DataFrame(
             {
-                "minimizer": pd.Series(columns["minimizer"], dtype=np.int64),
-                "data": pd.Series(columns["data"], dtype=object),
-                "_dd_id": pd.Series(columns["_dd_id"], dtype=object),
-                "start": pd.Series(columns["start"], dtype=np.int64),
-                "end": pd.Series(columns["end"], dtype=np.int64),
+                "minimizer": pd.Series(np.asarray(minimizer, np.uint64).view(np.int64), dtype=np.int64),
+                "data": pd.Series(data, dtype=object),
+                ID: pd.Series(found_ids, dtype=object),
+                "start": pd.Series(start, dtype=np.int64),
+                "end": pd.Series(end, dtype=np.int64),
             }
         )
+
+
+def _ship_udf(task: ShipTask, pieces: pd.DataFrame, shared: pd.DataFrame) -> pd.DataFrame:
+    return task.run(*piece_columns(pieces, shared))
 
 
 class _Reps:
@@ -143,7 +125,7 @@ class SharedMergeTask:
         for batch in batches:
             mins = batch.column("minimizer").to_pylist()
             datas = batch.column("data").to_pylist()
-            ids = batch.column("_dd_id").to_pylist()
+            ids = batch.column(ID).to_pylist()
             starts = batch.column("start").to_pylist()
             bits = set_bits(ids).tolist()
             for minimizer, data, doc_id, start, bit in zip(mins, datas, ids, starts, bits, strict=True):
@@ -185,7 +167,7 @@ class SharedMergeTask:
         del uniq
         return pa.RecordBatch.from_arrays(
             [pa.array(out_ids, pa.string()), pa.array(out_starts, pa.int64()), pa.array(out_ends, pa.int64())],
-            names=["_dd_id", "start", "end"],
+            names=[ID, "start", "end"],
         )
 
 
@@ -199,19 +181,14 @@ def shared_windows(
     """
     ex = config.exactsubstr
     k, size, text_column = ex.min_length, ex.chunk_size, config.input.text_column
-    if size > MAX_CHUNK_SIZE:
-        raise ConfigError(f"exactsubstr.chunk_size={size} is above {MAX_CHUNK_SIZE} bytes (1GiB); use a smaller one")
-    step = TimedCheckpoints(spark, work_dir)
+    step = Steps(spark, work_dir)
 
-    placed = layout(docs, k, step, group=F.col("_dd_id").startswith(EVAL_PREFIX)).placed
+    placed = layout(docs, k, step, group=F.col(ID).startswith(EVAL_PREFIX)).placed
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
-    eval_chunk = F.col("chunk") >= F.lit(1 << _CHUNK_BITS)  # group 1: the eval set
+    eval_chunk = F.col("chunk") >= F.lit(1 << CHUNK_BITS)  # group 1: the eval set
     pairs = step(
         "minimizers",
-        chunk_pieces.select("chunk", "owned", "data")
-        .mapInArrow(MinimizerPairs(k, ex.width), "chunk long, minimizer long")
-        .distinct()
-        .withColumn("bit", F.when(eval_chunk, EVAL_BIT).otherwise(TRAIN_BIT)),
+        minimizer_pairs(chunk_pieces, k, ex.width).withColumn("bit", F.when(eval_chunk, EVAL_BIT).otherwise(TRAIN_BIT)),
     )
     both = pairs.groupBy("minimizer").agg(F.bit_or("bit").alias("bits")).filter(F.col("bits") == TRAIN_BIT | EVAL_BIT)
     shared_pairs = step(
@@ -231,7 +208,7 @@ def shared_windows(
         windows = step(
             "windows",
             shipped.repartition(partitions, "minimizer")
-            .sortWithinPartitions("minimizer", "data", "_dd_id", "start")
+            .sortWithinPartitions("minimizer", "data", ID, "start")
             .mapInArrow(SharedMergeTask(k, size), WINDOWS_SCHEMA),
         )
     else:
@@ -243,6 +220,6 @@ def shared_windows(
         "superkmers_shipped": int(totals["superkmers"]),
         "bytes_shipped": shipped_bytes,
         "merge_partitions": partitions,
-        "seconds": step.seconds,
+        "steps": step.table(),
     }
     return windows, metrics

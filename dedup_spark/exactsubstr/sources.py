@@ -1,6 +1,6 @@
 """Which train documents hold an eval document's exact contamination (`dedup-spark contamination`).
 
-An eval document's shared window starts (`contamination_exact.shared_windows`) form maximal runs; each run's
+An eval document's shared window starts (`contamination.shared_windows`) form maximal runs; each run's
 first window (its k = exactsubstr.min_length bytes) occurs in train. The train documents named for the eval
 document are those that contain the first window of one of its runs, found by an Aho-Corasick scan
 (`ahocorasick_rs`, bytes patterns, overlapping matches) of the train documents that have shared windows at all
@@ -21,7 +21,9 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-RUN_STARTS_SCHEMA = "_dd_id string, window binary"
+from dedup_spark.columns import ID
+
+RUN_STARTS_SCHEMA = f"{ID} string, window binary"
 FOUND_SCHEMA = "train_id string, window binary"
 
 
@@ -32,7 +34,7 @@ def run_start_windows(text_column: str, k: int):
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             ids, windows = [], []
-            columns = (batch.column(name).to_pylist() for name in ("_dd_id", text_column, "runs"))
+            columns = (batch.column(name).to_pylist() for name in (ID, text_column, "runs"))
             for doc_id, text, runs in zip(*columns, strict=True):
                 data = text.encode("utf-8")
                 end = -1
@@ -42,7 +44,7 @@ def run_start_windows(text_column: str, k: int):
                         windows.append(data[r["start"] : r["start"] + k])
                     end = max(end, r["end"])
             yield pa.RecordBatch.from_arrays([pa.array(ids, pa.string()), pa.array(windows, pa.binary())],
-                                             names=["_dd_id", "window"])  # fmt: skip
+                                             names=[ID, "window"])  # fmt: skip
 
     return run
 
@@ -54,7 +56,7 @@ def find_windows(patterns: list[bytes], text_column: str):
         searcher = ahocorasick_rs.BytesAhoCorasick(patterns)
         for batch in batches:
             ids, found = [], []
-            columns = (batch.column(name).to_pylist() for name in ("_dd_id", text_column))
+            columns = (batch.column(name).to_pylist() for name in (ID, text_column))
             for doc_id, text in zip(*columns, strict=True):
                 hits = {index for index, _, _ in searcher.find_matches_as_indexes(text.encode(), overlapping=True)}
                 ids += [doc_id] * len(hits)
@@ -73,16 +75,16 @@ def exact_sources(
     eval_docs/train_docs: `_dd_id` and the text column of each set; windows: the shared window-start runs
     (`_dd_id, start, end`) of both sets, from `shared_windows`.
     """
-    runs = windows.groupBy("_dd_id").agg(F.collect_list(F.struct("start", "end")).alias("runs"))
+    runs = windows.groupBy(ID).agg(F.collect_list(F.struct("start", "end")).alias("runs"))
     starts = (
-        eval_docs.join(runs, "_dd_id")
-        .select("_dd_id", text_column, "runs")
+        eval_docs.join(runs, ID)
+        .select(ID, text_column, "runs")
         .mapInArrow(run_start_windows(text_column, k), RUN_STARTS_SCHEMA)
     )
     patterns = sorted({row["window"] for row in starts.select("window").distinct().collect()})
     spark = eval_docs.sparkSession
     if not patterns:
-        return spark.createDataFrame([], "_dd_id string, train_id string")
-    touched = train_docs.join(runs.select("_dd_id"), "_dd_id", "left_semi").select("_dd_id", text_column)
+        return spark.createDataFrame([], f"{ID} string, train_id string")
+    touched = train_docs.join(runs.select(ID), ID, "left_semi").select(ID, text_column)
     found = touched.mapInArrow(find_windows([bytes(p) for p in patterns], text_column), FOUND_SCHEMA)
-    return starts.join(found, "window").select("_dd_id", "train_id").distinct()
+    return starts.join(found, "window").select(ID, "train_id").distinct()

@@ -43,34 +43,31 @@ code points of the pass-1 output text. Removed documents keep the text they had 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
+from dedup_spark.columns import BYTES, CUT_BYTES, DROP, ID, SPANS
 from dedup_spark.config import RunConfig
-from dedup_spark.errors import ConfigError, InputError
-from dedup_spark.exactsubstr.tasks import FINDINGS_SCHEMA, ApplyTask, ChunkTask, MergeTask, MinimizerPairs
+from dedup_spark.config_checks import human_size
+from dedup_spark.exactsubstr.steps import (
+    cut,
+    even_chunk_size,
+    layout,
+    merge_partitions,
+    minimizer_pairs,
+    pieces,
+)
+from dedup_spark.exactsubstr.tasks import FINDINGS_SCHEMA, ChunkTask, MergeTask
 from dedup_spark.exactsubstr.top import collapse_repeats, snippet
 from dedup_spark.io import storage
-from dedup_spark.session import task_slots
-from dedup_spark.stages import StageOutput, TimedCheckpoints, many_splits
+from dedup_spark.sparkops import Steps, many_splits
+from dedup_spark.stage import StageContext, StageOutput
 
 REASON = "exact_substring"
 SPANS_TABLE = "exact/spans"
-# Smallest shipped bytes worth a merge task of their own: merge tasks stream and search about chunk_size bytes at
-# a time whatever their size, so fewer, larger tasks only save fixed costs (tiny chunk sizes in tests).
-MERGE_TASK_MIN_BYTES = 8 * 1024 * 1024
-# Largest chunk: its suffix array (int32 positions, pieces plus separators) must stay below 2^31 bytes.
-MAX_CHUNK_SIZE = 1 << 30
-# Chunk ids are layout group * 2^32 + chunk number within the group.
-_CHUNK_BITS = 32
-# Narrow rows (id, size) per task of the layout's running sum.
-LAYOUT_ROWS_PER_TASK = 2_000_000
-_SPAN_TYPE = T.ArrayType(T.StructType([T.StructField("start", T.IntegerType()), T.StructField("end", T.IntegerType())]))
 
 
 @dataclass
@@ -81,22 +78,28 @@ class PassResult:
     metrics: dict[str, Any]
 
 
-def run_exactsubstr(spark: SparkSession, docs: DataFrame, config: RunConfig, work_dir: str) -> StageOutput:
-    """Stage entry point (see the module docstring).
+class ExactSubstr:
+    """The stage (see the module docstring): survivors with the repeated spans cut out, removed documents, the
+    `exact/spans` table. Held-out documents of `run --protect` never enter it, so it never cuts them."""
 
-    docs: the input's columns plus `_dd_id` (string, unique) and `_dd_bytes` (UTF-8 size of the text). Returns
-    survivors (same columns, text cut, `_dd_bytes` updated), removed documents (same columns as they came in, plus
-    `reason`), the `exact/spans` table and the report metrics.
-    """
-    if config.exactsubstr.chunk_size > MAX_CHUNK_SIZE:
-        raise ConfigError(
-            f"exactsubstr.chunk_size={config.exactsubstr.chunk_size} is above {MAX_CHUNK_SIZE} bytes (1GiB): a chunk's "
-            "suffix array uses int32 positions and about 13 bytes of memory per byte; use a smaller chunk_size"
-        )
-    text_column = config.input.text_column
-    missing = [c for c in (text_column, "_dd_id", "_dd_bytes") if c not in docs.columns]
-    if missing:
-        raise InputError(f"exactsubstr: the documents have no column(s) {missing}; columns are {docs.columns}")
+    name: ClassVar[str] = "exactsubstr"
+    required_columns: ClassVar[tuple[str, ...]] = (ID, BYTES)
+
+    def plan(self, config: RunConfig) -> list[str]:
+        ex = config.exactsubstr
+        return [
+            f"min_length {ex.min_length} bytes, policy {ex.policy}, chunk_size {human_size(ex.chunk_size)}, "
+            f"passes {ex.passes}, min_remaining_chars {ex.min_remaining_chars}"
+        ]
+
+    def run(self, ctx: StageContext, docs: DataFrame) -> StageOutput:
+        """docs: the input's columns plus `_dd_id` and `_dd_bytes`. Returns survivors (same columns, text cut,
+        `_dd_bytes` updated), removed documents (same columns as they came in, plus `reason`), the `exact/spans`
+        table and the report metrics."""
+        return _run(ctx.spark, docs, ctx.config, ctx.work_dir)
+
+
+def _run(spark: SparkSession, docs: DataFrame, config: RunConfig, work_dir: str) -> StageOutput:
     results: list[PassResult] = []
     current = docs
     for number in range(1, config.exactsubstr.passes + 1):
@@ -109,97 +112,9 @@ def run_exactsubstr(spark: SparkSession, docs: DataFrame, config: RunConfig, wor
     for result in results[1:]:
         dropped = dropped.unionByName(result.dropped)
         spans = spans.unionByName(result.spans)
-    removed = docs.join(dropped, "_dd_id", "left_semi").withColumn("reason", F.lit(REASON))
+    removed = docs.join(dropped, ID, "left_semi").withColumn("reason", F.lit(REASON))
     return StageOutput(
         docs=current, removed=removed, tables={SPANS_TABLE: spans}, metrics=_stage_metrics(results, spans)
-    )
-
-
-class Layout(NamedTuple):
-    """What `layout` returns: the placed documents and the bytes of the largest group (0 without documents)."""
-
-    placed: DataFrame
-    largest_group_bytes: int
-
-
-def layout(docs: DataFrame, k: int, step: TimedCheckpoints, group: Column | None = None) -> Layout:
-    """placed = `_dd_id, _dd_group, _dd_bytes, base`: base = bytes of the documents before this one in `_dd_id`
-    order, over the whole corpus, or within each value of `group` (an integer column; chunks never mix groups).
-
-    Chunks cut from this layout follow id order whatever the ingest shards are, and ids that sort together are
-    often similar documents (paths, URLs), so more repeats stay inside one chunk and fewer bytes are shipped.
-    A distributed running sum over narrow rows: ranges of ids in tasks, a running sum inside each range, and the
-    ranges' totals (one number per range and group) turned into offsets on the driver. The ranged rows are
-    checkpointed (step `layout_ranges`) before both sums read them: range bounds come from a sample, which can
-    differ between two evaluations of the same rows, and then offsets and running sums would not fit together.
-    Documents shorter than k have no window and no place in the layout.
-    """
-    narrow = docs.select(
-        "_dd_id", (group if group is not None else F.lit(0)).cast("long").alias("_dd_group"), "_dd_bytes"
-    ).filter(F.col("_dd_bytes") >= k)
-    ranges = max(task_slots(docs.sparkSession), math.ceil(narrow.count() / LAYOUT_ROWS_PER_TASK))
-    ranged = step(
-        "layout_ranges",
-        narrow.repartitionByRange(ranges, "_dd_group", "_dd_id").withColumn("_dd_range", F.spark_partition_id()),
-    )
-    in_range = Window.partitionBy("_dd_group", "_dd_range").orderBy("_dd_id")
-    local = ranged.withColumn("before", F.sum("_dd_bytes").over(in_range) - F.col("_dd_bytes"))
-    totals = ranged.groupBy("_dd_group", "_dd_range").agg(F.sum("_dd_bytes").alias("bytes")).collect()
-    offsets, running = [], {}
-    for row in sorted(totals, key=lambda r: (r["_dd_group"], r["_dd_range"])):
-        offsets.append((row["_dd_group"], row["_dd_range"], running.get(row["_dd_group"], 0)))
-        running[row["_dd_group"]] = running.get(row["_dd_group"], 0) + row["bytes"]
-    offset_rows = docs.sparkSession.createDataFrame(offsets, "_dd_group long, _dd_range int, offset long")
-    placed = step(
-        "layout",
-        local.join(F.broadcast(offset_rows), ["_dd_group", "_dd_range"]).select(
-            "_dd_id", "_dd_group", "_dd_bytes", (F.col("offset") + F.col("before")).alias("base")
-        ),
-    )
-    return Layout(placed, max(running.values(), default=0))
-
-
-def even_chunk_size(largest_group_bytes: int, size: int, spark: SparkSession) -> int:
-    """`size`, lowered so that a layout group cut into more than one chunk is cut into a multiple of the
-    cluster's task slots, in chunks of equal size: on 2 cores, 185 MB in 64 MB chunks is 3 tasks taking 2 rounds
-    of 64 MB each; in 4 chunks it takes 2 rounds of 46 MB."""
-    chunks = math.ceil(largest_group_bytes / size)
-    if chunks <= 1:
-        return size
-    return math.ceil(largest_group_bytes / whole_rounds(chunks, spark))
-
-
-def whole_rounds(tasks: int, spark: SparkSession) -> int:
-    """`tasks` rounded up to a multiple of the default parallelism (unchanged if 0 or 1)."""
-    slots = task_slots(spark)
-    return tasks if tasks <= 1 else math.ceil(tasks / slots) * slots
-
-
-def merge_partitions(shipped_bytes: int, size: int, spark: SparkSession) -> int:
-    """Merge tasks for `shipped_bytes`: one per chunk `size` (at least MERGE_TASK_MIN_BYTES each), in whole rounds
-    of the task slots; 0 when nothing is shipped."""
-    return whole_rounds(math.ceil(shipped_bytes / max(size, MERGE_TASK_MIN_BYTES)), spark)
-
-
-def pieces(docs: DataFrame, placed: DataFrame, text_column: str, k: int, chunk_size: int) -> DataFrame:
-    """`chunk, _dd_id, start, owned, data`: the window starts [start, start + owned) of a document whose byte
-    position (base + start) falls in one chunk, with data = their bytes plus k-1 bytes of context."""
-    windows = F.col("_dd_bytes") - k + 1
-    first = F.floor(F.col("base") / chunk_size)
-    last = F.floor((F.col("base") + windows - 1) / chunk_size)
-    exploded = (
-        docs.select("_dd_id", text_column)
-        .join(placed, "_dd_id")
-        .withColumn("number", F.explode(F.sequence(first, last)))
-    )
-    lo = F.greatest(F.col("number") * chunk_size - F.col("base"), F.lit(0))
-    hi = F.least((F.col("number") + 1) * chunk_size - F.col("base"), windows)
-    return exploded.select(
-        (F.col("_dd_group") * (1 << _CHUNK_BITS) + F.col("number")).alias("chunk"),
-        "_dd_id",
-        lo.cast("long").alias("start"),
-        (hi - lo).cast("long").alias("owned"),
-        F.encode(text_column, "UTF-8").substr(lo + 1, hi - lo + k - 1).alias("data"),
     )
 
 
@@ -208,18 +123,13 @@ def _run_pass(
 ) -> PassResult:
     ex = config.exactsubstr
     k, size, text_column = ex.min_length, ex.chunk_size, config.input.text_column
-    step = TimedCheckpoints(spark, work_dir)
+    step = Steps(spark, work_dir)
 
     placed, largest_group_bytes = layout(docs, k, step)
     size = even_chunk_size(largest_group_bytes, size, spark)
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
     with many_splits(spark):
-        pairs = step(
-            "minimizers",
-            chunk_pieces.select("chunk", "owned", "data")
-            .mapInArrow(MinimizerPairs(k, ex.width), "chunk long, minimizer long")
-            .distinct(),
-        )
+        pairs = step("minimizers", minimizer_pairs(chunk_pieces, k, ex.width))
     cross = step(
         "cross",
         pairs.withColumn("chunks", F.count(F.lit(1)).over(Window.partitionBy("minimizer")))
@@ -243,43 +153,28 @@ def _run_pass(
         merge_task = MergeTask(k, ex.policy, ex.top_substrings, size)
         merged = step(
             "merge_findings",
-            shipped_rows.select("minimizer", "data", "_dd_id", "start", "end")
+            shipped_rows.select("minimizer", "data", ID, "start", "end")
             .repartition(partitions, "minimizer")
-            .sortWithinPartitions("minimizer", "data", "_dd_id", "start")
+            .sortWithinPartitions("minimizer", "data", ID, "start")
             .mapInArrow(merge_task, FINDINGS_SCHEMA),
             partition_by=("kind",),
         )
         findings = findings.unionByName(merged)
 
-    windows = (
-        findings.filter(F.col("kind") == "span")
-        .groupBy("_dd_id")
-        .agg(F.collect_list(F.struct("start", "end")).alias("_dd_windows"))
-    )
-    columns = tuple(docs.columns)
-    apply_task = ApplyTask(columns, text_column, k, ex.min_remaining_chars)
-    out_schema = T.StructType(
-        [
-            *docs.schema.fields,
-            T.StructField("_dd_spans", _SPAN_TYPE),
-            T.StructField("_dd_cut_bytes", T.LongType()),
-            T.StructField("_dd_drop", T.BooleanType()),
-        ]
-    )
-    touched = step(
-        "touched", docs.join(windows, "_dd_id").select(*columns, "_dd_windows").mapInArrow(apply_task, out_schema)
-    )
-    survivors = docs.join(windows, "_dd_id", "left_anti").unionByName(
-        touched.filter(~F.col("_dd_drop")).select(*columns)
+    runs = findings.filter(F.col("kind") == "span").select(ID, "start", "end")
+    touched = step("touched", cut(docs, runs, text_column, k, ex.min_remaining_chars))
+    columns = docs.columns
+    survivors = docs.join(runs.select(ID).distinct(), ID, "left_anti").unionByName(
+        touched.filter(~F.col(DROP)).select(*columns)
     )
     if not last:
         survivors = step("survivors", survivors)
-    spans = touched.select(F.col("_dd_id").alias("doc_id"), F.explode("_dd_spans").alias("span")).select(
+    spans = touched.select(F.col(ID).alias("doc_id"), F.explode(SPANS).alias("span")).select(
         "doc_id", "span.start", "span.end", F.lit(number).alias("pass")
     )
     metrics = _pass_metrics(docs, chunk_pieces, pairs, cross, shipped, partitions, touched, findings, config)
-    metrics["seconds"] = step.seconds
-    return PassResult(survivors, touched.filter("_dd_drop").select("_dd_id"), spans, metrics)
+    metrics["steps"] = step.table()
+    return PassResult(survivors, touched.filter(DROP).select(ID), spans, metrics)
 
 
 def _pass_metrics(
@@ -293,7 +188,7 @@ def _pass_metrics(
     findings: DataFrame,
     config: RunConfig,
 ) -> dict[str, Any]:
-    inputs = docs.agg(F.count(F.lit(1)).alias("docs"), F.sum("_dd_bytes").alias("bytes")).first()
+    inputs = docs.agg(F.count(F.lit(1)).alias("docs"), F.sum(BYTES).alias("bytes")).first()
     chunks = chunk_pieces.agg(
         F.countDistinct("chunk").alias("chunks"),
         F.count(F.lit(1)).alias("pieces"),
@@ -302,10 +197,10 @@ def _pass_metrics(
     ).first()
     cut = touched.agg(
         F.count(F.lit(1)).alias("touched"),
-        F.sum(F.size("_dd_spans")).alias("spans"),
-        F.sum("_dd_cut_bytes").alias("cut"),
-        F.sum(F.when(F.col("_dd_drop"), 1).otherwise(0)).alias("dropped"),
-        F.sum(F.when(F.col("_dd_drop"), F.col("_dd_bytes")).otherwise(0)).alias("dropped_bytes"),
+        F.sum(F.size(SPANS)).alias("spans"),
+        F.sum(CUT_BYTES).alias("cut"),
+        F.sum(F.when(F.col(DROP), 1).otherwise(0)).alias("dropped"),
+        F.sum(F.when(F.col(DROP), F.col(BYTES)).otherwise(0)).alias("dropped_bytes"),
     ).first()
     folds = (
         findings.filter(F.col("kind") == "fold")

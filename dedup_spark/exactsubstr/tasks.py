@@ -5,7 +5,7 @@ directly. Every task reports *findings* in one schema (`FINDINGS_SCHEMA`), told 
 - `span`: window-start run [start, end) of document `_dd_id` that the policy removes;
 - `skm`:  a super-k-mer to ship to the merge: bytes `data` of `_dd_id` owning window starts [start, end),
           all with minimizer `minimizer` (int64 view of the uint64 value);
-- `top`:  a repeated substring for the report (`exact_top.py`): `data`, `count` = occurrences in the corpus
+- `top`:  a repeated substring for the report (`top.py`): `data`, `count` = occurrences in the corpus
           of its first k bytes; only tasks that see every occurrence of a window report it, so counts are exact;
 - `fold`: merge statistics: `count` copies folded, `start` their bytes, `end` bytes searched.
 Unused columns hold 0, "" or b"" (never null, so pandas keeps integer columns integer).
@@ -36,16 +36,17 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
+from dedup_spark.columns import BYTES, CUT_BYTES, DROP, ID, SPANS, WINDOWS
 from dedup_spark.exactsubstr.minimizers import superkmers_batch  # noqa: E402
 from dedup_spark.exactsubstr.spans import cut, removal_spans  # noqa: E402
 from dedup_spark.exactsubstr.suffix_array import PieceColumns, RepeatResult, find_repeats  # noqa: E402
 from dedup_spark.exactsubstr.top import collapse_repeats, weighted_window_counts  # noqa: E402
 
-FINDINGS_SCHEMA = "kind string, _dd_id string, start long, end long, count long, minimizer long, data binary"
+FINDINGS_SCHEMA = f"kind string, {ID} string, start long, end long, count long, minimizer long, data binary"
 _FINDINGS_ARROW = pa.schema(
     [
         ("kind", pa.string()),
-        ("_dd_id", pa.string()),
+        (ID, pa.string()),
         ("start", pa.int64()),
         ("end", pa.int64()),
         ("count", pa.int64()),
@@ -87,19 +88,19 @@ class Findings:
         self.columns: dict[str, list] = {name: [] for name in _FINDINGS_ARROW.names}
 
     def _add(self, kind: str, n: int, **values: list) -> None:
-        defaults = {"_dd_id": "", "start": 0, "end": 0, "count": 0, "minimizer": 0, "data": b""}
+        defaults = {ID: "", "start": 0, "end": 0, "count": 0, "minimizer": 0, "data": b""}
         self.columns["kind"] += [kind] * n
         for name, default in defaults.items():
             self.columns[name] += values[name] if name in values else [default] * n
 
     def add_spans(self, ids: list[str], starts: np.ndarray, ends: np.ndarray) -> None:
-        self._add("span", len(ids), _dd_id=ids, start=starts.tolist(), end=ends.tolist())
+        self._add("span", len(ids), **{ID: ids}, start=starts.tolist(), end=ends.tolist())
 
     def add_superkmers(
         self, ids: list[str], starts: np.ndarray, ends: np.ndarray, minimizers: np.ndarray, datas: list[bytes]
     ) -> None:
         values = minimizers.view(np.int64).tolist()
-        self._add("skm", len(ids), _dd_id=ids, start=starts.tolist(), end=ends.tolist(), minimizer=values, data=datas)
+        self._add("skm", len(ids), **{ID: ids}, start=starts.tolist(), end=ends.tolist(), minimizer=values, data=datas)
 
     def add_fold_stats(self, copies: int, copy_bytes: int, searched_bytes: int) -> None:
         self._add("fold", 1, count=[copies], start=[copy_bytes], end=[searched_bytes])
@@ -140,6 +141,37 @@ def window_minimizer_values(windows: Sequence[bytes], k: int, w: int) -> np.ndar
     return superkmers_batch(windows, np.ones(len(windows), dtype=np.int64), k, w).minimizer
 
 
+def piece_columns(
+    pieces: pd.DataFrame, minimizers: pd.DataFrame
+) -> tuple[list[str], np.ndarray, list[bytes], np.ndarray, np.ndarray]:
+    """One chunk's pieces (`_dd_id, start, owned, data`) and a set of its minimizers (`minimizer`) as the
+    arguments of `ChunkTask.run` and `superkmers_to_ship`: ids, starts, datas, owned, minimizers (uint64)."""
+    return (
+        pieces[ID].tolist(),
+        pieces["start"].to_numpy(np.int64),
+        pieces["data"].tolist(),
+        pieces["owned"].to_numpy(np.int64),
+        minimizers["minimizer"].to_numpy(np.int64).view(np.uint64),
+    )
+
+
+def superkmers_to_ship(
+    ids: list[str], starts: np.ndarray, datas: list[bytes], owned: np.ndarray, wanted: np.ndarray, k: int, w: int
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, list[bytes]]:
+    """The super-k-mers of the pieces whose minimizer is in `wanted`, as (ids, start, end, minimizer, data):
+    document-relative window starts [start, end) and their bytes (with k-1 bytes of context)."""
+    runs = superkmers_batch(datas, owned, k, w)
+    ship = np.isin(runs.minimizer, wanted)
+    piece, lo, hi = runs.piece[ship], runs.start[ship], runs.end[ship]
+    return (
+        [ids[p] for p in piece.tolist()],
+        starts[piece] + lo,
+        starts[piece] + hi,
+        runs.minimizer[ship],
+        [datas[p][a : b + k - 1] for p, a, b in zip(piece.tolist(), lo.tolist(), hi.tolist(), strict=True)],
+    )
+
+
 @dataclass(frozen=True)
 class ChunkTask:
     """cogroup(...).applyInPandas function: one chunk's pieces + its cross minimizers -> findings.
@@ -161,13 +193,7 @@ class ChunkTask:
 
     def frames(self, pieces: pd.DataFrame, cross: pd.DataFrame) -> pd.DataFrame:
         limit_openmp_threads()
-        return self.run(
-            pieces["_dd_id"].tolist(),
-            pieces["start"].to_numpy(np.int64),
-            pieces["data"].tolist(),
-            pieces["owned"].to_numpy(np.int64),
-            cross["minimizer"].to_numpy(np.int64).view(np.uint64),
-        ).to_pandas()
+        return self.run(*piece_columns(pieces, cross)).to_pandas()
 
     def run(
         self, ids: list[str], starts: np.ndarray, datas: list[bytes], owned: np.ndarray, cross: np.ndarray
@@ -184,17 +210,7 @@ class ChunkTask:
         tops = [(g.window, g.count) for g, keep in zip(result.top, local, strict=True) if keep]
         findings.add_tops(collapse_repeats(tops, self.k, 2 * self.top_n))
         if len(cross):
-            runs = superkmers_batch(datas, owned, self.k, self.w)
-            ship = np.isin(runs.minimizer, cross)
-            piece, lo, hi = runs.piece[ship], runs.start[ship], runs.end[ship]
-            k1 = self.k - 1
-            findings.add_superkmers(
-                [ids[p] for p in piece.tolist()],
-                starts[piece] + lo,
-                starts[piece] + hi,
-                runs.minimizer[ship],
-                [datas[p][a : b + k1] for p, a, b in zip(piece.tolist(), lo.tolist(), hi.tolist(), strict=True)],
-            )
+            findings.add_superkmers(*superkmers_to_ship(ids, starts, datas, owned, cross, self.k, self.w))
         return findings
 
 
@@ -244,7 +260,7 @@ class MergeTask:
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         limit_openmp_threads()
-        reps: dict[str, list] = {"minimizer": [], "_dd_id": [], "start": [], "data": [], "copies": []}
+        reps: dict[str, list] = {"minimizer": [], ID: [], "start": [], "data": [], "copies": []}
         pending_bytes = 0
         last_key: tuple[int, bytes] | None = None  # (minimizer, data) of the last row seen
         unreported: tuple[str, int, int] | None = None  # strike_all: last row, a representative not yet removed
@@ -256,7 +272,7 @@ class MergeTask:
             mins = batch.column("minimizer").to_numpy()
             data_col = batch.column("data")
             datas = data_col.to_pylist()
-            ids = batch.column("_dd_id").to_pylist()
+            ids = batch.column(ID).to_pylist()
             starts, ends = batch.column("start").to_numpy(), batch.column("end").to_numpy()
             same = np.zeros(n, dtype=bool)  # same key as the row before: a copy
             if n > 1:
@@ -283,7 +299,7 @@ class MergeTask:
             if reps["copies"]:
                 reps["copies"][-1] += int(copies[0])
             reps["minimizer"] += mins[new_rows].tolist()
-            reps["_dd_id"] += [ids[i] for i in new_rows]
+            reps[ID] += [ids[i] for i in new_rows]
             reps["start"] += starts[new_rows].tolist()
             reps["data"] += [datas[i] for i in new_rows]
             reps["copies"] += copies[1:].tolist()
@@ -305,7 +321,7 @@ class MergeTask:
     def search(self, reps: dict[str, list]) -> Findings:
         """Suffix array over representatives; spans of the policy and top substrings (exact counts)."""
         findings = Findings()
-        uniq, rank = _ranks(reps["_dd_id"])
+        uniq, rank = _ranks(reps[ID])
         owned = np.fromiter((len(d) - self.k + 1 for d in reps["data"]), dtype=np.int64, count=len(rank))
         pool = self.top_n * TOP_POOL_FACTOR
         result = find_repeats(PieceColumns(rank, reps["start"], reps["data"], owned), self.k, top_n=pool)
@@ -346,7 +362,7 @@ class ApplyTask:
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         span_type = pa.list_(pa.struct([("start", pa.int32()), ("end", pa.int32())]))
         for batch in batches:
-            windows = batch.column("_dd_windows")
+            windows = batch.column(WINDOWS)
             flat = windows.flatten()
             w_start = flat.field("start").to_numpy(zero_copy_only=False)
             w_end = flat.field("end").to_numpy(zero_copy_only=False)
@@ -370,7 +386,7 @@ class ApplyTask:
             )
             replaced = {
                 self.text_column: pa.array(texts, batch.schema.field(self.text_column).type),
-                "_dd_bytes": pa.array(sizes, batch.schema.field("_dd_bytes").type),
+                BYTES: pa.array(sizes, batch.schema.field(BYTES).type),
             }
             arrays = [replaced.get(name, batch.column(name)) for name in self.columns]
             arrays += [
@@ -378,4 +394,4 @@ class ApplyTask:
                 pa.array(cut_bytes, pa.int64()),
                 pa.array(drop, pa.bool_()),
             ]
-            yield pa.RecordBatch.from_arrays(arrays, names=[*self.columns, "_dd_spans", "_dd_cut_bytes", "_dd_drop"])
+            yield pa.RecordBatch.from_arrays(arrays, names=[*self.columns, SPANS, CUT_BYTES, DROP])

@@ -23,12 +23,11 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from dedup_spark.columns import BYTES, COPY, FILE, ID, ORDER, RAW, REASON, SHARD, col, user_columns
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import AccountingError, InputError
 from dedup_spark.io import storage
 from dedup_spark.io.inputfiles import InputFiles, expected_rows, file_key
-
-INTERNAL_COLUMNS = ("_dd_file", "_dd_reason", "_dd_raw", "_dd_id", "_dd_bytes", "_dd_order", "_dd_copy", "_dd_shard")
 
 
 @dataclass
@@ -45,29 +44,10 @@ class IngestResult:
     files: dict = field(default_factory=dict)
 
 
-def user_columns(frame: DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in INTERNAL_COLUMNS]
-
-
-def safe_name(name: str) -> str:
-    """An input column name as the run carries it: "." and "`" (syntax in Spark's column strings) escaped
-    as %2E and %60 ("%" as %25), so stages that select columns by name work; `original_name` reverses it."""
-    return name.replace("%", "%25").replace(".", "%2E").replace("`", "%60")
-
-
-def original_name(name: str) -> str:
-    return name.replace("%60", "`").replace("%2E", ".").replace("%25", "%")
-
-
-def col(name: str):
-    """A column by its exact name: dots, spaces and backticks in input column names are not syntax."""
-    return F.col("`" + name.replace("`", "``") + "`")
-
-
 def add_reasons_and_ids(raw: DataFrame, config: RunConfig) -> DataFrame:
     """Reader output -> the same rows with a final `_dd_reason`, `_dd_id`, `_dd_bytes` and `_dd_order`."""
     text = col(config.input.text_column)
-    checks = [F.col("_dd_reason"), F.when(text.isNull(), "null_text"), F.when(text == "", "empty_text")]
+    checks = [F.col(REASON), F.when(text.isNull(), "null_text"), F.when(text == "", "empty_text")]
     if config.input.id_column:
         row_id = col(config.input.id_column).cast("string")
         checks.append(F.when(row_id.isNull(), "null_id"))
@@ -76,13 +56,13 @@ def add_reasons_and_ids(raw: DataFrame, config: RunConfig) -> DataFrame:
     columns = user_columns(raw)
     return raw.select(
         *[col(c) for c in columns],
-        "_dd_file",
-        F.coalesce(*checks).alias("_dd_reason"),
-        "_dd_raw",
-        row_id.alias("_dd_id"),
-        F.octet_length(text).cast("long").alias("_dd_bytes"),
+        FILE,
+        F.coalesce(*checks).alias(REASON),
+        RAW,
+        row_id.alias(ID),
+        F.octet_length(text).cast("long").alias(BYTES),
         # Orders rows that share an id; equal only for rows identical in every column.
-        _row_hash(raw, columns).alias("_dd_order"),
+        _row_hash(raw, columns).alias(ORDER),
     )
 
 
@@ -116,15 +96,13 @@ def ingest(
         parsed.write.mode("overwrite").parquet(parsed_path)
         parsed = spark.read.parquet(parsed_path)
 
-    counts = parsed.groupBy("_dd_file", "_dd_reason").agg(
-        F.count(F.lit(1)).alias("rows"), F.sum("_dd_bytes").alias("bytes")
-    )
+    counts = parsed.groupBy(FILE, REASON).agg(F.count(F.lit(1)).alias("rows"), F.sum(BYTES).alias("bytes"))
     by_reason: dict[str | None, tuple[int, int]] = {}
     by_file: dict[str, int] = {}
     for row in counts.collect():
-        rows, size = by_reason.get(row["_dd_reason"], (0, 0))
-        by_reason[row["_dd_reason"]] = (rows + row["rows"], size + (row["bytes"] or 0))
-        key = file_key(row["_dd_file"] or "")
+        rows, size = by_reason.get(row[REASON], (0, 0))
+        by_reason[row[REASON]] = (rows + row["rows"], size + (row["bytes"] or 0))
+        key = file_key(row[FILE] or "")
         by_file[key] = by_file.get(key, 0) + row["rows"]
     rows_read = sum(rows for rows, _ in by_reason.values())
     files = check_files(source_files, by_file) if source_files and source_files[1] else {}
@@ -132,29 +110,25 @@ def ingest(
     valid_rows, valid_bytes = by_reason.pop(None, (0, 0))
     shard_count = max(1, math.ceil(valid_bytes / config.ingest.shard_size))
 
-    valid = parsed.filter(F.col("_dd_reason").isNull()).drop("_dd_reason", "_dd_raw")
+    valid = parsed.filter(F.col(REASON).isNull()).drop(REASON, RAW)
     # Hash-partitioned by id: the copies of an id meet in one shard, and shards are even without a sampling pass
     # (range shards cost the linux NearDup benchmark 13 s; ExactSubstr lays out its chunks in id order itself).
     # The window numbers the copies in `_dd_order` without another shuffle or sort (the partitioning and the sort
     # already satisfy it).
-    copy = F.row_number().over(Window.partitionBy("_dd_id").orderBy("_dd_order")) - 1
-    numbered = (
-        valid.repartition(shard_count, "_dd_id")
-        .sortWithinPartitions("_dd_id", "_dd_order")
-        .withColumn("_dd_copy", copy.cast("int"))
-    )
+    copy = F.row_number().over(Window.partitionBy(ID).orderBy(ORDER)) - 1
+    numbered = valid.repartition(shard_count, ID).sortWithinPartitions(ID, ORDER).withColumn(COPY, copy.cast("int"))
     if config.input.id_column is None:
         # Identical texts share a derived id; the suffix makes the id unique and the row a document.
-        suffixed = F.when(F.col("_dd_copy") > 0, F.concat("_dd_id", F.lit("-"), "_dd_copy")).otherwise(F.col("_dd_id"))
-        numbered = numbered.withColumn("_dd_id", suffixed).withColumn("_dd_copy", F.lit(0))
-    numbered.withColumn("_dd_shard", F.spark_partition_id()).write.mode("overwrite").parquet(shards_path)
+        suffixed = F.when(F.col(COPY) > 0, F.concat(ID, F.lit("-"), COPY)).otherwise(F.col(ID))
+        numbered = numbered.withColumn(ID, suffixed).withColumn(COPY, F.lit(0))
+    numbered.withColumn(SHARD, F.spark_partition_id()).write.mode("overwrite").parquet(shards_path)
     shards = spark.read.parquet(shards_path)
 
-    is_copy = F.col("_dd_copy") > 0
+    is_copy = F.col(COPY) > 0
     totals = shards.agg(
         F.count(F.lit(1)).alias("written"),
         F.count(F.when(is_copy, 1)).alias("copies"),
-        F.sum(F.when(~is_copy, F.col("_dd_bytes"))).alias("docs_bytes"),
+        F.sum(F.when(~is_copy, F.col(BYTES))).alias("docs_bytes"),
     ).first()
     written, duplicate_rows, docs_bytes = totals["written"], totals["copies"], totals["docs_bytes"] or 0
     if written != valid_rows:
@@ -163,7 +137,7 @@ def ingest(
     copies = shards.filter(is_copy)
     if duplicate_rows:
         if config.input.duplicate_ids == "error":
-            examples = [r["_dd_id"] for r in copies.select("_dd_id").distinct().orderBy("_dd_id").limit(5).collect()]
+            examples = [r[ID] for r in copies.select(ID).distinct().orderBy(ID).limit(5).collect()]
             raise InputError(
                 f"{duplicate_rows} rows repeat an id already used in column {config.input.id_column!r} "
                 f"(e.g. {examples}); fix the input, or set input.duplicate_ids=quarantine to keep one row per id"
@@ -214,7 +188,7 @@ def check_files(source_files: tuple[str, InputFiles], by_file: dict[str, int]) -
 
 def load_docs(spark: SparkSession, result: IngestResult) -> DataFrame:
     """The documents the dedup stages work on: one row per id."""
-    return spark.read.parquet(result.shards_path).filter(F.col("_dd_copy") == 0)
+    return spark.read.parquet(result.shards_path).filter(F.col(COPY) == 0)
 
 
 def quarantine_rows(
@@ -231,24 +205,24 @@ def quarantine_rows(
     if not any(rows for reason, rows in result.quarantined_by_reason.items() if reason != "duplicate_id"):
         parsed = parsed.limit(0)  # ingest counted no unreadable row: no need to scan the input for them
     columns = user_columns(parsed)
-    unreadable = parsed.filter(F.col("_dd_reason").isNotNull()).select(
-        *[col(c) for c in columns], "_dd_id", F.col("_dd_reason").alias("reason"), "_dd_file", "_dd_raw"
+    unreadable = parsed.filter(F.col(REASON).isNotNull()).select(
+        *[col(c) for c in columns], ID, F.col(REASON).alias("reason"), FILE, RAW
     )
     copies = (
         spark.read.parquet(result.shards_path)
-        .filter(F.col("_dd_copy") > 0)
+        .filter(F.col(COPY) > 0)
         .select(
             *[col(c) for c in columns],
-            "_dd_id",
+            ID,
             F.lit("duplicate_id").alias("reason"),
-            "_dd_file",
-            F.lit(None).cast("string").alias("_dd_raw"),
+            FILE,
+            F.lit(None).cast("string").alias(RAW),
         )
     )
     return unreadable.unionByName(copies).select(
         *[col(c) for c in columns],
-        "_dd_id",
+        ID,
         "reason",
-        F.col("_dd_file").alias("input_file"),
-        F.col("_dd_raw").alias("raw_record"),
+        F.col(FILE).alias("input_file"),
+        F.col(RAW).alias("raw_record"),
     )

@@ -22,6 +22,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 
+from dedup_spark.columns import FILE, LINK, REAL
 from dedup_spark.errors import InputError
 from dedup_spark.io import storage
 
@@ -155,10 +156,10 @@ def map_aliases(spark, frame, files: InputFiles | None):
     if not files or not files.aliases:
         return frame
     links = spark.createDataFrame(
-        [("file:" + link, "file:" + real) for link, real in files.aliases], "_dd_link string, _dd_real string"
+        [("file:" + link, "file:" + real) for link, real in files.aliases], f"{LINK} string, {REAL} string"
     )
-    joined = frame.join(F.broadcast(links), frame["_dd_file"] == links["_dd_link"], "left")
-    return joined.withColumn("_dd_file", F.coalesce("_dd_real", "_dd_file")).drop("_dd_link", "_dd_real")
+    joined = frame.join(F.broadcast(links), frame[FILE] == links[LINK], "left")
+    return joined.withColumn(FILE, F.coalesce(REAL, FILE)).drop(LINK, REAL)
 
 
 def file_key(spark_path: str) -> str:

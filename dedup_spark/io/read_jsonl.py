@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from dedup_spark.columns import FILE, RAW, REASON
 from dedup_spark.config import InputConfig
 from dedup_spark.errors import InputError
 from dedup_spark.io.inputfiles import InputFiles, file_column, map_aliases
@@ -36,19 +37,19 @@ def read_jsonl(spark: SparkSession, path: str, files: InputFiles | None, config:
     lines = (
         spark.read.option("recursiveFileLookup", "true")
         .text(paths)
-        .select(F.col("value").cast("binary").alias("value"), file_column(files).alias("_dd_file"))
+        .select(F.col("value").cast("binary").alias("value"), file_column(files).alias(FILE))
     )
-    checked = lines.mapInArrow(classify(config.text_column), "value string, _dd_file string, _dd_reason string")
+    checked = lines.mapInArrow(classify(config.text_column), f"value string, {FILE} string, {REASON} string")
     checked = map_aliases(spark, checked, files)
     schema = infer_schema(spark, paths, config)
     parsed = F.from_json(F.col("value"), schema, JSON_OPTIONS)
     # Only lines that are JSON objects have columns; the others keep their raw line for the quarantine.
-    unparsed = F.col("_dd_reason").isin(*UNPARSED_REASONS)
+    unparsed = F.col(REASON).isin(*UNPARSED_REASONS)
     return checked.select(
-        *[F.when(~unparsed | F.col("_dd_reason").isNull(), parsed[f.name]).alias(f.name) for f in schema.fields],
-        "_dd_file",
-        "_dd_reason",
-        F.when(unparsed, F.col("value")).alias("_dd_raw"),
+        *[F.when(~unparsed | F.col(REASON).isNull(), parsed[f.name]).alias(f.name) for f in schema.fields],
+        FILE,
+        REASON,
+        F.when(unparsed, F.col("value")).alias(RAW),
     )
 
 
@@ -144,8 +145,8 @@ def classify(text_column: str):
             large = pa.types.is_large_binary(batch.column("value").type)
             kind = pa.large_string() if large else pa.string()
             yield pa.RecordBatch.from_arrays(
-                [pa.array(values, kind), batch.column("_dd_file"), pa.array(reasons, pa.string())],
-                names=["value", "_dd_file", "_dd_reason"],
+                [pa.array(values, kind), batch.column(FILE), pa.array(reasons, pa.string())],
+                names=["value", FILE, REASON],
             )
 
     return run

@@ -20,12 +20,13 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from dedup_spark.config import INTERNAL_PREFIX, InputConfig
+from dedup_spark.columns import FILE, INTERNAL_PREFIX, RAW, REASON, original_name, safe_name
+from dedup_spark.config import InputConfig
 from dedup_spark.errors import InputError
 from dedup_spark.io import storage
-from dedup_spark.io.ingest import original_name, safe_name
 from dedup_spark.io.inputfiles import InputFiles, file_column, list_input_files, map_aliases, parquet_conflict
 from dedup_spark.io.read_jsonl import read_jsonl
+from dedup_spark.session import is_local_mode, session_has_delta
 
 REASONS = {
     "blank_line": "the line holds only white space (JSON Lines)",
@@ -60,19 +61,6 @@ class InputSource:
     files: InputFiles | None = None
 
 
-def session_has_delta(spark: SparkSession) -> bool:
-    """True on Databricks and on sessions configured with the Delta Lake extension."""
-    import os
-
-    if "DATABRICKS_RUNTIME_VERSION" in os.environ:
-        return True
-    try:
-        extensions = spark.conf.get("spark.sql.extensions", "") or ""
-    except Exception:  # Spark Connect servers may refuse to show a static config; then it is not ours to read
-        return False
-    return "DeltaSparkSessionExtension" in extensions
-
-
 def _format_of_file(name: str) -> str | None:
     lower = name.lower()
     for suffix in _COMPRESSION_SUFFIXES:
@@ -102,7 +90,7 @@ def resolve_source(spark: SparkSession, config: InputConfig) -> InputSource:
         if not is_delta:
             raise InputError(f"--input-format=delta but {path!r} has no _delta_log folder; is it a Delta table?")
         return InputSource("delta", path)
-    listed = list_input_files(path, local_spark=_is_local_mode(spark))
+    listed = list_input_files(path, local_spark=is_local_mode(spark))
     files = [name for name, _ in listed.data]
     if not files:
         skipped = f" (only Spark/Delta metadata: {len(listed.skipped)} files)" if listed.skipped else ""
@@ -115,13 +103,6 @@ def resolve_source(spark: SparkSession, config: InputConfig) -> InputSource:
     unknown = [f for f in files if _format_of_file(f) is None][:3]
     detail = f"unrecognised files such as {unknown}" if unknown else f"a mix of {sorted(formats)}"
     raise InputError(f"cannot tell the format of {path!r}: {detail}. Pass --input-format=parquet|jsonl|text|delta")
-
-
-def _is_local_mode(spark: SparkSession) -> bool:
-    try:
-        return str(spark.conf.get("spark.master", "")).startswith("local")
-    except Exception:  # Spark Connect servers may refuse to show it: then the driver is not ours to assume local
-        return False
 
 
 def _catalog_has_table(spark: SparkSession, name: str) -> bool:
@@ -149,7 +130,7 @@ def read_input(spark: SparkSession, source: InputSource, config: InputConfig) ->
 
 
 # Columns every reader adds next to the input's own.
-_READER_COLUMNS = {"_dd_file", "_dd_reason", "_dd_raw"}
+_READER_COLUMNS = {FILE, REASON, RAW}
 # Lines of a JSON Lines input a dry run reads to show and check its columns.
 DRY_RUN_SAMPLE_LINES = 1000
 
@@ -226,9 +207,9 @@ def _check_columns(frame: DataFrame, source: InputSource, config: InputConfig) -
 
 def _with_file_and_no_reason(frame: DataFrame, file: Column | None = None) -> DataFrame:
     return (
-        frame.withColumn("_dd_file", file_column(None) if file is None else file)
-        .withColumn("_dd_reason", F.lit(None).cast("string"))
-        .withColumn("_dd_raw", F.lit(None).cast("string"))
+        frame.withColumn(FILE, file_column(None) if file is None else file)
+        .withColumn(REASON, F.lit(None).cast("string"))
+        .withColumn(RAW, F.lit(None).cast("string"))
     )
 
 
@@ -296,9 +277,9 @@ def _read_text(spark: SparkSession, source: InputSource, config: InputConfig) ->
         [
             T.StructField("path", T.StringType()),
             T.StructField(config.text_column, T.StringType()),
-            T.StructField("_dd_file", T.StringType()),
-            T.StructField("_dd_reason", T.StringType()),
-            T.StructField("_dd_raw", T.StringType()),
+            T.StructField(FILE, T.StringType()),
+            T.StructField(REASON, T.StringType()),
+            T.StructField(RAW, T.StringType()),
         ]
     )
     if paths:
@@ -307,7 +288,7 @@ def _read_text(spark: SparkSession, source: InputSource, config: InputConfig) ->
     else:
         decoded = spark.createDataFrame([], schema)
     if source.files and source.files.aliases:
-        decoded = map_aliases(spark, decoded, source.files).withColumn("path", F.col("_dd_file"))
+        decoded = map_aliases(spark, decoded, source.files).withColumn("path", F.col(FILE))
     # Spark skips zero-length files when it splits the input; add them back so they are counted and quarantined.
     rows = [(_spark_uri(name), None, _spark_uri(name), "empty_text", None) for name, size in listed if size == 0]
     rows += [(_spark_uri(name), None, _spark_uri(name), "too_large", None) for name in too_large]
@@ -339,7 +320,7 @@ def _decode_files(text_column: str):
                     pa.array(reasons, pa.string()),
                     pa.nulls(len(paths), pa.string()),
                 ],
-                names=["path", text_column, "_dd_file", "_dd_reason", "_dd_raw"],
+                names=["path", text_column, FILE, REASON, RAW],
             )
 
     return decode

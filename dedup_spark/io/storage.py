@@ -151,3 +151,12 @@ def join(base: str, *parts: str) -> str:
 def to_spark_path(path: str) -> str:
     """Local paths become absolute (Spark resolves relative paths against its own working dir)."""
     return path if "://" in path else _local(path)
+
+
+def parquet_rows(path: str) -> int:
+    """Rows of the Parquet files under a folder, from their footers (no data read). Names starting with "_" or
+    "." (Spark's markers) are skipped, as Spark skips them."""
+    import pyarrow.dataset as ds
+
+    fs, inner = filesystem(path)
+    return ds.dataset(inner, filesystem=fs, format="parquet").count_rows()

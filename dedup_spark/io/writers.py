@@ -28,7 +28,7 @@ from pyspark.sql import DataFrame, SparkSession
 from dedup_spark.config import OutputConfig, RunConfig
 from dedup_spark.errors import ConfigError, UsageError
 from dedup_spark.io import storage
-from dedup_spark.io.readers import session_has_delta
+from dedup_spark.session import session_has_delta
 
 # Everything dedup-spark writes at the top of an output folder; --overwrite replaces only these.
 OWNED_ENTRIES = {

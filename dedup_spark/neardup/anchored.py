@@ -27,11 +27,12 @@ import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from dedup_spark.columns import EDGE_COMPONENT, ID, RANK
 from dedup_spark.config import NeardupConfig
 from dedup_spark.neardup.lsh import LshPreset
 from dedup_spark.neardup.verify import ShingleSets, check_pair
 
-ANCHOR_SCHEMA = "_dd_id string, anchor string, anchor_round int"
+ANCHOR_SCHEMA = f"{ID} string, anchor string, anchor_round int"
 
 
 def anchor_component(
@@ -72,8 +73,8 @@ def _anchor_groups(nd: NeardupConfig, lsh: LshPreset, text_column: str, protecte
     """cogroup function: one component's documents (_dd_id, rank, protected flag, text) and edges -> ANCHOR_SCHEMA."""
 
     def run(nodes: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
-        nodes = nodes.sort_values("_dd_rank")
-        ids = nodes["_dd_id"].tolist()
+        nodes = nodes.sort_values(RANK)
+        ids = nodes[ID].tolist()
         texts = dict(zip(ids, nodes[text_column].tolist(), strict=True))
         protected = {i for i, p in zip(ids, nodes[protected_column].tolist(), strict=True) if p}
         cache = ShingleSets(nd)
@@ -82,7 +83,7 @@ def _anchor_groups(nd: NeardupConfig, lsh: LshPreset, text_column: str, protecte
             return check_pair(cache, keeper, texts[keeper], member, texts[member], lsh, keeper=True)[2]
 
         anchor, rounds = anchor_component(ids, protected, list(zip(edges["u"], edges["v"], strict=True)), verifies)
-        return pd.DataFrame({"_dd_id": ids, "anchor": [anchor[i] for i in ids], "anchor_round": rounds})
+        return pd.DataFrame({ID: ids, "anchor": [anchor[i] for i in ids], "anchor_round": rounds})
 
     return run
 
@@ -103,17 +104,17 @@ def anchored_labels(
     (itself when kept); `anchor_round` the rounds its component needed.
     """
     ranked = labelled.select(
-        "_dd_id",
+        ID,
         "component",
-        F.row_number().over(Window.partitionBy("component").orderBy(*order)).alias("_dd_rank"),
+        F.row_number().over(Window.partitionBy("component").orderBy(*order)).alias(RANK),
         protected_column,
         text_column,
     )
     # Renamed: both sides come from `labelled`, and cogroup matches its keys by position, not by name.
-    components = labelled.select(F.col("_dd_id").alias("u"), F.col("component").alias("_dd_edge_component"))
-    with_component = edges.join(components, "u").select("_dd_edge_component", "u", "v")
+    components = labelled.select(F.col(ID).alias("u"), F.col("component").alias(EDGE_COMPONENT))
+    with_component = edges.join(components, "u").select(EDGE_COMPONENT, "u", "v")
     return (
         ranked.groupBy("component")
-        .cogroup(with_component.groupBy("_dd_edge_component"))
+        .cogroup(with_component.groupBy(EDGE_COMPONENT))
         .applyInPandas(_anchor_groups(nd, lsh, text_column, protected_column), ANCHOR_SCHEMA)
     )

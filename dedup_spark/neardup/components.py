@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from dedup_spark.io import storage
-from dedup_spark.stages import checkpoint, small_shuffles
+from dedup_spark.columns import GROUP
+from dedup_spark.sparkops import Steps, small_shuffles
 
 log = logging.getLogger("dedup_spark")
 
@@ -65,27 +65,27 @@ def is_star_forest(edges: DataFrame) -> bool:
 
 
 def connected_components(
-    spark: SparkSession, edges: DataFrame, work_dir: str, max_rounds: int = 100, local_max_edges: int = 0
+    step: Steps, edges: DataFrame, max_rounds: int = 100, local_max_edges: int = 0
 ) -> tuple[DataFrame, int]:
     """Edges (u, v) of string or integer node ids -> (node, component) for every node on an edge, where
     component is the smallest node id in the component; also returns the number of rounds run (0 when the
     graph was labelled in one task).
 
-    Nodes without edges do not appear. `work_dir` receives one Parquet folder per round. A graph of at most
+    Nodes without edges do not appear. Each round is a step `components/round-N` of `step`. A graph of at most
     `local_max_edges` edges is labelled by a union-find in one Spark task instead (`label_in_one_task`): each
     distributed round costs about ten Spark jobs, which on a small graph is all overhead (1,772 edges, 4 rounds:
     9 s). The labels are the same either way.
     """
     current = edges.select(F.col("u"), F.col("v")).filter(F.col("u") != F.col("v"))
-    current = checkpoint(spark, current, storage.join(work_dir, "round-0"))
+    current = step("components/round-0", current)
     edge_count = current.count()
     if edge_count <= local_max_edges:
         return label_in_one_task(current), 0
-    with small_shuffles(spark, edge_count):  # rounds of a few jobs each: shuffles sized to the edges
-        return _label_in_rounds(spark, current, work_dir, max_rounds)
+    with small_shuffles(step.spark, edge_count):  # rounds of a few jobs each: shuffles sized to the edges
+        return _label_in_rounds(step, current, max_rounds)
 
 
-def _label_in_rounds(spark: SparkSession, current: DataFrame, work_dir: str, max_rounds: int) -> tuple[DataFrame, int]:
+def _label_in_rounds(step: Steps, current: DataFrame, max_rounds: int) -> tuple[DataFrame, int]:
     """Alternate large-star and small-star on the checkpointed edges until they form a star forest."""
     for round_number in range(1, max_rounds + 1):
         if is_star_forest(current):
@@ -93,7 +93,7 @@ def _label_in_rounds(spark: SparkSession, current: DataFrame, work_dir: str, max
             labels = both.groupBy("u").agg(F.least(F.min("v"), F.first("u")).alias("component"))
             return labels.select(F.col("u").alias("node"), "component"), round_number - 1
         current = small_star(large_star(current))
-        current = checkpoint(spark, current, storage.join(work_dir, f"round-{round_number}"))
+        current = step(f"components/round-{round_number}", current)
         log.debug("connected components: round %d done", round_number)
     raise RuntimeError(
         f"connected components did not converge in {max_rounds} rounds; raise neardup.max_component_rounds"
@@ -125,5 +125,5 @@ def label_in_one_task(edges: DataFrame) -> DataFrame:
         nodes = list(parent)
         return pd.DataFrame({"node": nodes, "component": [find(n) for n in nodes]})
 
-    one_group = edges.withColumn("_dd_group", F.lit(0)).groupBy("_dd_group")
+    one_group = edges.withColumn(GROUP, F.lit(0)).groupBy(GROUP)
     return one_group.applyInPandas(label, f"node {node_type}, component {node_type}")

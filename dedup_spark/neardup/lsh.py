@@ -89,48 +89,21 @@ class LshPreset:
         return candidate_probability(s, self.bands, self.rows)
 
 
+# name: (bands, rows, threshold, verify Jaccard, verify edit similarity, cluster rule), where the numbers come from
+_PRESET_TABLE = {
+    "paper": ((450, 20, 0.8, True, True, "components"),
+              "Lee et al. 2022: 9,000 min-hashes, Jaccard > 0.8 then edit similarity > 0.8"),
+    "default": ((20, 8, 0.8, True, False, "anchored"),
+                "dedup_spark: 160 min-hashes, P(candidate | J=0.8) ~ 0.975, false positives removed by Jaccard, "
+                "removed only if verified against the kept document"),
+    "text-dedup": ((25, 10, 0.7, False, False, "components"),
+                   "BigCode/text-dedup Spark defaults: 250 min-hashes, threshold 0.7, no verification"),
+    "datatrove": ((14, 8, 0.75, False, False, "components"),
+                  "datatrove/FineWeb: 112 min-hashes, 'targeting documents at least 75% similar', no verification"),
+}  # fmt: skip
 PRESETS: dict[str, LshPreset] = {
-    p.name: p
-    for p in (
-        LshPreset(
-            "paper",
-            bands=450,
-            rows=20,
-            threshold=0.8,
-            verify_jaccard=True,
-            verify_edit=True,
-            source="Lee et al. 2022: 9,000 min-hashes, Jaccard > 0.8 then edit similarity > 0.8",
-        ),
-        LshPreset(
-            "default",
-            bands=20,
-            rows=8,
-            threshold=0.8,
-            verify_jaccard=True,
-            verify_edit=False,
-            cluster_rule="anchored",
-            source="dedup_spark: 160 min-hashes, P(candidate | J=0.8) ~ 0.975, false positives removed by Jaccard, "
-            "removed only if verified against the kept document",
-        ),
-        LshPreset(
-            "text-dedup",
-            bands=25,
-            rows=10,
-            threshold=0.7,
-            verify_jaccard=False,
-            verify_edit=False,
-            source="BigCode/text-dedup Spark defaults: 250 min-hashes, threshold 0.7, no verification",
-        ),
-        LshPreset(
-            "datatrove",
-            bands=14,
-            rows=8,
-            threshold=0.75,
-            verify_jaccard=False,
-            verify_edit=False,
-            source="datatrove/FineWeb: 112 min-hashes, 'targeting documents at least 75% similar', no verification",
-        ),
-    )
+    name: LshPreset(name, bands, rows, threshold, jaccard, edit, cluster_rule=rule, source=source)
+    for name, ((bands, rows, threshold, jaccard, edit, rule), source) in _PRESET_TABLE.items()
 }
 
 

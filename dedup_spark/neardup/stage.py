@@ -17,126 +17,39 @@ Steps, each a Spark stage whose result is written under the stage's work folder:
                 only if it verifies against its cluster's kept document); one kept per cluster by the keep
                 policy; `cluster_id` is the id of the kept document. Under `components` every removed document is
                 checked against its keeper for the report (`removed_not_verified_with_keeper`). The stage writes
-                the removed rows only: the survivors are its input minus those (see `stages.StageOutput`).
+                the removed rows only: the survivors are its input minus those (see `stage.StageOutput`).
 
 Documents with no words after normalisation (`too_short`) never match anything and are always kept.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
-from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
-import numpy as np
-import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from dedup_spark.columns import BYTES, ID, PROTECTED, PROTECTED_ID_PREFIX, SIZE, WITH_PROTECTED
 from dedup_spark.config import NeardupConfig, RunConfig
 from dedup_spark.errors import ConfigError, InputError
 from dedup_spark.excerpts import collect_heads, side_by_side
-from dedup_spark.io import storage
 from dedup_spark.neardup.anchored import anchored_labels
 from dedup_spark.neardup.components import connected_components
-from dedup_spark.neardup.lsh import PRESETS, LshPreset, band_keys, s_curve
-from dedup_spark.neardup.minhash import MinHasher
-from dedup_spark.neardup.shingles import batch_shingle_hashes
-from dedup_spark.neardup.verify import check_pairs, normalize_doc, verify_candidates
-from dedup_spark.protect import PROTECTED_ID_PREFIX
-from dedup_spark.stages import StageOutput, checkpoint, file_per_task, small_shuffles
+from dedup_spark.neardup.lsh import LshPreset, candidate_probability, s_curve, similarity_at_probability
+from dedup_spark.neardup.signatures import SIGNATURE_SCHEMA, candidate_pairs, resolve_lsh, signature_batches
+from dedup_spark.neardup.verify import check_pairs, verify_candidates
+from dedup_spark.sparkops import Steps, file_per_task, small_shuffles
+from dedup_spark.stage import StageContext, StageOutput
 
-SIGNATURE_SCHEMA = "_dd_id string, norm_hash string, n_shingles int, band_keys array<bigint>"
 CLUSTER_COLUMNS = ("cluster_id", "cluster_size", "kept")
-# Column marking held-out documents of `run --protect` inside this stage.
-PROTECTED = "_dd_protected"
 LARGEST_CLUSTERS = 10
-
-
-def resolve_lsh(nd: NeardupConfig) -> LshPreset:
-    """The preset with any explicit bands/rows/threshold/verification settings applied."""
-    preset = PRESETS[nd.preset]
-    overrides = {
-        key: value
-        for key, value in (
-            ("bands", nd.bands),
-            ("rows", nd.rows),
-            ("threshold", nd.threshold),
-            ("verify_jaccard", nd.verify_jaccard),
-            ("verify_edit", nd.verify_edit),
-            ("edit_threshold", nd.edit_threshold),
-            ("cluster_rule", nd.cluster_rule),
-        )
-        if value is not None
-    }
-    return replace(preset, **overrides) if overrides else preset
-
-
-def signature_batches(nd: NeardupConfig, lsh: LshPreset, text_column: str):
-    """mapInArrow function: (_dd_id, text) -> SIGNATURE_SCHEMA rows, `nd.batch_docs` documents at a time.
-
-    Each slice of `nd.batch_docs` documents is normalised, joined and shingle-hashed in a few numpy calls
-    (`batch_shingle_hashes`), then min-hashed straight from the flat hash array. Memory per slice: its
-    normalised text, 8 bytes per shingle, the (batch_docs x num_perm) signature matrix, and hashing
-    temporaries bounded by ``shingles.DEFAULT_CHUNK_BYTES``. ``n_shingles`` counts shingle occurrences (repeats
-    included); only ``n_shingles > 0`` (not ``too_short``) is used downstream.
-    """
-    schema = pa.schema(
-        [
-            ("_dd_id", pa.string()),
-            ("norm_hash", pa.string()),
-            ("n_shingles", pa.int32()),
-            ("band_keys", pa.list_(pa.int64())),
-        ]
-    )
-
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        hasher = MinHasher(lsh.num_perm, seed=nd.seed)
-        for batch in batches:
-            for start in range(0, batch.num_rows, nd.batch_docs):
-                part = batch.slice(start, nd.batch_docs)
-                texts = part.column(text_column).cast(pa.large_binary()).to_pylist()  # UTF-8 bytes, not decoded
-                docs = [normalize_doc(text, nd) for text in texts]
-                hashes, offsets = batch_shingle_hashes(docs, nd.ngram, nd.shingle_unit)
-                keys = band_keys(hasher.signatures_flat(hashes, offsets), lsh.bands, lsh.rows).view(np.int64)
-                yield pa.RecordBatch.from_arrays(
-                    [
-                        part.column("_dd_id"),
-                        pa.array([hashlib.sha256(doc).hexdigest()[:32] for doc in docs], pa.string()),
-                        pa.array(np.diff(offsets).astype(np.int32), pa.int32()),
-                        pa.FixedSizeListArray.from_arrays(pa.array(keys.ravel()), lsh.bands).cast(pa.list_(pa.int64())),
-                    ],
-                    schema=schema,
-                )
-
-    return run
-
-
-def candidate_pairs(signatures: DataFrame) -> DataFrame:
-    """(u, v) with u < v: in each (band, key) bucket, every member paired with the first member and with its
-    predecessor in id order. Linear in bucket size; distinct over all bands."""
-    bands = signatures.select("_dd_id", F.posexplode("band_keys").alias("band", "key"))
-    bucket = Window.partitionBy("band", "key").orderBy("_dd_id")
-    ordered = bands.select(
-        "_dd_id",
-        F.first("_dd_id").over(bucket).alias("first"),
-        F.lag("_dd_id").over(bucket).alias("previous"),
-    ).filter(F.col("previous").isNotNull())
-    # One row per (partner, member): a union of two selects would run the window twice.
-    partners = F.explode(F.array_distinct(F.array("first", "previous")))
-    return ordered.select(partners.alias("u"), F.col("_dd_id").alias("v")).distinct()
 
 
 def _keep_order(docs: DataFrame, nd: NeardupConfig, config: RunConfig) -> list:
     """Sort keys for choosing the kept document of a cluster (first in this order wins; ties by id)."""
-    by_id = (
-        [F.col(config.input.id_column).asc(), F.col("_dd_id").asc()]
-        if config.input.id_column
-        else [F.col("_dd_id").asc()]
-    )
+    by_id = [F.col(config.input.id_column).asc(), F.col(ID).asc()] if config.input.id_column else [F.col(ID).asc()]
     if nd.keep == "longest":
-        return [F.col("_dd_bytes").desc(), *by_id]
+        return [F.col(BYTES).desc(), *by_id]
     if nd.keep == "column":
         if nd.keep_column not in docs.columns:
             raise ConfigError(f"neardup.keep_column={nd.keep_column!r} is not an input column: {docs.columns}")
@@ -145,15 +58,34 @@ def _keep_order(docs: DataFrame, nd: NeardupConfig, config: RunConfig) -> list:
     return by_id
 
 
-def run_neardup(
-    spark: SparkSession, docs: DataFrame, config: RunConfig, work_dir: str, protected: DataFrame | None = None
-) -> StageOutput:
-    """Stage entry point (see the module docstring). Returns removed rows and `neardup/clusters`.
+class NearDup:
+    """The stage (see the module docstring): removed rows and the `neardup/clusters` table."""
 
-    protected: held-out documents (`protect.protected_docs`) or None. They are clustered with the input, come
-    first in every cluster's keep order and are never removed; input documents of a cluster that holds one are
-    removed with reason `contamination` (others with `near_duplicate`).
-    """
+    name: ClassVar[str] = "neardup"
+    required_columns: ClassVar[tuple[str, ...]] = (ID, BYTES)
+
+    def plan(self, config: RunConfig) -> list[str]:
+        nd, lsh = config.neardup, resolve_lsh(config.neardup)
+        checks = [f"Jaccard > {lsh.threshold}"] if lsh.verify_jaccard else []
+        checks += [f"edit similarity > {lsh.edit_threshold}"] if lsh.verify_edit else []
+        curve = ", ".join(f"J={s}: {candidate_probability(s, lsh.bands, lsh.rows):.3f}" for s in (0.5, 0.7, 0.8, 0.9))
+        return [
+            f"preset {nd.preset}: {lsh.bands} bands x {lsh.rows} rows ({lsh.num_perm} min-hashes), "
+            f"verification: {' then '.join(checks) or 'none'}",
+            f"P(candidate): {curve}; 50% at J={similarity_at_probability(0.5, lsh.bands, lsh.rows):.2f}",
+            f"{nd.ngram}-{nd.shingle_unit} shingles, keep {nd.keep}, cluster rule {lsh.cluster_rule}",
+        ]
+
+    def run(self, ctx: StageContext, docs: DataFrame) -> StageOutput:
+        """Held-out documents (`ctx.protected`) are clustered with the input, come first in every cluster's keep
+        order and are never removed; input documents of a cluster that holds one are removed with reason
+        `contamination` (others with `near_duplicate`)."""
+        return _run(ctx, docs)
+
+
+def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
+    spark, config, protected = ctx.spark, ctx.config, ctx.protected
+    step = Steps(spark, ctx.work_dir)
     nd = config.neardup
     lsh = resolve_lsh(nd)
     text_column = config.input.text_column
@@ -161,85 +93,77 @@ def run_neardup(
     docs = _with_protected(docs, protected)
 
     with file_per_task(spark):  # signatures cost CPU per byte: one ingest shard per task keeps the cores busy
-        signatures = checkpoint(
-            spark,
-            docs.select("_dd_id", text_column).mapInArrow(signature_batches(nd, lsh, text_column), SIGNATURE_SCHEMA),
-            storage.join(work_dir, "signatures"),
+        signatures = step(
+            "signatures",
+            docs.select(ID, text_column).mapInArrow(signature_batches(nd, lsh, text_column), SIGNATURE_SCHEMA),
         )
     # After the signatures the stage works on ids, pairs and a subset of the corpus: size its shuffles to that.
     with small_shuffles(spark, signatures.count() * lsh.bands):
         matchable = signatures.filter(F.col("n_shingles") > 0)
-        groups = matchable.groupBy("norm_hash").agg(F.min("_dd_id").alias("rep"), F.count(F.lit(1)).alias("copies"))
+        groups = matchable.groupBy("norm_hash").agg(F.min(ID).alias("rep"), F.count(F.lit(1)).alias("copies"))
         exact_edges = (
             matchable.join(groups, "norm_hash")
-            .filter(F.col("_dd_id") != F.col("rep"))
-            .select(F.col("rep").alias("u"), F.col("_dd_id").alias("v"))
+            .filter(F.col(ID) != F.col("rep"))
+            .select(F.col("rep").alias("u"), F.col(ID).alias("v"))
         )
-        representatives = matchable.join(groups.select(F.col("rep").alias("_dd_id")), "_dd_id")
-        candidates = checkpoint(spark, candidate_pairs(representatives), storage.join(work_dir, "candidates"))
+        representatives = matchable.join(groups.select(F.col("rep").alias(ID)), ID)
+        candidates = step("candidates", candidate_pairs(representatives))
 
         # Every document that can end in a cluster is on a candidate pair or an exact-copy pair: read those rows
         # from the corpus once; verification, clusters, removed rows and excerpts all work on this subset.
         endpoints = candidates.unionByName(exact_edges)
-        involved_ids = endpoints.select(F.col("u").alias("_dd_id")).union(endpoints.select("v")).distinct()
-        involved = checkpoint(spark, docs.join(involved_ids, "_dd_id", "left_semi"), storage.join(work_dir, "involved"))
-        texts = involved.select("_dd_id", text_column)
-        verified = verify_candidates(spark, candidates, texts, nd, lsh, storage.join(work_dir, "verified"))
+        involved_ids = endpoints.select(F.col("u").alias(ID)).union(endpoints.select("v")).distinct()
+        involved = step("involved", docs.join(involved_ids, ID, "left_semi"))
+        texts = involved.select(ID, text_column)
+        verified = verify_candidates(step, "verified", candidates, texts, nd, lsh)
 
         edges = verified.unionByName(exact_edges)
-        labels, rounds = connected_components(
-            spark,
-            edges,
-            storage.join(work_dir, "components"),
-            nd.max_component_rounds,
-            nd.local_components_max_edges,
-        )
-        in_clusters = involved.join(labels.withColumnRenamed("node", "_dd_id"), "_dd_id")
+        labels, rounds = connected_components(step, edges, nd.max_component_rounds, nd.local_components_max_edges)
+        in_clusters = involved.join(labels.withColumnRenamed("node", ID), ID)
         if lsh.cluster_rule == "anchored":
             # When candidates are verified by Jaccard, a component of two documents is one pair that passed the
             # keeper's test already: only larger components go through the anchored rule (and ship their texts).
             smallest = 3 if lsh.verify_jaccard else 2
-            sizes = labels.groupBy("component").agg(F.count(F.lit(1)).alias("_dd_size"))
-            larger = in_clusters.join(sizes.filter(F.col("_dd_size") >= smallest), "component", "left_semi")
+            sizes = labels.groupBy("component").agg(F.count(F.lit(1)).alias(SIZE))
+            larger = in_clusters.join(sizes.filter(F.col(SIZE) >= smallest), "component", "left_semi")
             anchors = anchored_labels(larger, edges, order, nd, lsh, text_column, PROTECTED)
-            anchors = checkpoint(spark, anchors, storage.join(work_dir, "anchors"))
-            in_clusters = in_clusters.join(anchors, "_dd_id", "left").withColumn(
+            anchors = step("anchors", anchors)
+            in_clusters = in_clusters.join(anchors, ID, "left").withColumn(
                 "component",
                 F.coalesce("anchor", "component"),  # anchors and pair labels are ids of their members
             )
         cluster = Window.partitionBy("component").orderBy(*order)
         whole = Window.partitionBy("component")
         clusters = in_clusters.select(
-            "_dd_id",
-            F.first("_dd_id").over(cluster).alias("cluster_id"),
+            ID,
+            F.first(ID).over(cluster).alias("cluster_id"),
             F.count(F.lit(1)).over(whole).alias("cluster_size"),
             ((F.row_number().over(cluster) == 1) | F.col(PROTECTED)).alias("kept"),  # protected: never removed
-            F.max(PROTECTED).over(whole).alias("_dd_with_protected"),
+            F.max(PROTECTED).over(whole).alias(WITH_PROTECTED),
         ).filter(F.col("cluster_size") > 1)  # anchored: a document left alone is in no cluster
-        clusters = checkpoint(spark, clusters, storage.join(work_dir, "clusters"))
+        clusters = step("clusters", clusters)
 
-        reason = F.when(F.col("_dd_with_protected"), "contamination").otherwise("near_duplicate")
-        removed_ids = clusters.filter(~F.col("kept")).select("_dd_id", "cluster_id", reason.alias("reason"))
-        removed = involved.join(removed_ids, "_dd_id").drop(PROTECTED)
+        reason = F.when(F.col(WITH_PROTECTED), "contamination").otherwise("near_duplicate")
+        removed_ids = clusters.filter(~F.col("kept")).select(ID, "cluster_id", reason.alias("reason"))
+        removed = involved.join(removed_ids, ID).drop(PROTECTED)
         metrics = _metrics(signatures, groups, candidates, verified, clusters, lsh, rounds)
         metrics["cluster_rule"] = lsh.cluster_rule
         if lsh.cluster_rule == "anchored":  # removed only after passing the keeper check: none fails it
             metrics["removed_not_verified_with_keeper"] = 0
             metrics["anchor_rounds"] = anchors.agg(F.max("anchor_round")).first()[0] or 0
         else:
-            keeper_pairs = removed_ids.select(F.col("cluster_id").alias("u"), F.col("_dd_id").alias("v"))
-            checked = check_pairs(
-                spark, keeper_pairs, texts, nd, lsh, storage.join(work_dir, "keeper_check"), keeper=True
-            )
+            keeper_pairs = removed_ids.select(F.col("cluster_id").alias("u"), F.col(ID).alias("v"))
+            checked = check_pairs(step, "keeper_check", keeper_pairs, texts, nd, lsh, keeper=True)
             metrics["removed_not_verified_with_keeper"] = checked.filter(~F.col("passed")).count()
         metrics["largest_clusters"] = _with_excerpts(metrics["largest_clusters"], texts, text_column)
+        metrics["steps"] = step.table()
         if protected is not None:
             metrics["protected_documents"] = protected.count()
-            metrics["contamination_removed"] = clusters.filter(~F.col("kept") & F.col("_dd_with_protected")).count()
+            metrics["contamination_removed"] = clusters.filter(~F.col("kept") & F.col(WITH_PROTECTED)).count()
     return StageOutput(
         docs=None,  # the survivors are the input minus `removed`
         removed=removed,
-        tables={"neardup/clusters": clusters.select(F.col("_dd_id").alias("doc_id"), *CLUSTER_COLUMNS)},
+        tables={"neardup/clusters": clusters.select(F.col(ID).alias("doc_id"), *CLUSTER_COLUMNS)},
         metrics=metrics,
     )
 
@@ -249,10 +173,10 @@ def _with_protected(docs: DataFrame, protected: DataFrame | None) -> DataFrame:
     docs = docs.withColumn(PROTECTED, F.lit(False))
     if protected is None:
         return docs
-    clashing = docs.filter(F.col("_dd_id").startswith(PROTECTED_ID_PREFIX)).select("_dd_id").limit(3).collect()
+    clashing = docs.filter(F.col(ID).startswith(PROTECTED_ID_PREFIX)).select(ID).limit(3).collect()
     if clashing:
         raise InputError(
-            f"input ids {[r['_dd_id'] for r in clashing]} start with {PROTECTED_ID_PREFIX!r}, which names held-out "
+            f"input ids {[r[ID] for r in clashing]} start with {PROTECTED_ID_PREFIX!r}, which names held-out "
             "documents of --protect; rename them or let dedup-spark derive ids"
         )
     return docs.unionByName(protected.withColumn(PROTECTED, F.lit(True)), allowMissingColumns=True)
@@ -273,8 +197,8 @@ def _metrics(
         clusters.join(sizes.orderBy(F.desc("size"), "cluster_id").limit(LARGEST_CLUSTERS), "cluster_id")
         .groupBy("cluster_id", "size")
         .agg(
-            F.slice(F.sort_array(F.collect_list("_dd_id")), 1, 5).alias("example_ids"),
-            F.min(F.when(~F.col("kept"), F.col("_dd_id"))).alias("removed_example"),
+            F.slice(F.sort_array(F.collect_list(ID)), 1, 5).alias("example_ids"),
+            F.min(F.when(~F.col("kept"), F.col(ID))).alias("removed_example"),
         )
         .orderBy(F.desc("size"), "cluster_id")
         .collect()
@@ -323,7 +247,7 @@ def _with_excerpts(largest: list[dict[str, Any]], texts: DataFrame, text_column:
     named are collected. `removed_example` is dropped from the entries (it is the second excerpt's id).
     """
     ids = sorted({i for c in largest for i in (c["cluster_id"], c["removed_example"]) if i is not None})
-    found = collect_heads(texts, ids, "_dd_id", text_column)
+    found = collect_heads(texts, ids, ID, text_column)
     result = []
     for entry in largest:
         entry = dict(entry)

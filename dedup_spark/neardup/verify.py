@@ -9,14 +9,14 @@ from collections import OrderedDict
 from collections.abc import Iterator
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from dedup_spark.config import NeardupConfig
 from dedup_spark.neardup.lsh import LshPreset, edit_similarity
 from dedup_spark.neardup.normalize import normalize_utf8
 from dedup_spark.neardup.shingles import shingle_set, words
-from dedup_spark.stages import checkpoint
+from dedup_spark.sparkops import Steps
 
 VERIFIED_SCHEMA = "u string, v string, jaccard double, edit_similarity double, passed boolean"
 # Normalised text bytes whose shingle sets a verification task keeps (the sets take about 15x that in memory).
@@ -115,17 +115,17 @@ def verify_batches(nd: NeardupConfig, lsh: LshPreset, *, keeper: bool = False):
 
 
 def check_pairs(
-    spark: SparkSession,
+    step: Steps,
+    name: str,
     pairs: DataFrame,
     texts: DataFrame,
     nd: NeardupConfig,
     lsh: LshPreset,
-    path: str,
     *,
     keeper: bool = False,
 ) -> DataFrame:
-    """Pairs (u, v) -> VERIFIED_SCHEMA rows, every pair with its scores and `passed` (`check_pair`), written to
-    `path`. texts: `_dd_id` and the text column of (at least) every document on a pair."""
+    """Pairs (u, v) -> VERIFIED_SCHEMA rows, every pair with its scores and `passed` (`check_pair`), written as
+    step `name`. texts: `_dd_id` and the text column of (at least) every document on a pair."""
     id_column, text_column = texts.columns
     with_texts = (
         pairs.join(texts.select(F.col(id_column).alias("v"), F.col(text_column).alias("text_v")), "v")
@@ -135,16 +135,16 @@ def check_pairs(
     checked = with_texts.select("u", "v", "text_u", "text_v").mapInArrow(
         verify_batches(nd, lsh, keeper=keeper), VERIFIED_SCHEMA
     )
-    return checkpoint(spark, checked, path)
+    return step(name, checked)
 
 
 def verify_candidates(
-    spark: SparkSession, candidates: DataFrame, texts: DataFrame, nd: NeardupConfig, lsh: LshPreset, path: str
+    step: Steps, name: str, candidates: DataFrame, texts: DataFrame, nd: NeardupConfig, lsh: LshPreset
 ) -> DataFrame:
     """Candidate pairs (u, v) -> the pairs that pass the setting's verification (all of them when it has none).
 
-    texts: `_dd_id` and the text column; the checked pairs with their scores are written to `path`.
+    texts: `_dd_id` and the text column; the checked pairs with their scores are written as step `name`.
     """
     if not (lsh.verify_jaccard or lsh.verify_edit):
         return candidates
-    return check_pairs(spark, candidates, texts, nd, lsh, path).filter("passed").select("u", "v")
+    return check_pairs(step, name, candidates, texts, nd, lsh).filter("passed").select("u", "v")

@@ -8,7 +8,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from dedup_spark.exactsubstr.contamination import EVAL_PREFIX
+from dedup_spark.columns import EVAL_PREFIX, ID
 from dedup_spark.excerpts import EXCERPT_CHARS, collect_heads, side_by_side
 
 MOST_CONTAMINATED = 20
@@ -42,7 +42,7 @@ def page_examples(
         .collect()
     )
     chosen = pairs.orderBy("eval_id", "train_id").limit(NEARDUP_PAIRS).collect()
-    heads = collect_heads(texts, sorted({r[c] for r in chosen for c in ("eval_id", "train_id")}), "_dd_id", text_column)
+    heads = collect_heads(texts, sorted({r[c] for r in chosen for c in ("eval_id", "train_id")}), ID, text_column)
     neardup_pairs = []
     for r in chosen:
         shown = side_by_side([(r["eval_id"], heads[r["eval_id"]]), (r["train_id"], heads[r["train_id"]])])
@@ -55,8 +55,8 @@ def page_examples(
         .orderBy(F.desc(F.col("end") - F.col("start")), "id", "start")
         .limit(LONGEST_SPANS)
     )
-    eval_texts = texts.filter(F.col("_dd_id").startswith(EVAL_PREFIX))
-    plain_texts = eval_texts.select(_plain("_dd_id").alias("id"), text_column)
+    eval_texts = texts.filter(F.col(ID).startswith(EVAL_PREFIX))
+    plain_texts = eval_texts.select(_plain(ID).alias("id"), text_column)
     longest = (
         spans.join(plain_texts, "id")
         .select(

@@ -1,5 +1,5 @@
 """report.html of `dedup-spark contamination`: one self-contained page (inline CSS, no script, no network), in the
-style of the run report (`report_html.py`, whose helpers it uses).
+style of the run report (`html.py`, whose helpers it uses).
 
 Sections with stable ids: #summary (shares of eval documents and bytes), #most-contaminated (the eval documents
 with most contaminated bytes and the train documents that contaminate them), #neardup-pairs (eval and train

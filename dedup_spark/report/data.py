@@ -13,6 +13,8 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from dedup_spark.columns import BYTES, SOURCE
+
 log = logging.getLogger("dedup_spark")
 
 #: The column used when the config names none and the input has it.
@@ -67,27 +69,27 @@ def removed_share_by_source(
 
     def key(frame: DataFrame) -> DataFrame:
         return frame.withColumn(
-            "_dd_source", F.coalesce(F.col("`" + name.replace("`", "``") + "`").cast("string"), F.lit(NULL_SOURCE))
+            SOURCE, F.coalesce(F.col("`" + name.replace("`", "``") + "`").cast("string"), F.lit(NULL_SOURCE))
         )
 
-    with_bytes = "_dd_bytes" in docs.columns and survivors is not None and "_dd_bytes" in survivors.columns
+    with_bytes = BYTES in docs.columns and survivors is not None and BYTES in survivors.columns
     sums = [F.count(F.lit(1)).alias("documents")]
     if with_bytes:
-        sums.append(F.sum("_dd_bytes").alias("bytes_in"))
-    per_source = key(docs).groupBy("_dd_source").agg(*sums)
+        sums.append(F.sum(BYTES).alias("bytes_in"))
+    per_source = key(docs).groupBy(SOURCE).agg(*sums)
     # One more than shown tells whether an (other) row is needed without collecting every source.
-    top = per_source.orderBy(F.desc("documents"), "_dd_source").limit(max_sources + 1).collect()
-    named = [r["_dd_source"] for r in top[:max_sources]]
+    top = per_source.orderBy(F.desc("documents"), SOURCE).limit(max_sources + 1).collect()
+    named = [r[SOURCE] for r in top[:max_sources]]
     capped = len(top) > max_sources
 
     def bucket(frame: DataFrame) -> DataFrame:
-        source = F.col("_dd_source")
+        source = F.col(SOURCE)
         return key(frame).withColumn(
-            "_dd_source", F.when(source.isin(named), source).otherwise(F.lit(OTHER_SOURCES)) if capped else source
+            SOURCE, F.when(source.isin(named), source).otherwise(F.lit(OTHER_SOURCES)) if capped else source
         )
 
-    ins = bucket(docs).groupBy("_dd_source").agg(*sums)
-    folded = per_source.filter(~F.col("_dd_source").isin(named)).count() if capped else 0
+    ins = bucket(docs).groupBy(SOURCE).agg(*sums)
+    folded = per_source.filter(~F.col(SOURCE).isin(named)).count() if capped else 0
     rows: dict[str, dict[str, Any]] = {}
 
     def row(source: str) -> dict[str, Any]:
@@ -95,15 +97,15 @@ def removed_share_by_source(
         return rows.setdefault(source, blank | ({"bytes_in": 0, "bytes_out": 0} if with_bytes else {}))
 
     for r in ins.collect():
-        row(r["_dd_source"])["documents"] = int(r["documents"])
+        row(r[SOURCE])["documents"] = int(r["documents"])
         if with_bytes:
-            row(r["_dd_source"])["bytes_in"] = int(r["bytes_in"] or 0)
-    for r in bucket(removed).groupBy("_dd_source", "reason").agg(F.count(F.lit(1)).alias("n")).collect():
-        row(r["_dd_source"])["removed"] += int(r["n"])
-        row(r["_dd_source"])["by_reason"][r["reason"]] = int(r["n"])
+            row(r[SOURCE])["bytes_in"] = int(r["bytes_in"] or 0)
+    for r in bucket(removed).groupBy(SOURCE, "reason").agg(F.count(F.lit(1)).alias("n")).collect():
+        row(r[SOURCE])["removed"] += int(r["n"])
+        row(r[SOURCE])["by_reason"][r["reason"]] = int(r["n"])
     if with_bytes:
-        for r in bucket(survivors).groupBy("_dd_source").agg(F.sum("_dd_bytes").alias("bytes")).collect():
-            row(r["_dd_source"])["bytes_out"] = int(r["bytes"] or 0)
+        for r in bucket(survivors).groupBy(SOURCE).agg(F.sum(BYTES).alias("bytes")).collect():
+            row(r[SOURCE])["bytes_out"] = int(r["bytes"] or 0)
 
     result = []
     for entry in rows.values():

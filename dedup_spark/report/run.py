@@ -12,6 +12,7 @@ from typing import Any
 
 from dedup_spark import __version__
 from dedup_spark.config import RunConfig
+from dedup_spark.config_checks import human_size
 from dedup_spark.io import storage
 
 log = logging.getLogger("dedup_spark")
@@ -35,7 +36,7 @@ class RunReport:
         self.accounting: dict[str, Any] = {}
         self.quarantine_by_reason: dict[str, int] = {}
         self.removed_by_reason: dict[str, int] = {}
-        # Documents and removed share per value of report.source_column (report_data.removed_share_by_source).
+        # Documents and removed share per value of report.source_column (report/data.py: removed_share_by_source).
         self.removed_by_source: list[dict[str, Any]] | None = None
         self.outputs: dict[str, str] = {}
         # Set by --stop-after (status "partial") and --dry-run (status "dry_run", the plan's lines).
@@ -148,18 +149,19 @@ def plan_lines(
     identity: Any,
     columns: list[tuple[str, str]],
     columns_note: str,
-    steps: list[str],
+    settings: dict[str, list[str]],
     reusable: dict[str, Any],
     output_state: str,
 ) -> list[str]:
     """The --dry-run plan: input, columns, output, and each step with its key settings and whether it is reused.
 
-    identity: a `resume.InputIdentity`; columns: (name, type) of the input's columns; reusable: step -> marker.
+    identity: a `resume.InputIdentity`; columns: (name, type) of the input's columns; settings: the steps to run,
+    in order, each with its lines of settings; reusable: step -> marker.
     """
     files = identity.files
-    size = (
-        f"{files:,} file{'' if files == 1 else 's'}, {_size(identity.bytes)}" if files is not None else "size unknown"
-    )
+    size = "size unknown"
+    if files is not None:
+        size = f"{files:,} file{'' if files == 1 else 's'}, {human_size(identity.bytes)}"
     lines = [
         "dedup-spark dry run (nothing was read in full, nothing was written)",
         f"  input   {identity.path} ({identity.format}; {size})",
@@ -169,49 +171,11 @@ def plan_lines(
         f"  output  {config.output.format} at {config.output.path} ({output_state})",
         "  steps",
     ]
-    for step in steps:
+    for step, step_settings in settings.items():
         status = "reused from _work (same input and config)" if step in reusable else "would run"
         lines.append(f"    {step:<12} {status}")
-        lines += [f"      {setting}" for setting in _settings(config, step)]
-    skipped = ["ingest", *config.stages][len(steps) :]
+        lines += [f"      {setting}" for setting in step_settings]
+    skipped = ["ingest", *config.stages][len(settings) :]
     if skipped:
         lines.append(f"  --stop-after={config.stop_after}: not run now: {', '.join(skipped)}, writing the outputs")
     return lines
-
-
-def _settings(config: RunConfig, step: str) -> list[str]:
-    """Human-readable key settings of one step."""
-    if step == "ingest":
-        return [f"shard_size {_size(config.ingest.shard_size)}, duplicate_ids {config.input.duplicate_ids}"]
-    if step == "neardup":
-        from dedup_spark.neardup.lsh import candidate_probability, similarity_at_probability
-        from dedup_spark.neardup.stage import resolve_lsh
-
-        lsh = resolve_lsh(config.neardup)
-        checks = [f"Jaccard > {lsh.threshold}"] if lsh.verify_jaccard else []
-        checks += [f"edit similarity > {lsh.edit_threshold}"] if lsh.verify_edit else []
-        curve = ", ".join(f"J={s}: {candidate_probability(s, lsh.bands, lsh.rows):.3f}" for s in (0.5, 0.7, 0.8, 0.9))
-        return [
-            f"preset {config.neardup.preset}: {lsh.bands} bands x {lsh.rows} rows ({lsh.num_perm} min-hashes), "
-            f"verification: {' then '.join(checks) or 'none'}",
-            f"P(candidate): {curve}; 50% at J={similarity_at_probability(0.5, lsh.bands, lsh.rows):.2f}",
-            f"{config.neardup.ngram}-{config.neardup.shingle_unit} shingles, keep {config.neardup.keep}, "
-            f"cluster rule {lsh.cluster_rule}",
-        ]
-    if step == "exactsubstr":
-        ex = config.exactsubstr
-        return [
-            f"min_length {ex.min_length} bytes, policy {ex.policy}, chunk_size {_size(ex.chunk_size)}, "
-            f"passes {ex.passes}, min_remaining_chars {ex.min_remaining_chars}"
-        ]
-    section = config.to_dict().get(step)
-    return [", ".join(f"{k} {v}" for k, v in section.items())] if isinstance(section, dict) else []
-
-
-def _size(value: int | None) -> str:
-    if value is None:
-        return "unknown"
-    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if value >= scale:
-            return f"{value / scale:.1f} {unit}"
-    return f"{value} bytes"

@@ -1,41 +1,21 @@
-"""The dedup stages that can follow ingest, and the contract each one keeps.
+"""Spark helpers the steps share: checkpoints that cut the lineage (timed, with row counts), and session settings
+changed for a few steps and then restored.
 
-A stage is a function `(spark, docs, config, work_dir, protected) -> StageOutput`; `protected` holds the held-out
-documents of `run --protect` (see protect.py) or is None. `docs` holds one row per document with
-the input's columns plus the internal `_dd_*` columns (`_dd_id` string, unique; `_dd_bytes` text size).
+Settings changed here only make steps faster: no result depends on them.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
 from dedup_spark.io import storage
 from dedup_spark.session import task_slots
-
-
-@dataclass
-class StageOutput:
-    """What a stage hands back to the pipeline.
-
-    docs:    surviving documents, same columns as the stage's input (a stage may rewrite the text column and
-             `_dd_bytes`); None when the stage only drops rows: the survivors are then the input minus `removed`,
-             which the pipeline derives instead of writing a copy of the corpus.
-    removed: removed documents, same columns plus `reason` (string) and any stage columns (e.g. `cluster_id`).
-    tables:  extra output tables by relative name (e.g. "neardup/clusters"), written in the output format.
-    metrics: JSON-ready numbers for the report.
-    """
-
-    docs: DataFrame | None
-    removed: DataFrame
-    tables: dict[str, DataFrame] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 def checkpoint(spark: SparkSession, frame: DataFrame, path: str, partition_by: tuple[str, ...] = ()) -> DataFrame:
@@ -47,20 +27,28 @@ def checkpoint(spark: SparkSession, frame: DataFrame, path: str, partition_by: t
     return spark.read.schema(frame.schema).parquet(storage.to_spark_path(path))
 
 
-class TimedCheckpoints:
-    """`steps(name, frame)` checkpoints `frame` to `work_dir/name` and records in `steps.seconds[name]` the seconds
-    since the previous step (or since creation): the step times the stages report."""
+class Steps:
+    """`steps(name, frame)` checkpoints `frame` to `work_dir/name` and records the step's seconds (since the
+    previous step, or since creation) and its rows (from the written files' footers): the figures both stages
+    report, as `table()` under their metrics' `steps`."""
 
     def __init__(self, spark: SparkSession, work_dir: str) -> None:
         self.spark, self.work_dir = spark, work_dir
         self.seconds: dict[str, float] = {}
+        self.rows: dict[str, int] = {}
         self._clock = time.perf_counter()
 
     def __call__(self, name: str, frame: DataFrame, partition_by: tuple[str, ...] = ()) -> DataFrame:
-        result = checkpoint(self.spark, frame, storage.join(self.work_dir, name), partition_by)
+        path = storage.join(self.work_dir, name)
+        result = checkpoint(self.spark, frame, path, partition_by)
         self.seconds[name] = round(time.perf_counter() - self._clock, 3)
+        self.rows[name] = storage.parquet_rows(path)
         self._clock = time.perf_counter()
         return result
+
+    def table(self) -> list[dict[str, Any]]:
+        """[{"step", "seconds", "rows"}] in the order the steps ran."""
+        return [{"step": name, "seconds": self.seconds[name], "rows": self.rows[name]} for name in self.seconds]
 
 
 @contextmanager
@@ -109,28 +97,3 @@ def many_splits(spark: SparkSession, per_slot: int = 4):
     """
     slots = task_slots(spark)
     return _setting(spark, "spark.sql.files.minPartitionNum", str(per_slot * slots))
-
-
-StageFunction = Callable[[SparkSession, DataFrame, Any, str, DataFrame | None], StageOutput]
-
-
-def _neardup(
-    spark: SparkSession, docs: DataFrame, config: Any, work_dir: str, protected: DataFrame | None
-) -> StageOutput:
-    from dedup_spark.neardup.stage import run_neardup
-
-    return run_neardup(spark, docs, config, work_dir, protected)
-
-
-def _exactsubstr(
-    spark: SparkSession, docs: DataFrame, config: Any, work_dir: str, protected: DataFrame | None
-) -> StageOutput:
-    """Held-out documents never enter this stage, so it never cuts them."""
-    from dedup_spark.exactsubstr.stage import run_exactsubstr
-
-    return run_exactsubstr(spark, docs, config, work_dir)
-
-
-# name -> function. Order here is the default order of --stages.
-STAGES: dict[str, StageFunction] = {"neardup": _neardup, "exactsubstr": _exactsubstr}
-STAGE_NAMES: tuple[str, ...] = tuple(STAGES)
