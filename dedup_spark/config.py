@@ -23,6 +23,7 @@ from dedup_spark.config_checks import (
     check_column_name,
     check_neardup_memory,
     check_paths,
+    check_stages,
     parse_size,
     yaml_error_line,
 )
@@ -157,7 +158,7 @@ class RunConfig:
     exactsubstr: ExactsubstrConfig = field(default_factory=ExactsubstrConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     # Dedup stages to run after ingest, in order (--stages=none runs ingest only).
-    stages: tuple[str, ...] = ("neardup", "exactsubstr")
+    stages: tuple[str, ...] = STAGE_NAMES
     # Held-out sets (--protect=PATH, repeatable), read with the input settings: never removed and never written;
     # documents of the input in a near-duplicate cluster with one of theirs are removed as `contamination`.
     protect: tuple[str, ...] = ()
@@ -338,20 +339,8 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"ingest.shard_size={config.ingest.shard_size} bytes is too small (minimum 1KiB)")
     _validate_neardup(config.neardup)
     _validate_exactsubstr(config.exactsubstr)
-    for stage in config.stages:
-        if stage not in STAGE_NAMES:
-            raise ConfigError(
-                f"--stages: unknown stage {stage!r}; available stages: {', '.join(STAGE_NAMES) or 'none'}"
-            )
-    if len(set(config.stages)) != len(config.stages):
-        raise ConfigError(f"--stages lists a stage twice: {','.join(config.stages)}")
-    if config.stop_after is not None and config.stop_after not in ("ingest", *config.stages):
-        raise ConfigError(
-            f"--stop-after={config.stop_after}: not a step of this run; steps: {', '.join(('ingest', *config.stages))}"
-        )
+    check_stages(config.stages, config.stop_after, bool(config.protect))
     check_paths(config.input.path, config.output.path, config.protect)
-    if config.protect and "neardup" not in config.stages:
-        raise ConfigError("--protect needs the neardup stage (it removes input documents that cluster with them)")
 
 
 def _validate_neardup(nd: NeardupConfig) -> None:

@@ -31,6 +31,19 @@ _SIZE_UNITS = {
 SIZE_FIELDS = {"ingest.shard_size", "exactsubstr.chunk_size"}
 
 
+def check_stages(stages: tuple[str, ...], stop_after: str | None, protect: bool) -> None:
+    """--stages names known stages once each; --stop-after names a step of the run; --protect needs neardup."""
+    for stage in stages:
+        if stage not in STAGE_NAMES:
+            raise ConfigError(f"--stages: unknown stage {stage!r}; available stages: {', '.join(STAGE_NAMES)}")
+    if len(set(stages)) != len(stages):
+        raise ConfigError(f"--stages lists a stage twice: {','.join(stages)}")
+    if stop_after is not None and stop_after not in ("ingest", *stages):
+        raise ConfigError(f"--stop-after={stop_after}: not a step of this run; steps: {', '.join(('ingest', *stages))}")
+    if protect and "neardup" not in stages:
+        raise ConfigError("--protect needs the neardup stage (it removes input documents that cluster with them)")
+
+
 def human_size(value: int | None) -> str:
     """Bytes for people: 1.5 MiB."""
     if value is None:

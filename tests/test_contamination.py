@@ -30,7 +30,7 @@ from dedup_spark.exactsubstr.spans import removal_spans
 from dedup_spark.exactsubstr.suffix_array import Piece, find_repeats
 from dedup_spark.neardup.normalize import normalize
 from dedup_spark.neardup.shingles import word_shingles
-from tests.exact_oracle import byte_spans, is_continuation
+from tests.exactsubstr.exact_oracle import byte_spans, is_continuation
 
 K = 8
 W = 3
@@ -365,7 +365,7 @@ def test_cli_end_to_end(tmp_path, run_cli, name, n_train, n_eval):
 def check_report_page(out, train, evals, rows, near, spans, tmp_path) -> None:
     """report.json's examples against the oracles, and report.html as Chromium renders it."""
     from tests.helpers import report
-    from tests.test_report_html import assert_self_contained, parse, render_in_chromium
+    from tests.report.test_report_html import assert_self_contained, parse, render_in_chromium
 
     examples = report(out)["examples"]
     contaminated = [r for r in rows.values() if r["contaminated"]]

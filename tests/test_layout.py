@@ -46,7 +46,7 @@ def graph() -> dict[str, set[str]]:
         targets = set()
         for module, names in imports(path):
             targets |= {f"{module}.{n}" for n in names if f"{module}.{n}" in known} or {module}
-        edges[name] = {t for t in targets if t in known and t != name and not known[t].name == "__init__.py"}
+        edges[name] = {t for t in targets if t in known and t != name and known[t].name != "__init__.py"}
     return edges
 
 

@@ -24,7 +24,7 @@ from dedup_spark.exactsubstr.suffix_array import (
     bare_suffix_array_seconds,
     find_repeats,
 )
-from tests.exact_oracle import oracle_spans
+from tests.exactsubstr.exact_oracle import oracle_spans
 
 POLICIES = ("strike_all", "keep_first")
 CHARS = "ab Жд中😀"

@@ -17,7 +17,7 @@ from dedup_spark.exactsubstr.spans import (
     widen_to_utf8,
     window_starts_to_byte_spans,
 )
-from tests.exact_oracle import byte_spans, is_continuation
+from tests.exactsubstr.exact_oracle import byte_spans, is_continuation
 
 MIXED = "aé Жд中文😀b"  # 1, 2, 3 and 4 byte characters
 

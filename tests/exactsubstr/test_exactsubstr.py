@@ -1,4 +1,4 @@
-"""ExactSubstr stage on Spark against the brute-force oracle (tests/exact_oracle.py), plus its task kernels.
+"""ExactSubstr stage on Spark against the brute-force oracle (tests/exactsubstr/exact_oracle.py), plus its task kernels.
 
 The Spark runs use k = 8 and chunks of 32 or 100 bytes, so repeats cross chunk boundaries, span several chunks,
 and documents are longer than a chunk; every span must equal the oracle's exactly.
@@ -23,7 +23,7 @@ from dedup_spark.exactsubstr.tasks import MergeTask, openmp_threads
 from dedup_spark.exactsubstr.top import collapse_repeats, weighted_window_counts
 from dedup_spark.sparkops import Steps
 from dedup_spark.stage import StageContext
-from tests.exact_oracle import oracle_cut, oracle_spans
+from tests.exactsubstr.exact_oracle import oracle_cut, oracle_spans
 
 K = 8
 POLICIES = ("strike_all", "keep_first")

@@ -13,7 +13,7 @@ from dedup_spark.neardup.anchored import anchor_component
 from dedup_spark.neardup.normalize import normalize
 from dedup_spark.neardup.shingles import word_shingles
 from tests.helpers import read_output
-from tests.test_neardup import run
+from tests.neardup.test_neardup import run
 
 
 def oracle_anchors(order: list[str], protected: set[str], edges, verifies) -> dict[str, str]:
