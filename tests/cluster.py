@@ -199,8 +199,18 @@ class StandaloneCluster:
         """Start the master, then the workers; return when every worker has registered with the master."""
         for daemon in self.daemons:
             self._launch(daemon)
+        self._await_registration(self.workers, timeout)
+
+    def restart_worker(self, worker: Daemon, timeout: float = 180) -> None:
+        """Start a killed worker again (same instance, ports and work dir); return once it has registered with the
+        master. spark-daemon.sh moves its old log aside (.out.1), so the check reads only the new one."""
+        assert worker.proc is None or not alive(worker.proc), f"{worker.name} is still running"
+        self._launch(worker)
+        self._await_registration([worker], timeout)
+
+    def _await_registration(self, workers: list[Daemon], timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        waiting = list(self.workers)
+        waiting = list(workers)
         while waiting:
             waiting = [w for w in waiting if "registered with master" not in self._log_text(w).lower()]
             dead = [d.name for d in self.daemons if d.proc is None or not alive(d.proc)]
