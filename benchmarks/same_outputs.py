@@ -4,17 +4,20 @@
     python benchmarks/same_outputs.py resume DIR     # finish the --stop-after run in DIR/resume/ with this code
     python benchmarks/same_outputs.py compare A B    # every table of A equals B's (rows sorted); exit 1 if not
 
-The jobs: the demo corpus (both stages, both exactsubstr policies), bbcnews and docs (built by
-../shared/corpora/make_corpora.sh; both stages, both policies), contamination of a bbcnews split (80% train,
-20% eval), and a demo run stopped after neardup (its _work/ markers are then reused by `resume`).
+The jobs: the demo corpus, bbcnews and docs (built by ../shared/corpora/make_corpora.sh), each with both stages
+and both exactsubstr policies; contamination of a bbcnews split (80% train, 20% eval); a demo run stopped after
+neardup (its _work/ markers are then reused by `resume`). The demo corpus is copied next to the corpora, so every
+checkout compared reads it at one path (input paths are in the ingest fingerprint and the quarantine rows).
 Tables are Parquet folders; rows are compared after sorting on every column. report.json files are compared
-without timings, times, paths, the Spark version and the per-step figures (`steps`, added by the house move).
+without timings, times, the Spark version and the per-step figures (`steps`, added by the house move); paths
+under DIR are written alike.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +36,8 @@ POLICIES = ("keep_first", "strike_all")
 def jobs(root: Path) -> dict[str, list[str]]:
     """Job name -> dedup-spark arguments."""
     runs: dict[str, list[str]] = {}
-    for name, path in (("demo", DEMO), ("bbcnews", CORPORA / "bbcnews.parquet"), ("docs", CORPORA / "docs.parquet")):
+    demo = CORPORA / DEMO.name  # one copy for every checkout compared: same input path, same fingerprints
+    for name, path in (("demo", demo), ("bbcnews", CORPORA / "bbcnews.parquet"), ("docs", CORPORA / "docs.parquet")):
         for policy in POLICIES:
             runs[f"{name}-{policy}"] = [
                 "run",
@@ -49,7 +53,7 @@ def jobs(root: Path) -> dict[str, list[str]]:
         f"--output={root / 'contamination'}",
         "--clean-train",
     ]
-    runs["resume"] = ["run", f"--input={DEMO}", f"--output={root / 'resume'}", "--stop-after=neardup"]
+    runs["resume"] = ["run", f"--input={demo}", f"--output={root / 'resume'}", "--stop-after=neardup"]
     return runs
 
 
@@ -68,6 +72,8 @@ def write_split(folder: Path) -> None:
 
 
 def write(root: Path) -> None:
+    if not (CORPORA / DEMO.name).exists():
+        shutil.copy2(DEMO, CORPORA / DEMO.name)
     write_split(root / "split")
     for args in jobs(root).values():
         dedup_spark(args)
@@ -109,14 +115,13 @@ VOLATILE = {"steps", "seconds", "started_at", "finished_at", "spark_version"}
 
 def stable(value, root: Path):
     """report.json without what differs between two identical runs: timings, times, the Spark version and the
-    per-step figures; paths under `root` and the demo corpus's path are written alike."""
+    per-step figures; paths under `root` are written alike."""
     if isinstance(value, dict):
         return {k: stable(v, root) for k, v in value.items() if k not in VOLATILE and not k.endswith("_seconds")}
     if isinstance(value, list):
         return [stable(v, root) for v in value]
     if isinstance(value, str):
-        value = value.replace(str(root), "ROOT")
-        return "DEMO" if value.endswith("/data/demo/corpus.jsonl.gz") else value
+        return value.replace(str(root), "ROOT")
     return value
 
 
