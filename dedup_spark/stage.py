@@ -15,7 +15,6 @@ from typing import Any, ClassVar, Protocol
 
 from pyspark.sql import DataFrame, SparkSession
 
-from dedup_spark.columns import BYTES, ID
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import InputError
 
@@ -57,9 +56,6 @@ class Stage(Protocol):
     def plan(self, config: RunConfig) -> list[str]:
         """Lines for --dry-run: the stage's key settings, for people."""
         ...
-
-
-DOC_COLUMNS = (ID, BYTES)
 
 
 def check_columns(stage: Stage, docs: DataFrame, config: RunConfig) -> None:
