@@ -72,7 +72,7 @@ def package(tmp_path_factory) -> Path:
     zipped = built[1]
     assert zipped.read_bytes() == built[0].read_bytes()
     shipped = {n for n in zipfile.ZipFile(zipped).namelist() if n.endswith(".py")}
-    expected = {f"dedup_spark/{p.name}" for p in (REPO / "dedup_spark").glob("*.py")}
+    expected = {p.relative_to(REPO).as_posix() for p in (REPO / "dedup_spark").rglob("*.py")}
     assert shipped == expected, f"packaged modules differ from dedup_spark/: {sorted(shipped ^ expected)}"
     return zipped
 
