@@ -65,6 +65,9 @@ class OutputConfig:
     # Reuse the steps an earlier, unfinished run completed with the same input and config (markers in _work);
     # false recomputes everything.
     resume: bool = True
+    # Kept documents carry their NearDup cluster's size in data/ (column `cluster_size`; 1 outside clusters), so
+    # a team can upsample ("rehydrate") by it later.
+    cluster_size: bool = True
     # How to write Delta: "auto" uses Spark's format("delta") when the session has Delta, else delta-rs.
     delta_writer: str = "auto"
     # Folder for report.json and _work when --output is a table prefix catalog.schema.prefix (a UC volume path

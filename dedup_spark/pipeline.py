@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dedup_spark import protect, resume
-from dedup_spark.columns import BYTES, ID, col, original_name, safe_name, user_columns
+from dedup_spark.columns import BYTES, ID, SIZE, col, original_name, safe_name, user_columns
 from dedup_spark.config import RunConfig
 from dedup_spark.config_checks import human_size
 from dedup_spark.errors import AccountingError, InputError
@@ -41,8 +41,11 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (NearDup(), ExactSubs
 
 # Input formats ingest reads twice instead of keeping a parsed copy: cheap to read, files fingerprinted by resume.
 REREADABLE_FORMATS = ("parquet", "text")
-# Columns the outputs add next to the input's own.
-RESERVED_OUTPUT_COLUMNS = ("reason", "input_file", "raw_record", "cluster_id")
+# Columns the outputs add next to the input's own: removed/ and quarantine/ (those they have), data/ (with
+# output.cluster_size).
+REMOVED_COLUMNS = ("reason", "input_file", "raw_record", "cluster_id")
+CLUSTER_SIZE = "cluster_size"
+RESERVED_OUTPUT_COLUMNS = (*REMOVED_COLUMNS, CLUSTER_SIZE)
 
 
 def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
@@ -254,13 +257,16 @@ def _write_outputs(
     start = time.monotonic()
     writer = open_output_writer(spark, config.output)
     files_dir = output_files_dir(config.output)
+    data = docs
+    if config.output.cluster_size and "neardup/clusters" in tables:
+        data = _with_cluster_size(docs, tables["neardup/clusters"])
     with file_per_task(spark):  # the largest write: one input file per task keeps the tasks even
-        writer.write("data", _user_view(docs, config))
+        writer.write("data", _user_view(data, config, extra=(CLUSTER_SIZE,)))
     all_removed = _union(docs, removed_frames)
-    writer.write("removed", _user_view(all_removed, config, extra=True))
+    writer.write("removed", _user_view(all_removed, config, extra=REMOVED_COLUMNS))
     parsed = None if ingested.parsed_kept else add_reasons_and_ids(read_input(spark, source, config.input), config)
     quarantine = quarantine_rows(spark, storage.join(work_dir, "ingest"), ingested, parsed)
-    writer.write("quarantine", _user_view(quarantine, config, extra=True))
+    writer.write("quarantine", _user_view(quarantine, config, extra=REMOVED_COLUMNS))
     for name, table in tables.items():
         writer.write(name, table)
     # Before the commit, which may delete _work, where these frames are read from.
@@ -281,6 +287,17 @@ def _write_outputs(
     report.outputs["report_html"] = storage.join(files_dir, "report.html")
     report.finished_at = utc_now()
     report.write(files_dir)
+
+
+def _with_cluster_size(docs: DataFrame, clusters: DataFrame) -> DataFrame:
+    """`cluster_size` on every document: the size of its NearDup cluster for a cluster's kept document, else 1.
+
+    clusters: the `neardup/clusters` table (doc_id = `_dd_id`). A removed member never reaches data/, so a document
+    there is its cluster's kept one or in no cluster.
+    """
+    kept = clusters.filter(F.col("kept")).select(F.col("doc_id").alias(ID), F.col(CLUSTER_SIZE).alias(SIZE))
+    size = F.coalesce(F.col(SIZE), F.lit(1)).cast("long").alias(CLUSTER_SIZE)
+    return docs.join(kept, ID, "left").select(*docs.columns, size)
 
 
 def _settings(config: RunConfig, steps: list[str]) -> dict[str, list[str]]:
@@ -310,11 +327,13 @@ def _check_output_columns(names: list[str], config: RunConfig) -> None:
     source = config.report.source_column
     if source is not None and source not in columns:
         raise InputError(f"report.source_column={source!r} is not an input column; columns are {sorted(columns)}")
-    clashes = sorted(columns & set(RESERVED_OUTPUT_COLUMNS))
+    reserved = [c for c in RESERVED_OUTPUT_COLUMNS if c != CLUSTER_SIZE or config.output.cluster_size]
+    clashes = sorted(columns & set(reserved))
     if clashes:
+        also = " (or --set output.cluster_size=false)" if CLUSTER_SIZE in clashes else ""
         raise InputError(
             f"input columns {clashes} clash with columns dedup-spark adds to its outputs "
-            f"({', '.join(RESERVED_OUTPUT_COLUMNS)}); rename them in the input"
+            f"({', '.join(reserved)}); rename them in the input{also}"
         )
     if config.input.id_column is None and config.output.id_column in columns:
         raise InputError(
@@ -337,14 +356,14 @@ def _union(docs: DataFrame, removed_frames: list[DataFrame]) -> DataFrame:
     return result
 
 
-def _user_view(frame: DataFrame, config: RunConfig, extra: bool = False) -> DataFrame:
-    """Drop internal columns; expose a derived id under output.id_column; keep reason/extra columns if asked."""
-    columns = [col(c).alias(original_name(c)) for c in user_columns(frame) if c not in RESERVED_OUTPUT_COLUMNS]
+def _user_view(frame: DataFrame, config: RunConfig, extra: tuple[str, ...] = ()) -> DataFrame:
+    """Drop internal columns; expose a derived id under output.id_column; then the `extra` columns an output adds
+    (those the frame has)."""
+    added = [c for c in extra if c in frame.columns]
+    columns = [col(c).alias(original_name(c)) for c in user_columns(frame) if c not in added]
     if config.input.id_column is None:
         columns.append(F.col(ID).alias(config.output.id_column))
-    if extra:
-        columns += [F.col(c) for c in RESERVED_OUTPUT_COLUMNS if c in frame.columns]
-    return frame.select(*columns)
+    return frame.select(*columns, *[F.col(c) for c in added])
 
 
 def _account(report: RunReport, writer: OutputWriter | TableOutputWriter, files_dir: str, rows_read: int) -> None:

@@ -6,9 +6,10 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 
 from tests.conftest import DEMO_CORPUS, REPO
-from tests.helpers import read_output
+from tests.helpers import read_output, write_jsonl
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -48,6 +49,13 @@ def test_demo_corpus_end_to_end(tmp_path):
     assert report["removed_by_reason"] == {"near_duplicate": 80}
     clusters = read_output(out / "neardup" / "clusters")
     assert sum(not r["kept"] for r in clusters) == 80
+    # Kept documents carry their cluster's size: 1 + the removed rows naming them as cluster_id; others 1.
+    removed = read_output(out / "removed")
+    expected = Counter(str(r["cluster_id"]) for r in removed)
+    assert {str(r["id"]): r["cluster_size"] for r in data if r["cluster_size"] > 1} == {
+        kept: 1 + n for kept, n in expected.items()
+    }
+    assert sum(r["cluster_size"] for r in data) == len(data) + 80
     # ExactSubstr (keep_first): the planted footer survives only in the first of the chapters that carry it.
     footer = "assembled from the public-domain King James Version of 1611 to show how repeated boilerplate"
     assert sum(footer in r["text"] for r in data) == 1
@@ -63,3 +71,17 @@ def test_errors_are_one_line_with_exit_code(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("dedup-spark: error: input path")
     assert "Traceback" not in result.stderr
     assert run("run", "--input=x").returncode == 2  # argparse: --output missing
+
+
+def test_cluster_size_is_a_setting_and_never_overwrites_an_input_column(tmp_path):
+    rows = [{"id": i, "text": f"document number {i} " * 20, "cluster_size": f"mine-{i}"} for i in range(4)]
+    rows.append({"id": 9, "text": rows[0]["text"], "cluster_size": "copy"})  # an exact copy of document 0
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    args = (f"--input={src}", "--set", "input.id_column=id", "--stages=neardup")
+    clash = run("run", *args, f"--output={tmp_path / 'a'}")
+    assert clash.returncode == 3, clash.stderr[-2000:]
+    assert "['cluster_size']" in clash.stderr and "--set output.cluster_size=false" in clash.stderr
+    off = run("run", *args, f"--output={tmp_path / 'b'}", "--set", "output.cluster_size=false")
+    assert off.returncode == 0, off.stderr[-2000:]
+    data = {r["id"]: r["cluster_size"] for r in read_output(tmp_path / "b" / "data")}
+    assert data == {0: "mine-0", 1: "mine-1", 2: "mine-2", 3: "mine-3"}  # the copy (id 9) removed
