@@ -1,14 +1,16 @@
 """Spark helpers the steps share: checkpoints that cut the lineage (timed, with row counts), and session settings
 changed for a few steps and then restored.
 
-Settings changed here only make steps faster: no result depends on them.
+Settings changed here only make steps faster: no result depends on them, and a session that refuses them runs
+without them.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,6 +18,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from dedup_spark.io import storage
 from dedup_spark.session import task_slots
+
+log = logging.getLogger("dedup_spark")
 
 
 def checkpoint(spark: SparkSession, frame: DataFrame, path: str, partition_by: tuple[str, ...] = ()) -> DataFrame:
@@ -51,18 +55,52 @@ class Steps:
         return [{"step": name, "seconds": self.seconds[name], "rows": self.rows[name]} for name in self.seconds]
 
 
+# Settings a session refused, each logged once per process.
+_refused: set[str] = set()
+
+
 @contextmanager
-def _setting(spark: SparkSession, key: str, value: str) -> Iterator[None]:
-    """Set the session setting `key` to `value` for the steps run inside, then restore it (or unset it again)."""
-    current = spark.conf.get(key, None)
-    spark.conf.set(key, value)
+def _setting(spark: SparkSession, key: str, value: Callable[[], str]) -> Iterator[None]:
+    """Set the session setting `key` to `value()` for the steps run inside, then restore it (or unset it again).
+
+    A hint, never a need: a session that refuses to read or set it (Databricks serverless answers most keys with
+    CONFIG_NOT_AVAILABLE; Spark Connect has no SparkContext for `value()` to read) runs the steps without it, with
+    the same results; the refusal is logged once per key.
+    """
+    restore = _try_set(spark, key, value)
     try:
         yield
     finally:
-        if current is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, current)
+        if restore is not None:
+            restore()
+
+
+def _try_set(spark: SparkSession, key: str, value: Callable[[], str]) -> Callable[[], None] | None:
+    """Set `key`; returns how to put it back, or None when the session refused (logged once)."""
+    try:
+        current = spark.conf.get(key, None)
+        spark.conf.set(key, value())
+    except Exception as exc:  # a refused hint changes speed, not results
+        _log_refused(key, exc)
+        return None
+
+    def restore() -> None:
+        try:
+            if current is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, current)
+        except Exception as exc:
+            _log_refused(key, exc)
+
+    return restore
+
+
+def _log_refused(key: str, exc: Exception) -> None:
+    if key not in _refused:
+        _refused.add(key)
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+        log.info("session setting %s refused, running without it (%s: %s)", key, type(exc).__name__, first_line)
 
 
 def small_shuffles(spark: SparkSession, rows: int, rows_per_partition: int = 1_000_000):
@@ -74,7 +112,8 @@ def small_shuffles(spark: SparkSession, rows: int, rows_per_partition: int = 1_0
     200 partitions, 6-7 s with 4).
     """
     key = "spark.sql.shuffle.partitions"
-    return _setting(spark, key, str(min(int(spark.conf.get(key)), max(1, math.ceil(rows / rows_per_partition)))))
+    wanted = max(1, math.ceil(rows / rows_per_partition))
+    return _setting(spark, key, lambda: str(min(int(spark.conf.get(key)), wanted)))
 
 
 def file_per_task(spark: SparkSession):
@@ -85,7 +124,9 @@ def file_per_task(spark: SparkSession):
     turned the 8 shards of the linux corpus into 4 uneven tasks (13, 13, 13, 5 s) that left a core idle. A file's
     open cost equal to maxPartitionBytes makes every file fill a task by itself.
     """
-    return _setting(spark, "spark.sql.files.openCostInBytes", spark.conf.get("spark.sql.files.maxPartitionBytes"))
+    return _setting(
+        spark, "spark.sql.files.openCostInBytes", lambda: spark.conf.get("spark.sql.files.maxPartitionBytes")
+    )
 
 
 def many_splits(spark: SparkSession, per_slot: int = 4):
@@ -95,5 +136,4 @@ def many_splits(spark: SparkSession, per_slot: int = 4):
     For CPU-heavy steps over compressed work files: Spark sizes splits by bytes on disk, so the 1 GB of ExactSubstr
     pieces of the linux corpus (about 360 MB compressed) became 3 tasks of 10-23 s on 2 cores.
     """
-    slots = task_slots(spark)
-    return _setting(spark, "spark.sql.files.minPartitionNum", str(per_slot * slots))
+    return _setting(spark, "spark.sql.files.minPartitionNum", lambda: str(per_slot * task_slots(spark)))

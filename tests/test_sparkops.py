@@ -1,0 +1,67 @@
+"""Session settings are hints: a session that refuses every `spark.conf.set` (as Databricks serverless refuses most
+keys with CONFIG_NOT_AVAILABLE) runs both stages to the same output, and says once per key what it refused."""
+
+from __future__ import annotations
+
+import logging
+
+from dedup_spark.config import build_config
+from dedup_spark.pipeline import run_pipeline
+from tests.helpers import read_output, write_jsonl
+
+
+class RefusingConf:
+    """A session's conf that reads but refuses every change."""
+
+    def __init__(self, conf) -> None:
+        self._conf = conf
+
+    def get(self, *args):
+        return self._conf.get(*args)
+
+    def set(self, key, value):
+        raise RuntimeError(f"[CONFIG_NOT_AVAILABLE] Configuration {key} is not available.")
+
+    unset = set
+
+
+class RefusingSession:
+    """The test session, but its `conf` refuses changes."""
+
+    def __init__(self, spark) -> None:
+        self._spark = spark
+        self.conf = RefusingConf(spark.conf)
+
+    def __getattr__(self, name):
+        return getattr(self._spark, name)
+
+
+def corpus(path):
+    footer = " -- this footer line repeats in every document of the corpus, long enough to be cut out --"
+    texts = [" ".join(f"d{d}w{w}" for w in range(60)) + footer for d in range(30)]
+    texts.append(texts[3].replace("d3w40", "changed"))  # a near-duplicate of document 3
+    return write_jsonl(path, [{"id": i, "text": t} for i, t in enumerate(texts)])
+
+
+def test_a_session_refusing_every_setting_gives_the_same_output(spark, tmp_path, caplog):
+    src = corpus(tmp_path / "in.jsonl")
+    settings = {"input.path": str(src), "input.id_column": "id", "exactsubstr.min_length": "40"}
+    before = spark.conf.get("spark.sql.shuffle.partitions")
+    outputs = {}
+    for name, session in (("classic", spark), ("refusing", RefusingSession(spark))):
+        outputs[name] = tmp_path / name
+        with caplog.at_level(logging.INFO, logger="dedup_spark"):
+            report = run_pipeline(session, build_config({**settings, "output.path": str(outputs[name])}))
+        assert report.status == "succeeded" and report.accounting["balanced"]
+        assert report.removed_by_reason == {"near_duplicate": 1}
+    for table in ("data", "removed", "exact/spans", "neardup/clusters"):
+        rows = [sorted(read_output(outputs[name] / table), key=str) for name in outputs]
+        assert rows[0] == rows[1] and rows[0], table
+    cut = read_output(outputs["refusing"] / "exact" / "spans")
+    # 30 documents survive NearDup; the footer stays in the first in id order ("0") and is cut from the 29 others.
+    assert len(cut) == 29 and "0" not in {r["doc_id"] for r in cut}
+    refused = [r.getMessage() for r in caplog.records if "refused, running without it" in r.getMessage()]
+    keys = [m.split()[2] for m in refused]
+    assert sorted(keys) == sorted(set(keys)) and "spark.sql.shuffle.partitions" in keys, refused
+    assert {"spark.sql.files.openCostInBytes", "spark.sql.files.minPartitionNum"} <= set(keys), refused
+    assert spark.conf.get("spark.sql.shuffle.partitions") == before
