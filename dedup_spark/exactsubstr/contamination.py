@@ -8,7 +8,7 @@ reported as code point spans, exactly as ExactSubstr's removal spans (`spans.py`
 Documents of both sets come in one DataFrame whose `_dd_id` starts with "0:" (train) or "1:" (eval); the set is
 the layout's group, so every chunk of the ExactSubstr layout holds one set only.
 Steps (each written under the work folder and read back):
-1. layout, pieces  as ExactSubstr (`exactsubstr.layout`, `exactsubstr.pieces`).
+1. layout, pieces  as ExactSubstr (`steps.layout`, `steps.pieces`).
 2. minimizers      distinct (chunk, minimizer) of every window; a minimizer is *shared* if it occurs in a train
                    chunk and in an eval chunk.
 3. ship            per chunk, the super-k-mers whose minimizer is shared (`ShipTask`).
