@@ -61,6 +61,14 @@ def original_name(name: str) -> str:
     return name.replace("%60", "`").replace("%2E", ".").replace("%25", "%")
 
 
+def user_view(frame: Any, derived_id: Any | None, extra: tuple[str, ...] = ()) -> Any:
+    """An output's columns: the input's under their own names, then `derived_id` (a Column, None when the input
+    has its own id column), then the `extra` columns the output adds (those the frame has)."""
+    added = [c for c in extra if c in frame.columns]
+    columns = [col(c).alias(original_name(c)) for c in user_columns(frame) if c not in added]
+    return frame.select(*columns, *([derived_id] if derived_id is not None else []), *[col(c) for c in added])
+
+
 def col(name: str) -> Any:
     """A column by its exact name: dots, spaces and backticks in input column names are not syntax."""
     from pyspark.sql import functions as F

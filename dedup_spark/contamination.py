@@ -35,13 +35,12 @@ from dedup_spark.columns import (
     ID,
     SPANS,
     TRAIN_PREFIX,
-    col,
-    original_name,
     user_columns,
+    user_view,
 )
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import AccountingError
-from dedup_spark.exactsubstr.contamination import shared_windows
+from dedup_spark.exactsubstr.contamination import WINDOWS_SCHEMA, shared_windows
 from dedup_spark.exactsubstr.sources import exact_sources
 from dedup_spark.exactsubstr.steps import SPAN_TYPE, cut
 from dedup_spark.io import storage
@@ -82,11 +81,9 @@ def _prefixed(docs: DataFrame, prefix: str) -> DataFrame:
 
 
 def _user_view(frame: DataFrame, config: RunConfig, extra: tuple[str, ...] = (), prefixed: bool = True) -> DataFrame:
-    """The input's columns, the derived id (without its set prefix) when ids are derived, then `extra` columns."""
-    columns = [col(c).alias(original_name(c)) for c in user_columns(frame) if c not in extra]
-    if config.input.id_column is None:
-        columns.append((_strip() if prefixed else F.col(ID)).alias(config.output.id_column))
-    return frame.select(*columns, *[F.col(c) for c in extra])
+    """`columns.user_view`, with the derived id (without its set prefix) when ids are derived."""
+    derived_id = (_strip() if prefixed else F.col(ID)).alias(config.output.id_column)
+    return user_view(frame, derived_id if config.input.id_column is None else None, extra)
 
 
 def _cut(docs: DataFrame, runs: DataFrame, config: RunConfig) -> DataFrame:
@@ -131,7 +128,7 @@ def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, cl
     pairs, nd_metrics = empty_pairs, {}
     if "neardup" in config.stages:
         pairs, nd_metrics = neardup_matches(spark, both, config, storage.join(work_dir, "neardup"))
-    windows, ex_metrics = spark.createDataFrame([], f"{ID} string, start long, end long"), {}
+    windows, ex_metrics = spark.createDataFrame([], WINDOWS_SCHEMA), {}
     if "exactsubstr" in config.stages:
         windows, ex_metrics = shared_windows(spark, both, config, storage.join(work_dir, "exact"))
 

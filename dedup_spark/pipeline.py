@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dedup_spark import protect, resume
-from dedup_spark.columns import BYTES, ID, SIZE, col, original_name, safe_name, user_columns
+from dedup_spark.columns import BYTES, ID, SIZE, original_name, safe_name, user_columns, user_view
 from dedup_spark.config import RunConfig
 from dedup_spark.config_checks import human_size
 from dedup_spark.errors import AccountingError, InputError
@@ -357,13 +357,9 @@ def _union(docs: DataFrame, removed_frames: list[DataFrame]) -> DataFrame:
 
 
 def _user_view(frame: DataFrame, config: RunConfig, extra: tuple[str, ...] = ()) -> DataFrame:
-    """Drop internal columns; expose a derived id under output.id_column; then the `extra` columns an output adds
-    (those the frame has)."""
-    added = [c for c in extra if c in frame.columns]
-    columns = [col(c).alias(original_name(c)) for c in user_columns(frame) if c not in added]
-    if config.input.id_column is None:
-        columns.append(F.col(ID).alias(config.output.id_column))
-    return frame.select(*columns, *[F.col(c) for c in added])
+    """`columns.user_view`, with the derived id under output.id_column when ids are derived."""
+    derived_id = F.col(ID).alias(config.output.id_column) if config.input.id_column is None else None
+    return user_view(frame, derived_id, extra)
 
 
 def _account(report: RunReport, writer: OutputWriter | TableOutputWriter, files_dir: str, rows_read: int) -> None:
