@@ -30,7 +30,7 @@ from dedup_spark.exactsubstr.spans import removal_spans
 from dedup_spark.exactsubstr.suffix_array import Piece, find_repeats
 from dedup_spark.neardup.normalize import normalize
 from dedup_spark.neardup.shingles import word_shingles
-from tests.exactsubstr.exact_oracle import byte_spans, is_continuation
+from tests.exactsubstr.exact_oracle import mask_to_codepoint_spans
 
 K = 8
 W = 3
@@ -54,23 +54,6 @@ def shared_masks(sources: list[str], targets: list[str], k: int) -> list[list[bo
                 mask[i : i + k] = [True] * k
         masks.append(mask)
     return masks
-
-
-def mask_to_codepoint_spans(doc: str, mask: list[bool]) -> list[tuple[int, int]]:
-    """Maximal runs of marked bytes, widened to whole characters, as merged code point spans."""
-    text = doc.encode()
-    spans: list[tuple[int, int]] = []
-    for start, end in byte_spans(mask):
-        while start > 0 and is_continuation(text[start]):
-            start -= 1
-        while end < len(text) and is_continuation(text[end]):
-            end += 1
-        cp_start, cp_end = len(text[:start].decode()), len(text[:end].decode())
-        if spans and cp_start <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(cp_end, spans[-1][1]))
-        else:
-            spans.append((cp_start, cp_end))
-    return spans
 
 
 def oracle_spans(sources: list[str], targets: list[str], k: int) -> list[list[tuple[int, int]]]:

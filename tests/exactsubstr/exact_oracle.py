@@ -52,25 +52,26 @@ def is_continuation(byte: int) -> bool:
     return byte & 0xC0 == 0x80
 
 
+def mask_to_codepoint_spans(doc: str, mask: list[bool]) -> list[tuple[int, int]]:
+    """Maximal runs of marked UTF-8 bytes of `doc`, widened to whole characters, as merged code point spans."""
+    text = doc.encode("utf-8")
+    spans: list[tuple[int, int]] = []
+    for start, end in byte_spans(mask):
+        while start > 0 and is_continuation(text[start]):
+            start -= 1
+        while end < len(text) and is_continuation(text[end]):
+            end += 1
+        cp_start, cp_end = len(text[:start].decode("utf-8")), len(text[:end].decode("utf-8"))
+        if spans and cp_start <= spans[-1][1]:  # overlaps or touches the previous span
+            spans[-1] = (spans[-1][0], max(cp_end, spans[-1][1]))
+        else:
+            spans.append((cp_start, cp_end))
+    return spans
+
+
 def oracle_spans(docs: list[str], k: int, policy: str) -> list[list[tuple[int, int]]]:
     """Code point spans removed from each document, by brute force (see the module docstring)."""
-    result = []
-    for doc, mask in zip(docs, removed_byte_masks(docs, k, policy), strict=True):
-        text = doc.encode("utf-8")
-        cp_spans: list[tuple[int, int]] = []
-        for start, end in byte_spans(mask):
-            while start > 0 and is_continuation(text[start]):
-                start -= 1
-            while end < len(text) and is_continuation(text[end]):
-                end += 1
-            cp_start = len(text[:start].decode("utf-8"))
-            cp_end = len(text[:end].decode("utf-8"))
-            if cp_spans and cp_start <= cp_spans[-1][1]:  # overlaps or touches the previous span
-                cp_spans[-1] = (cp_spans[-1][0], max(cp_end, cp_spans[-1][1]))
-            else:
-                cp_spans.append((cp_start, cp_end))
-        result.append(cp_spans)
-    return result
+    return [mask_to_codepoint_spans(d, m) for d, m in zip(docs, removed_byte_masks(docs, k, policy), strict=True)]
 
 
 def oracle_cut(docs: list[str], k: int, policy: str) -> list[str]:

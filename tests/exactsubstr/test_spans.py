@@ -17,7 +17,7 @@ from dedup_spark.exactsubstr.spans import (
     widen_to_utf8,
     window_starts_to_byte_spans,
 )
-from tests.exactsubstr.exact_oracle import byte_spans, is_continuation
+from tests.exactsubstr.exact_oracle import byte_spans, is_continuation, mask_to_codepoint_spans
 
 MIXED = "aé Жд中文😀b"  # 1, 2, 3 and 4 byte characters
 
@@ -106,17 +106,7 @@ def test_removal_spans_random_against_brute_force() -> None:
         for s, e in rows:
             for i in range(s, e):
                 mask[i : i + k] = [True] * k
-        expected = []
-        for bs, be in byte_spans(mask):
-            while bs > 0 and is_continuation(data[bs]):
-                bs -= 1
-            while be < len(data) and is_continuation(data[be]):
-                be += 1
-            cs, ce = len(data[:bs].decode()), len(data[:be].decode())
-            if expected and cs <= expected[-1][1]:
-                expected[-1] = (expected[-1][0], max(ce, expected[-1][1]))
-            else:
-                expected.append((cs, ce))
+        expected = mask_to_codepoint_spans(text, mask)
         got = removal_spans(data, rows, k)
         assert [tuple(r) for r in got.tolist()] == expected
         kept = cut(text, got)
