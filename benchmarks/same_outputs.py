@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
 
 REPO = Path(__file__).resolve().parents[1]
 CORPORA = Path(os.environ.get("DEDUP_SPARK_CORPORA", Path.home() / ".cache/dedup-spark/corpora")) / "pq"
@@ -93,18 +94,23 @@ def resume(root: Path) -> None:
 
 
 def tables(root: Path) -> list[Path]:
-    """Every Parquet table folder (or file) under root, relative; _work and the split inputs left out."""
+    """Every Parquet table folder (or file) and Delta table under root, relative; _work and the split inputs left
+    out."""
     found = set()
     for file in root.rglob("*.parquet"):
         rel = file.relative_to(root)
         if rel.parts[0] == "split" or "_work" in rel.parts:
             continue
-        found.add(rel.parent if file.parent != root else rel)
+        delta = next((p for p in file.parents if (p / "_delta_log").is_dir()), None)
+        found.add(delta.relative_to(root) if delta else rel.parent if file.parent != root else rel)
     return sorted(found)
 
 
 def sorted_rows(path: Path) -> pa.Table:
-    table = ds.dataset(path, format="parquet", exclude_invalid_files=True).to_table()
+    if (path / "_delta_log").is_dir():
+        table = DeltaTable(str(path)).to_pyarrow_table()
+    else:
+        table = ds.dataset(path, format="parquet", exclude_invalid_files=True).to_table()
     table = table.select(sorted(table.column_names))
     keys = [(name, "ascending") for name in table.column_names if not pa.types.is_nested(table.schema.field(name).type)]
     return table.take(pc.sort_indices(table, sort_keys=keys)) if keys else table
@@ -125,7 +131,9 @@ def stable(value, root: Path):
     return value
 
 
-def compare(a: Path, b: Path) -> None:
+def differences(a: Path, b: Path, reports: bool = True) -> list[str]:
+    """What differs between the outputs under a and b: tables (rows sorted) and, if `reports`, report.json files
+    (`stable`)."""
     problems, names = [], tables(a)
     if names != tables(b):
         problems.append(f"different tables: {sorted(set(names) ^ set(tables(b)))}")
@@ -135,14 +143,19 @@ def compare(a: Path, b: Path) -> None:
         left, right = sorted_rows(a / rel), sorted_rows(b / rel)
         if not left.equals(right):
             problems.append(f"{rel}: {left.num_rows} vs {right.num_rows} rows, or different values")
-    for report in sorted(a.rglob("report.json")):
+    for report in sorted(a.rglob("report.json")) if reports else []:
         rel = report.relative_to(a)
         if rel.parts[0] == "resume":
             continue
         other = b / rel
         if not other.exists() or stable(json.loads(report.read_text()), a) != stable(json.loads(other.read_text()), b):
             problems.append(f"{rel}: differs")
-    print(f"{len(names)} tables compared")
+    return problems
+
+
+def compare(a: Path, b: Path) -> None:
+    problems = differences(a, b)
+    print(f"{len(tables(a))} tables compared")
     if problems:
         sys.exit("\n".join(problems))
     print("identical")

@@ -66,6 +66,11 @@ def _add_shared_options(command: argparse.ArgumentParser, stages_help: str, inpu
     command.add_argument("--dry-run", action="store_true", help="check config, inputs and output; write nothing")
     command.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     command.add_argument("--verbose", action="store_true", help="debug logging and tracebacks on errors")
+    command.add_argument(
+        "--remote",
+        metavar="URL",
+        help="run on a Spark Connect server (sc://host:port); default: $SPARK_REMOTE, else a classic session",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
     with _locked(config.output, config.dry_run):
         from dedup_spark.pipeline import run_pipeline  # imports pyspark: keep --help and config errors fast
 
-        spark = _session(args)
+        spark = _session(args, config)
         report = run_pipeline(spark, config)
     print(report.summary())
     return 0
@@ -143,14 +148,16 @@ def _locked(output, dry_run: bool):
     return output_lock(folder)
 
 
-def _session(args: argparse.Namespace):
-    """The SparkSession; without --verbose the JVM's own stderr goes to a log file named in the log."""
+def _session(args: argparse.Namespace, config):
+    """The SparkSession (`--remote`: a Spark Connect one), with the run's task slots setting; without --verbose
+    the JVM's own stderr goes to a log file named in the log."""
     from dedup_spark import session
-    from dedup_spark.session import get_or_create_session, new_spark_log_path
 
+    session.use_task_slots(config.spark.task_slots)
     if args.verbose:
-        return get_or_create_session()
-    spark = get_or_create_session(spark_log=session.spark_log_in_use or new_spark_log_path())
+        return session.get_or_create_session(remote=args.remote)
+    log_file = session.spark_log_in_use or session.new_spark_log_path()
+    spark = session.get_or_create_session(remote=args.remote, spark_log=log_file)
     args.spark_log = session.spark_log_in_use
     if args.spark_log:
         log.info("Spark's own log: %s (--verbose shows it here)", args.spark_log)
@@ -173,7 +180,7 @@ def _run_contamination(args: argparse.Namespace) -> int:
     with _locked(config.output, config.dry_run):
         from dedup_spark.contamination import run_contamination, summary_lines
 
-        spark = _session(args)
+        spark = _session(args, config)
         report = run_contamination(spark, config, args.eval, args.clean_train)
     if report["status"] == "succeeded":
         print(summary_lines(report))

@@ -153,6 +153,14 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class SparkConfig:
+    # Tasks the cluster runs at once (cores of all executors), for sessions whose settings do not tell it (Spark
+    # Connect, Databricks serverless); null: read from the session's settings (see session.task_slots). It only
+    # decides how work is split into tasks, never an output.
+    task_slots: int | None = None
+
+
+@dataclass(frozen=True)
 class RunConfig:
     input: InputConfig = field(default_factory=InputConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -160,6 +168,7 @@ class RunConfig:
     neardup: NeardupConfig = field(default_factory=NeardupConfig)
     exactsubstr: ExactsubstrConfig = field(default_factory=ExactsubstrConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
     # Dedup stages to run after ingest, in order (--stages=none runs ingest only).
     stages: tuple[str, ...] = STAGE_NAMES
     # Held-out sets (--protect=PATH, repeatable), read with the input settings: never removed and never written;
@@ -338,6 +347,8 @@ def validate(config: RunConfig) -> None:
         raise ConfigError("input.id_column and input.text_column must be different columns")
     if not 0.0 < config.input.json_schema_sampling_ratio <= 1.0:
         raise ConfigError("input.json_schema_sampling_ratio must be in (0, 1]")
+    if config.spark.task_slots is not None and config.spark.task_slots < 1:
+        raise ConfigError("spark.task_slots must be at least 1 (or null: read from the session)")
     if config.ingest.shard_size < 1024:
         raise ConfigError(f"ingest.shard_size={config.ingest.shard_size} bytes is too small (minimum 1KiB)")
     _validate_neardup(config.neardup)

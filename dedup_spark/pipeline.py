@@ -30,7 +30,7 @@ from dedup_spark.io.writers import (
 from dedup_spark.neardup.stage import NearDup
 from dedup_spark.report.data import removed_share_by_source
 from dedup_spark.report.run import RunReport, plan_lines, utc_now
-from dedup_spark.session import master, set_job_description
+from dedup_spark.session import master, tag_jobs
 from dedup_spark.sparkops import checkpoint, file_per_task
 from dedup_spark.stage import Stage, StageContext, check_columns
 
@@ -86,8 +86,8 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
     removed_frames: list[DataFrame] = []
     tables: dict[str, DataFrame] = {}
     try:
-        for number, step in enumerate(steps, 1):
-            _describe(spark, f"dedup-spark {step} (step {number} of {len(steps)})")
+        for step in steps:
+            tag_jobs(spark, f"dedup-spark-{step}")
             marker = reusable.get(step)
             if step == "ingest":
                 ingested, held_out = _ingest(spark, source, config, work_dir, prints[step], marker, report)
@@ -108,10 +108,10 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
                 tables[name] = spark.read.parquet(storage.to_spark_path(storage.join(step_dir, "tables", name)))
         if config.stop_after:
             return _stop(report, config, files_dir)
-        _describe(spark, "dedup-spark write outputs")
+        tag_jobs(spark, "dedup-spark-write-outputs")
         _write_outputs(spark, config, report, work_dir, source, ingested, docs, removed_frames, tables)
     finally:
-        _describe(spark, None)
+        tag_jobs(spark, None)
     return report
 
 
@@ -304,14 +304,6 @@ def _settings(config: RunConfig, steps: list[str]) -> dict[str, list[str]]:
     """Each step to run with its key settings, for the --dry-run plan."""
     ingest = f"shard_size {human_size(config.ingest.shard_size)}, duplicate_ids {config.input.duplicate_ids}"
     return {step: [ingest] if step == "ingest" else STAGES[step].plan(config) for step in steps}
-
-
-def _describe(spark: SparkSession, text: str | None) -> None:
-    """Name the Spark jobs of a step in the Spark UI. Not available over Spark Connect: then nothing happens."""
-    try:
-        set_job_description(spark, text)
-    except Exception as exc:  # Spark Connect has no SparkContext; progress in the UI is a nicety, not a need
-        log.debug("no Spark job description (%s)", type(exc).__name__)
 
 
 def _output_state(out_dir: str, unfinished: bool) -> str:

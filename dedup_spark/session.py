@@ -1,12 +1,14 @@
 """The one place that creates or finds the SparkSession, and the only one that reads what kind of session it is:
-its SparkContext (task slots, job descriptions), its master, Delta Lake support.
+its task slots, job tags, master, Delta Lake support.
 
-Spark Connect and Databricks serverless sessions refuse some of these reads; each helper says what it returns then.
+Everything here works on a classic session and on Spark Connect (Databricks serverless and shared clusters): no
+SparkContext, no JVM. Connect servers may refuse some reads; each helper says what it returns then.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import time
@@ -16,15 +18,28 @@ from pyspark.sql import SparkSession
 # Where Spark's own console output goes when the CLI runs without --verbose (see `get_or_create_session`).
 # One folder per user: another user's folder of the same name would not be writable.
 SPARK_LOG_DIR = os.path.join(tempfile.gettempdir(), f"dedup-spark-logs-{os.getuid()}")
+# The Spark setting that tells dedup-spark how many tasks the cluster runs at once (cores of all executors), for
+# sessions whose settings say nothing else about it (see `task_slots`): `--conf spark.dedup.taskSlots=64`.
+TASK_SLOTS_SETTING = "spark.dedup.taskSlots"
+# Task slots assumed when no setting tells: enough tasks to keep a small cluster busy, few enough that each task
+# of a small corpus still has work.
+DEFAULT_TASK_SLOTS = 8
+# The run's spark.task_slots setting (`use_task_slots`; None: read from the session).
+_task_slots: int | None = None
+# The job tag `tag_jobs` set last (None: none).
+_job_tag: str | None = None
 # The file the JVM started by this process writes its stderr to (None: not redirected, or not started here).
 spark_log_in_use: str | None = None
 
 
-def get_or_create_session(app_name: str = "dedup-spark", spark_log: str | None = None) -> SparkSession:
+def get_or_create_session(
+    app_name: str = "dedup-spark", spark_log: str | None = None, remote: str | None = None
+) -> SparkSession:
     """Return the active session (Databricks, spark-submit) or start one.
 
     No master or resource settings here: spark-submit, Databricks or spark-defaults.conf decide them, and
-    with none of those PySpark runs `local[*]`.
+    with none of those PySpark runs `local[*]`. remote: a Spark Connect URL (`sc://host:port`); without it
+    PySpark's own rule holds (`SPARK_REMOTE` set: a Connect session, else a classic one).
 
     spark_log: a file for everything the JVM this call starts writes to stderr (log4j's console, JVM warnings,
     Python workers' stderr), so a failing run shows one line, not Spark's stack traces; None leaves the JVM's
@@ -33,6 +48,8 @@ def get_or_create_session(app_name: str = "dedup-spark", spark_log: str | None =
     # Local Python workers must use this interpreter (the one with our dependencies), not the system python.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
+    if remote:
+        builder = builder.remote(remote)
     global spark_log_in_use
     if spark_log is None or SparkSession.getActiveSession() is not None:
         return builder.getOrCreate()
@@ -56,22 +73,65 @@ def new_spark_log_path() -> str:
     return os.path.join(SPARK_LOG_DIR, f"spark-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log")
 
 
+def use_task_slots(slots: int | None) -> None:
+    """Make `task_slots` return `slots` (the run's `spark.task_slots` setting); None: read the session again."""
+    global _task_slots
+    _task_slots = slots
+
+
 def task_slots(spark: SparkSession) -> int:
-    """Task slots of the session's cluster (Spark's default parallelism)."""
-    return spark.sparkContext.defaultParallelism
+    """Tasks the session's cluster runs at once: the run's `spark.task_slots` (`use_task_slots`), else read from
+    the session's settings (never from a SparkContext, which Spark Connect does not have): `spark.dedup.taskSlots`,
+    else `spark.default.parallelism`, else the master (`local[N]`, `local[*]`, `local-cluster[W,C,M]`), else
+    `spark.executor.instances` x `spark.executor.cores`, else `spark.cores.max`, else DEFAULT_TASK_SLOTS.
+    Only the work's split into tasks depends on it, never an output."""
+    if _task_slots is not None:
+        return _task_slots
+    for key in (TASK_SLOTS_SETTING, "spark.default.parallelism"):
+        value = _setting(spark, key)
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    local = re.fullmatch(r"local\[(\*|\d+)(?:,\s*\d+)?\]|local-cluster\[(\d+),\s*(\d+),\s*\d+\]", master(spark))
+    if local and local.group(1) is not None:
+        return (os.cpu_count() or 1) if local.group(1) == "*" else max(int(local.group(1)), 1)
+    if local:
+        return int(local.group(2)) * int(local.group(3))
+    if master(spark) == "local":
+        return 1
+    instances, cores = _setting(spark, "spark.executor.instances"), _setting(spark, "spark.executor.cores")
+    if instances.isdigit() and cores.isdigit() and int(instances) * int(cores) > 0:
+        return int(instances) * int(cores)
+    cores_max = _setting(spark, "spark.cores.max")
+    return int(cores_max) if cores_max.isdigit() and int(cores_max) > 0 else DEFAULT_TASK_SLOTS
 
 
-def set_job_description(spark: SparkSession, text: str | None) -> None:
-    """Name the Spark jobs that follow in the Spark UI (None clears it)."""
-    spark.sparkContext.setJobDescription(text)
+def _setting(spark: SparkSession, key: str) -> str:
+    """A session setting's value, "" when unset or when the server refuses to show it."""
+    try:
+        return str(spark.conf.get(key, "") or "").strip()
+    except Exception:  # Spark Connect servers may refuse to show a static config
+        return ""
+
+
+def tag_jobs(spark: SparkSession, tag: str | None) -> None:
+    """Tag the Spark jobs that follow with `tag` in place of the last one set here (None: no tag of ours). Tags
+    show in the Spark UI and are what Connect clients interrupt jobs by; the caller's own tags stay. Sessions
+    without job tags (classic Spark 3.5) run untagged."""
+    global _job_tag
+    previous, _job_tag = _job_tag, None
+    try:
+        if previous is not None:
+            spark.removeTag(previous)
+        if tag is not None:
+            spark.addTag(tag)
+            _job_tag = tag
+    except Exception:  # no job tags on this session: progress in the UI is a nicety, not a need
+        pass
 
 
 def master(spark: SparkSession) -> str:
     """The session's master URL ("unknown" where the server does not show it)."""
-    try:
-        return str(spark.conf.get("spark.master", "unknown"))
-    except Exception:  # Spark Connect servers may refuse to show a static config
-        return "unknown"
+    return _setting(spark, "spark.master") or "unknown"
 
 
 def is_local_mode(spark: SparkSession) -> bool:
@@ -83,8 +143,4 @@ def session_has_delta(spark: SparkSession) -> bool:
     """True on Databricks and on sessions configured with the Delta Lake extension."""
     if "DATABRICKS_RUNTIME_VERSION" in os.environ:
         return True
-    try:
-        extensions = spark.conf.get("spark.sql.extensions", "") or ""
-    except Exception:  # Spark Connect servers may refuse to show a static config; then it is not ours to read
-        return False
-    return "DeltaSparkSessionExtension" in extensions
+    return "DeltaSparkSessionExtension" in _setting(spark, "spark.sql.extensions")

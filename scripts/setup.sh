@@ -28,6 +28,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ "$(cat .venv/.dedup-spark-installed 2>/dev/null)" != "$stamp" ]; then
   echo "setup: installing dedup-spark and its pinned dependencies into .venv" >&2
-  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[spark,dev]"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[spark,connect,dev]"
   echo "$stamp" > .venv/.dedup-spark-installed
 fi

@@ -2,7 +2,8 @@
 
 - no import loop between modules, and no module imports another's private (`_name`) names;
 - the tool folders (neardup/, exactsubstr/) import neither each other nor io/ beyond io/storage.py;
-- SparkContext, session settings and Delta detection are touched only by session.py and sparkops.py;
+- nothing Spark Connect lacks (SparkContext, RDDs, JVM, cache/persist); session settings and Delta detection
+  are touched only by session.py and sparkops.py;
 - package `__init__.py` files are empty and no module is over 400 lines;
 - the pipeline's stage registry names exactly the stages the config accepts, each keeping the Stage contract.
 """
@@ -92,9 +93,17 @@ def test_tool_folders_import_neither_each_other_nor_io_beyond_storage():
     assert not wrong, wrong
 
 
-def test_spark_context_settings_and_delta_only_in_session_and_sparkops():
+def test_nothing_spark_connect_lacks():
+    """Spark Connect sessions (Databricks serverless, shared clusters) have no SparkContext, RDDs or JVM, and
+    Databricks serverless refuses cache/persist: no library module may use them."""
+    markers = ("sparkContext", ".rdd", "_jvm", "_jsc", "_jdf", ".cache(", ".persist(", "SparkContext.")
+    found = [(name, m) for name, path in modules().items() for m in markers if m in path.read_text()]
+    assert not found, found
+
+
+def test_session_settings_and_delta_only_in_session_and_sparkops():
     allowed = {"dedup_spark.session", "dedup_spark.sparkops"}
-    markers = ("sparkContext", ".conf.", "_jvm", "_jsc", "spark.sql.extensions", "DATABRICKS_RUNTIME_VERSION")
+    markers = (".conf.", "spark.sql.extensions", "DATABRICKS_RUNTIME_VERSION")
     found = [
         (name, marker)
         for name, path in modules().items()

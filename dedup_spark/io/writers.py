@@ -94,9 +94,7 @@ class OutputWriter:
         target = storage.join(self.out_dir, name)
         self.written.append(name)
         if self.format == "parquet":
-            frame.write.mode("errorifexists").parquet(
-                storage.to_spark_path(storage.join(self.out_dir, "_staging", name))
-            )
+            frame.write.mode("error").parquet(storage.to_spark_path(storage.join(self.out_dir, "_staging", name)))
             self._staged.append(name)
         elif self.use_spark_delta:
             frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
@@ -114,7 +112,7 @@ class OutputWriter:
             self._trash(target)
         # Not "_"-prefixed: VACUUM and readers skip such folders.
         folder = f"run-{self.run_tag}"
-        frame.write.mode("errorifexists").parquet(storage.to_spark_path(storage.join(target, folder)))
+        frame.write.mode("error").parquet(storage.to_spark_path(storage.join(target, folder)))
         files = [f for f in storage.list_files(storage.join(target, folder)) if f.endswith(".parquet")]
         fs, _ = storage.filesystem(target)
         actions = []
