@@ -67,11 +67,23 @@ def bundle() -> dict:
     return root
 
 
+JOBS = ("dedup_spark", "dedup_spark_serverless")  # a job cluster (classic compute); serverless compute
+
+
 @pytest.fixture(scope="module")
-def job(bundle) -> dict:
-    jobs = bundle["resources"]["jobs"]
-    assert list(jobs) == ["dedup_spark"]
+def jobs(bundle) -> dict[str, dict]:
+    assert tuple(bundle["resources"]["jobs"]) == JOBS
+    return bundle["resources"]["jobs"]
+
+
+@pytest.fixture(scope="module")
+def job(jobs) -> dict:
     return jobs["dedup_spark"]
+
+
+@pytest.fixture(params=JOBS)
+def any_job(request, jobs) -> dict:
+    return jobs[request.param]
 
 
 def _values(bundle: dict, target: str) -> dict[str, object]:
@@ -151,19 +163,40 @@ def test_job_chains_three_wheel_tasks_on_one_job_cluster(bundle, job):
         assert whl.parent == wheel_dir and whl.name == "*.whl"
 
 
-def test_job_matches_the_databricks_job_schema(job):
+def test_serverless_job_runs_the_same_tasks_in_an_environment_with_the_wheel(bundle, jobs):
+    """No cluster: each task names the job's environment, whose dependencies install the wheel the artifact
+    builds; the parameters are the classic job's plus the task slots that serverless does not show."""
+    serverless, classic = jobs["dedup_spark_serverless"], jobs["dedup_spark"]
+    assert "job_clusters" not in serverless and serverless["max_concurrent_runs"] == 1
+    (environment,) = serverless["environments"]
+    assert environment["spec"]["environment_version"] == "4"
+    (dependency,) = environment["spec"]["dependencies"]
+    (artifact,) = bundle["artifacts"].values()
+    whl = (bundle["_files"]["dedup_spark_serverless"].parent / dependency).resolve(strict=False)
+    assert whl.parent == (REPO / artifact["path"] / "dist").resolve() and whl.name == "*.whl"
+    for task, twin in zip(serverless["tasks"], classic["tasks"], strict=True):
+        assert task["environment_key"] == environment["environment_key"]
+        assert not {"job_cluster_key", "libraries", "new_cluster", "existing_cluster_id"} & set(task)
+        assert task.get("depends_on") == twin.get("depends_on") and task["task_key"] == twin["task_key"]
+        parameters = task["python_wheel_task"]["parameters"]
+        slots = "--set=spark.task_slots=${var.serverless_task_slots}"
+        assert [p for p in parameters if p != slots] == twin["python_wheel_task"]["parameters"]
+        assert slots in parameters
+
+
+def test_job_matches_the_databricks_job_schema(any_job):
     """databricks-bundles holds Databricks' own typed job models, generated from the bundle JSON schema: they
     reject unknown fields, wrong enum values and wrong types (${var.*} is accepted where a value may be one)."""
     jobs = pytest.importorskip("databricks.bundles.jobs")
-    parsed = jobs.Job.from_dict(job)
+    parsed = jobs.Job.from_dict(any_job)
     assert [task.task_key for task in parsed.tasks] == list(STEPS)
     assert all(task.python_wheel_task.entry_point == "dedup-spark" for task in parsed.tasks)
 
 
-def test_package_name_and_entry_point_resolve_like_databricks_does(job):
+def test_package_name_and_entry_point_resolve_like_databricks_does(any_job):
     """Databricks looks the entry point up in the installed distribution's metadata, then calls it."""
     project = _pyproject()["project"]
-    for task in job["tasks"]:
+    for task in any_job["tasks"]:
         wheel_task = task["python_wheel_task"]
         assert wheel_task["package_name"] == project["name"]
         # A wrapper of cli.main that turns a non-zero code into SystemExit (test_a_failing_run_fails_...).
@@ -173,7 +206,7 @@ def test_package_name_and_entry_point_resolve_like_databricks_does(job):
 
 
 @pytest.mark.parametrize("target", ["dev", "prod"])
-def test_task_parameters_resolve_to_our_cli_and_chain_through_resume(bundle, job, target, monkeypatch):
+def test_task_parameters_resolve_to_our_cli_and_chain_through_resume(bundle, any_job, target, monkeypatch):
     """Each task, called as Databricks calls it (sys.argv = [package, *parameters]), resolves to the config we
     expect; the three tasks differ only in --stop-after, so each reuses the steps the one before completed."""
     import dedup_spark.pipeline
@@ -192,7 +225,7 @@ def test_task_parameters_resolve_to_our_cli_and_chain_through_resume(bundle, job
 
     monkeypatch.setattr(dedup_spark.pipeline, "run_pipeline", fake_pipeline)
     monkeypatch.setattr(dedup_spark.session, "get_or_create_session", lambda *a, **k: None)
-    tasks = _substitute(job["tasks"], values)
+    tasks = _substitute(any_job["tasks"], values)
     for task in tasks:
         wheel_task = task["python_wheel_task"]
         assert not _references(wheel_task), "unresolved ${...} in the parameters"
@@ -211,6 +244,8 @@ def test_task_parameters_resolve_to_our_cli_and_chain_through_resume(bundle, job
         assert writers.output_files_dir(config.output) == work
         assert config.output.overwrite and config.stages == ("neardup", "exactsubstr")
         assert config.stop_after == (None if step == "exactsubstr" else step)
+        serverless = "environments" in any_job
+        assert config.spark.task_slots == (values["var.serverless_task_slots"] if serverless else None)
     if target == "dev":
         assert schema == "dedup_alice"
 
@@ -222,9 +257,9 @@ def test_task_parameters_resolve_to_our_cli_and_chain_through_resume(bundle, job
     assert prints[1]["neardup"] == prints[2]["neardup"]
 
 
-def test_task_parameters_differ_only_in_stop_after(job):
+def test_task_parameters_differ_only_in_stop_after(any_job):
     without = []
-    for task in job["tasks"]:
+    for task in any_job["tasks"]:
         parameters = task["python_wheel_task"]["parameters"]
         stops = [p for p in parameters if p.startswith("--stop-after")]
         expected = [] if task["task_key"] == "exactsubstr" else [f"--stop-after={task['task_key']}"]
