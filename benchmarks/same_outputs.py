@@ -123,7 +123,10 @@ def stable(value, root: Path):
     """report.json without what differs between two identical runs: timings, times, the Spark version and the
     per-step figures; paths under `root` are written alike."""
     if isinstance(value, dict):
-        return {k: stable(v, root) for k, v in value.items() if k not in VOLATILE and not k.endswith("_seconds")}
+        kept = {k: stable(v, root) for k, v in value.items() if k not in VOLATILE and not k.endswith("_seconds")}
+        if isinstance(kept.get("spark"), dict):  # the run report's {"version", "master"}
+            kept["spark"] = {k: v for k, v in kept["spark"].items() if k != "version"}
+        return kept
     if isinstance(value, list):
         return [stable(v, root) for v in value]
     if isinstance(value, str):

@@ -81,10 +81,11 @@ def exact_sources(
         .select(ID, text_column, "runs")
         .mapInArrow(run_start_windows(text_column, k), RUN_STARTS_SCHEMA)
     )
-    patterns = sorted({row["window"] for row in starts.select("window").distinct().collect()})
+    # bytes(): Spark 3.5 returns binary values as bytearray, which a set cannot hold
+    patterns = sorted({bytes(row["window"]) for row in starts.select("window").distinct().collect()})
     spark = eval_docs.sparkSession
     if not patterns:
         return spark.createDataFrame([], f"{ID} string, train_id string")
     touched = train_docs.join(runs.select(ID), ID, "left_semi").select(ID, text_column)
-    found = touched.mapInArrow(find_windows([bytes(p) for p in patterns], text_column), FOUND_SCHEMA)
+    found = touched.mapInArrow(find_windows(patterns, text_column), FOUND_SCHEMA)
     return starts.join(found, "window").select(ID, "train_id").distinct()

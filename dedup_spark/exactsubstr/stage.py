@@ -222,7 +222,8 @@ def _pass_metrics(
         .select("data", "count")
         .collect()
     )
-    tops = collapse_repeats([(r["data"], r["count"]) for r in candidates], config.exactsubstr.min_length, top_n)
+    found = [(bytes(r["data"]), r["count"]) for r in candidates]  # Spark 3.5 gives bytearray
+    tops = collapse_repeats(found, config.exactsubstr.min_length, top_n)
     return {
         "documents_in": int(inputs["docs"]),
         "bytes_in": bytes_in,
