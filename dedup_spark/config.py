@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +17,12 @@ import yaml
 
 from dedup_spark.columns import INTERNAL_PREFIX
 from dedup_spark.config_checks import (
-    SIZE_FIELDS,
     STAGE_NAMES,
     check_column_name,
     check_neardup_memory,
     check_paths,
     check_stages,
-    parse_size,
+    coerce,
     yaml_error_line,
 )
 from dedup_spark.errors import ConfigError
@@ -182,50 +180,6 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-def _coerce(key: str, hint: Any, value: Any) -> Any:
-    """Convert a YAML or command-line value to the field's declared type, or raise ConfigError."""
-    if key in SIZE_FIELDS:
-        return parse_size(key, value)
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType) and type(None) in args:
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none")):
-            return None
-        inner = next(a for a in args if a is not type(None))
-        return _coerce(key, inner, value)
-    if origin is tuple:
-        if isinstance(value, str) and value.strip().lower() == "none":
-            return ()
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list (comma-separated on the command line), got {value!r}")
-        return tuple(str(i).strip() for i in items if str(i).strip())
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "1", "yes", "on"):
-            return True
-        if text in ("false", "0", "no", "off"):
-            return False
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if hint in (int, float):
-        if isinstance(value, bool):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        try:
-            number = hint(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
-        if hint is int and isinstance(value, float) and not value.is_integer():
-            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
-        return number
-    if hint is str:
-        if isinstance(value, (dict, list)):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return str(value)
-    raise ConfigError(f"{key}: unsupported setting type {hint!r}")
-
-
 def _section_fields(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -296,11 +250,11 @@ def build_config(settings: dict[str, Any]) -> RunConfig:
             sub_hints = _section_fields(hint)
             if sub not in sub_hints:
                 raise _unknown_key(key)
-            sections.setdefault(section, {})[sub] = _coerce(key, sub_hints[sub], value)
+            sections.setdefault(section, {})[sub] = coerce(key, sub_hints[sub], value)
         else:
             if sub:
                 raise _unknown_key(key)
-            top[section] = _coerce(key, hint, value)
+            top[section] = coerce(key, hint, value)
     built = {name: hint(**sections.get(name, {})) for name, hint in hints.items() if dataclasses.is_dataclass(hint)}
     config = RunConfig(**built, **top)
     validate(config)

@@ -1,5 +1,5 @@
-"""Checks of the config that need more than a comparison: sizes, YAML syntax errors, NearDup memory, overlapping
-paths.
+"""Checks of the config that need more than a comparison: values converted to their setting's type, sizes, YAML
+syntax errors, NearDup memory, overlapping paths.
 
 Pure Python (no pyspark), so config errors stay fast. `config.py` calls these.
 """
@@ -7,6 +7,8 @@ Pure Python (no pyspark), so config errors stay fast. `config.py` calls these.
 from __future__ import annotations
 
 import re
+import types
+import typing
 from typing import Any
 
 from dedup_spark.errors import ConfigError
@@ -111,3 +113,47 @@ def check_column_name(key: str, name: str) -> None:
             f"{key}={name!r}: the text and id columns' names must not hold '.' or '`' (other columns may); "
             "rename the column in the input"
         )
+
+
+def coerce(key: str, hint: Any, value: Any) -> Any:
+    """Convert a YAML or command-line value to the field's declared type, or raise ConfigError."""
+    if key in SIZE_FIELDS:
+        return parse_size(key, value)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none")):
+            return None
+        inner = next(a for a in args if a is not type(None))
+        return coerce(key, inner, value)
+    if origin is tuple:
+        if isinstance(value, str) and value.strip().lower() == "none":
+            return ()
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list (comma-separated on the command line), got {value!r}")
+        return tuple(str(i).strip() for i in items if str(i).strip())
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            number = hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if hint is int and isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+        return number
+    if hint is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")

@@ -31,6 +31,13 @@ def checkpoint(spark: SparkSession, frame: DataFrame, path: str, partition_by: t
     return spark.read.schema(frame.schema).parquet(storage.to_spark_path(path))
 
 
+def whole_rounds(tasks: int, spark: SparkSession) -> int:
+    """`tasks` rounded up to a multiple of the cluster's task slots (unchanged if 0 or 1): N tasks of equal work on
+    S slots take ceil(N / S) rounds, so 3 tasks on 2 slots leave a slot idle for a whole round, and 4 do not."""
+    slots = task_slots(spark)
+    return tasks if tasks <= 1 else math.ceil(tasks / slots) * slots
+
+
 class Steps:
     """`steps(name, frame)` checkpoints `frame` to `work_dir/name` and records the step's seconds (since the
     previous step, or since creation) and its rows (from the written files' footers): the figures both stages

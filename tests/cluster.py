@@ -141,6 +141,7 @@ class StandaloneCluster:
 
     def __init__(self, root: Path, workers: int = 2, cores: int = 1, memory: str = "2g") -> None:
         self.root = root
+        self.cores = workers * cores
         self.home = spark_home()
         self.port, self.ui_port = free_port(), free_port()
         self.master_url = f"spark://127.0.0.1:{self.port}"
@@ -293,6 +294,8 @@ class StandaloneCluster:
             "spark.ui.enabled": "true" if ui_port else "false",
             "spark.ui.port": str(ui_port or 0),
             "spark.ui.showConsoleProgress": "false",
+            # The cluster's cores, which dedup-spark reads as its task slots (session.task_slots).
+            "spark.cores.max": str(self.cores),
         }
         command = [str(self.home / "bin" / "spark-submit"), "--master", self.master_url, "--deploy-mode", "client"]
         for key, value in confs.items():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dedup_spark.config import build_config, parse_size, resolve_config
+from dedup_spark.config import build_config, resolve_config
+from dedup_spark.config_checks import parse_size
 from dedup_spark.errors import ConfigError
 
 BASE = {"input.path": "in.jsonl", "output.path": "out"}

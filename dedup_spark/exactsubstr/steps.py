@@ -14,7 +14,7 @@ from pyspark.sql import types as T
 from dedup_spark.columns import BYTES, CUT_BYTES, DROP, GROUP, ID, RANGE, SPANS, WINDOWS
 from dedup_spark.exactsubstr.tasks import ApplyTask, MinimizerPairs
 from dedup_spark.session import task_slots
-from dedup_spark.sparkops import Steps
+from dedup_spark.sparkops import Steps, whole_rounds
 
 # Smallest shipped bytes worth a merge task of their own: merge tasks stream and search about chunk_size bytes at
 # a time whatever their size, so fewer, larger tasks only save fixed costs (tiny chunk sizes in tests).
@@ -77,12 +77,6 @@ def even_chunk_size(largest_group_bytes: int, size: int, spark: SparkSession) ->
     if chunks <= 1:
         return size
     return math.ceil(largest_group_bytes / whole_rounds(chunks, spark))
-
-
-def whole_rounds(tasks: int, spark: SparkSession) -> int:
-    """`tasks` rounded up to a multiple of the default parallelism (unchanged if 0 or 1)."""
-    slots = task_slots(spark)
-    return tasks if tasks <= 1 else math.ceil(tasks / slots) * slots
 
 
 def merge_partitions(shipped_bytes: int, size: int, spark: SparkSession) -> int:

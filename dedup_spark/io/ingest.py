@@ -4,9 +4,10 @@ Three steps:
 1. parsed: every row read, with its quarantine reason (or null), its id and its text size in bytes; written to
    `_work/parsed` for JSON Lines (costly to parse again) and tables (Delta, catalog: may change under the run);
    Parquet and text inputs are read again instead.
-2. `_work/shards`: readable rows hash-partitioned by id into shards of about `ingest.shard_size` bytes of text,
-   sorted by id inside each shard. Columns: the input's columns, `_dd_id` (string, unique), `_dd_copy`
-   (0 for the first row with an id, 1.. for later ones), `_dd_shard`, `_dd_bytes`, `_dd_file`.
+2. `_work/shards`: readable rows hash-partitioned by id into shards of about `ingest.shard_size` bytes of text
+   (as many as that takes, rounded up to whole rounds of the task slots), sorted by id inside each shard.
+   Columns: the input's columns, `_dd_id` (string, unique), `_dd_copy` (0 for the first row with an id, 1.. for
+   later ones), `_dd_shard`, `_dd_bytes`, `_dd_file`.
 3. The quarantine DataFrame: unreadable rows, plus duplicate-id copies when `input.duplicate_ids=quarantine`.
 
 Ids: `input.id_column` cast to string, or, without one, the first 32 hex digits of the SHA-256 of the text.
@@ -28,6 +29,7 @@ from dedup_spark.config import RunConfig
 from dedup_spark.errors import AccountingError, InputError
 from dedup_spark.io import storage
 from dedup_spark.io.inputfiles import InputFiles, expected_rows, file_key
+from dedup_spark.sparkops import whole_rounds
 
 
 @dataclass
@@ -108,7 +110,8 @@ def ingest(
     files = check_files(source_files, by_file) if source_files and source_files[1] else {}
     bytes_read = sum(size for _, size in by_reason.values())
     valid_rows, valid_bytes = by_reason.pop(None, (0, 0))
-    shard_count = max(1, math.ceil(valid_bytes / config.ingest.shard_size))
+    # Whole rounds of the task slots: the dedup stages' heaviest steps run one shard per task.
+    shard_count = whole_rounds(max(1, math.ceil(valid_bytes / config.ingest.shard_size)), spark)
 
     valid = parsed.filter(F.col(REASON).isNull()).drop(REASON, RAW)
     # Hash-partitioned by id: the copies of an id meet in one shard, and shards are even without a sampling pass
