@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_neardup import PeakMemory  # noqa: E402
+from breakdown import print_steps, steps  # noqa: E402
 
 CORES = os.cpu_count() or 1
 
@@ -60,7 +61,7 @@ def run_dedup_spark(corpus: Path, work: Path, settings: list[str]) -> dict:
         "cores": CORES,
         "seconds": round(seconds, 1),
         "stage_seconds": {name: s["seconds"] for name, s in stages.items()},
-        "exactsubstr_steps": details["steps"],
+        "steps": steps(report),
         "peak_rss_mb": round(memory.peak / 2**20),
         **{key: details[key] for key in keys},
         "top_substring": details["top_substrings"][:1],
@@ -116,6 +117,7 @@ def main() -> None:
             f"| {run['peak_rss_mb']} |"
         )
     print(f"end to end / bare suffix array + LCP: {results['end_to_end_over_bare']}x")
+    print_steps(runs[0]["tool"], runs[0]["steps"])
 
 
 if __name__ == "__main__":

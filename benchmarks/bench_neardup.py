@@ -34,6 +34,7 @@ from pathlib import Path
 
 import psutil
 import pyarrow.parquet as pq
+from breakdown import print_steps, steps  # benchmarks/ is on sys.path when a script of it runs
 
 from dedup_spark.neardup.lsh import PRESETS
 from dedup_spark.neardup.normalize import normalize
@@ -93,6 +94,7 @@ def run_dedup_spark(corpus: Path, work: Path, preset: str) -> dict:
         "cores": CORES,
         "seconds": round(seconds, 1),
         "stage_seconds": {name: s["seconds"] for name, s in stages.items()},
+        "steps": steps(report),
         "peak_rss_mb": round(memory.peak / 2**20),
         "candidate_pairs": details["candidate_pairs"],
         "verified_pairs": details["verified_pairs"],
@@ -214,6 +216,9 @@ def main() -> None:
             f"| {run['tool']} | {run['cores']} | {run['seconds']} | {run['mb_per_second_per_core']} "
             f"| {run['peak_rss_mb']} | {pairs(run)} |"
         )
+    for run in results["runs"]:
+        if "steps" in run:
+            print_steps(run["tool"], run["steps"])
 
 
 if __name__ == "__main__":

@@ -40,26 +40,28 @@ def whole_rounds(tasks: int, spark: SparkSession) -> int:
 
 class Steps:
     """`steps(name, frame)` checkpoints `frame` to `work_dir/name` and records the step's seconds (since the
-    previous step, or since creation) and its rows (from the written files' footers): the figures both stages
-    report, as `table()` under their metrics' `steps`."""
+    previous step, or since creation), its rows (from the written files' footers), and the files (one per task
+    that wrote rows) and bytes written: the figures both stages report, as `table()` under their metrics'
+    `steps`, and the benchmarks print."""
 
     def __init__(self, spark: SparkSession, work_dir: str) -> None:
         self.spark, self.work_dir = spark, work_dir
-        self.seconds: dict[str, float] = {}
-        self.rows: dict[str, int] = {}
+        self.figures: dict[str, dict[str, Any]] = {}
         self._clock = time.perf_counter()
 
     def __call__(self, name: str, frame: DataFrame, partition_by: tuple[str, ...] = ()) -> DataFrame:
         path = storage.join(self.work_dir, name)
         result = checkpoint(self.spark, frame, path, partition_by)
-        self.seconds[name] = round(time.perf_counter() - self._clock, 3)
-        self.rows[name] = storage.parquet_rows(path)
+        seconds = round(time.perf_counter() - self._clock, 3)
+        files = [size for file, size in storage.list_files_with_sizes(path) if file.endswith(".parquet")]
+        rows = storage.parquet_rows(path)
+        self.figures[name] = {"step": name, "seconds": seconds, "rows": rows, "files": len(files), "bytes": sum(files)}
         self._clock = time.perf_counter()
         return result
 
     def table(self) -> list[dict[str, Any]]:
-        """[{"step", "seconds", "rows"}] in the order the steps ran."""
-        return [{"step": name, "seconds": self.seconds[name], "rows": self.rows[name]} for name in self.seconds]
+        """[{"step", "seconds", "rows", "files", "bytes"}] in the order the steps ran."""
+        return list(self.figures.values())
 
 
 # Settings a session refused, each logged once per process.

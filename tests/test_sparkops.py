@@ -65,3 +65,17 @@ def test_a_session_refusing_every_setting_gives_the_same_output(spark, tmp_path,
     assert sorted(keys) == sorted(set(keys)) and "spark.sql.shuffle.partitions" in keys, refused
     assert {"spark.sql.files.openCostInBytes", "spark.sql.files.minPartitionNum"} <= set(keys), refused
     assert spark.conf.get("spark.sql.shuffle.partitions") == before
+
+
+def test_steps_record_rows_files_and_bytes_of_each_checkpoint(spark, tmp_path):
+    from dedup_spark.sparkops import Steps
+
+    step = Steps(spark, str(tmp_path))
+    three = spark.createDataFrame([(i, "x" * i) for i in range(10)], "i long, s string").repartition(3)
+    step("three", three)
+    step("one", three.coalesce(1).filter("i < 4"))
+    table = step.table()
+    assert [(r["step"], r["rows"], r["files"]) for r in table] == [("three", 10, 3), ("one", 4, 1)]
+    written = [sum(f.stat().st_size for f in (tmp_path / r["step"]).glob("*.parquet")) for r in table]
+    assert [r["bytes"] for r in table] == written and all(written)
+    assert all(r["seconds"] >= 0 for r in table)
