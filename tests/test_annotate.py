@@ -144,7 +144,16 @@ def test_an_input_column_named_like_an_annotation_is_an_error_in_annotate_mode_o
     assert run_cli("run", *args, f"--output={tmp_path / 'a'}", "--set=output.mode=annotate") == 3
     error = capsys.readouterr().err
     assert "['dedup_reason']" in error and "--set output.mode=remove" in error
-    assert run_cli("run", *args, f"--output={tmp_path / 'b'}", "--dry-run") == 0
+    assert run_cli("run", *args, f"--output={tmp_path / 'b'}", "--dry-run") == 0  # remove mode adds no such column
+
+
+def test_the_dry_run_plan_names_annotate_mode(run_cli, tmp_path, capsys):
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": "a document"}])
+    assert run_cli("run", f"--input={src}", f"--output={tmp_path / 'out'}", "--dry-run") == 0
+    assert "output.mode=annotate" not in capsys.readouterr().out
+    annotate = ("--dry-run", "--set=output.mode=annotate")
+    assert run_cli("run", f"--input={src}", f"--output={tmp_path / 'out'}", *annotate) == 0
+    assert "output.mode=annotate: every document kept, duplicates marked" in capsys.readouterr().out
 
 
 @pytest.mark.slow

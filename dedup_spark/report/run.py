@@ -179,7 +179,10 @@ def plan_lines(
         f"  columns {', '.join(f'{name}: {kind}' for name, kind in columns)}{columns_note}",
         f"          text column {config.input.text_column!r}, "
         + (f"id column {config.input.id_column!r}" if config.input.id_column else "ids derived from the text"),
-        f"  output  {config.output.format} at {config.output.path} ({output_state})",
+        f"  output  {config.output.format} at {config.output.path} ({output_state})"
+        + (
+            "; output.mode=annotate: every document kept, duplicates marked" if config.output.mode == "annotate" else ""
+        ),
         "  steps",
     ]
     for step, step_settings in settings.items():
