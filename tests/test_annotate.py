@@ -101,6 +101,7 @@ def demo(spark, tmp_path_factory) -> tuple[Path, Path]:
 
 def test_applying_the_demo_annotations_gives_remove_modes_data(spark, demo, tmp_path):
     check_applied_equals_remove(spark, *demo, tmp_path)
+    assert readme_snippet()["ANNOTATIONS"] == list(ANNOTATION_COLUMNS)  # the snippet drops every annotation
 
 
 def test_demo_annotations_mark_what_remove_mode_removes(demo):
