@@ -1,4 +1,4 @@
-"""Every internal column name and id prefix, and the user's view of a frame's columns.
+"""Every internal column name and id prefix, the annotation columns, and the user's view of a frame's columns.
 
 Internal columns start with `_dd_` (input columns may not); the outputs never show them. The document frame
 that ingest writes and every stage receives has the input's columns plus ID and BYTES (and, from ingest, FILE,
@@ -39,6 +39,17 @@ CUT_BYTES = "_dd_cut_bytes"
 DROP = "_dd_drop"  # the document is removed (too little left after cutting)
 # Report (report/data.py).
 SOURCE = "_dd_source"
+
+# data/'s column of NearDup cluster sizes (output.cluster_size): a kept document's in remove mode, every one's in
+# annotate mode.
+CLUSTER_SIZE = "cluster_size"
+# data/'s annotation columns with output.mode=annotate (annotate.py): public names, documented in the README.
+CLUSTER_ID_COLUMN = "dedup_cluster_id"  # the NearDup cluster's kept document's id; null outside clusters
+CLUSTER_KEPT_COLUMN = "dedup_cluster_kept"  # NearDup keeps it: its cluster's kept one, or in no cluster
+REASON_COLUMN = "dedup_reason"  # why remove mode would remove the row; null: it stays
+SPANS_COLUMN = "dedup_spans"  # code point spans [start, end) of the text that remove mode cuts
+CUT_BYTES_COLUMN = "dedup_cut_bytes"  # UTF-8 bytes in those spans
+ANNOTATION_COLUMNS = (CLUSTER_ID_COLUMN, CLUSTER_KEPT_COLUMN, REASON_COLUMN, SPANS_COLUMN, CUT_BYTES_COLUMN)
 
 # Id prefixes. Held-out documents of `run --protect` inside NearDup:
 PROTECTED_ID_PREFIX = "protected-"

@@ -18,8 +18,11 @@ import yaml
 from dedup_spark.columns import INTERNAL_PREFIX
 from dedup_spark.config_checks import (
     STAGE_NAMES,
+    check_choice,
     check_column_name,
+    check_exactsubstr,
     check_neardup_memory,
+    check_output_mode,
     check_paths,
     check_stages,
     coerce,
@@ -29,9 +32,6 @@ from dedup_spark.errors import ConfigError
 
 INPUT_FORMATS = ("auto", "parquet", "jsonl", "text", "delta")
 OUTPUT_FORMATS = ("parquet", "delta")
-# Largest exactsubstr.chunk_size: a chunk's suffix array (int32 positions, pieces plus separators) must stay
-# below 2^31 bytes.
-MAX_CHUNK_SIZE = 1 << 30
 # Longest minimizer w-gram chosen by default (exactsubstr.minimizer_width: null); see ExactsubstrConfig.
 DEFAULT_MINIMIZER_WIDTH = 32
 # How NearDup turns verified pairs into clusters (neardup.cluster_rule; see anchored.py).
@@ -66,6 +66,9 @@ class OutputConfig:
     # Kept documents carry their NearDup cluster's size in data/ (column `cluster_size`; 1 outside clusters), so
     # a team can upsample ("rehydrate") by it later.
     cluster_size: bool = True
+    # remove: data/ holds the cleaned corpus; annotate: every document, with `dedup_*` columns marking what remove
+    # would drop or cut (README "Annotate instead of remove").
+    mode: str = "remove"
     # How to write Delta: "auto" uses Spark's format("delta") when the session has Delta, else delta-rs.
     delta_writer: str = "auto"
     # Folder for report.json and _work when --output is a table prefix catalog.schema.prefix (a UC volume path
@@ -271,11 +274,6 @@ def resolve_config(yaml_path: str | None, cli_settings: dict[str, Any], set_opti
     return build_config(merged)
 
 
-def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices)}")
-
-
 def validate(config: RunConfig) -> None:
     """Reject settings that cannot work, naming the key and the fix."""
 
@@ -283,10 +281,10 @@ def validate(config: RunConfig) -> None:
         raise ConfigError("no input: pass --input=PATH (a file, folder, glob or Delta table)")
     if not config.output.path:
         raise ConfigError("no output: pass --output=DIR")
-    _check_choice("input.format", config.input.format, INPUT_FORMATS)
-    _check_choice("output.format", config.output.format, OUTPUT_FORMATS)
-    _check_choice("input.duplicate_ids", config.input.duplicate_ids, ("error", "quarantine"))
-    _check_choice("output.delta_writer", config.output.delta_writer, ("auto", "spark", "deltalake"))
+    check_choice("input.format", config.input.format, INPUT_FORMATS)
+    check_choice("output.format", config.output.format, OUTPUT_FORMATS)
+    check_choice("input.duplicate_ids", config.input.duplicate_ids, ("error", "quarantine"))
+    check_choice("output.delta_writer", config.output.delta_writer, ("auto", "spark", "deltalake"))
     if not config.input.text_column:
         raise ConfigError("input.text_column must name the column that holds the text")
     for key, name in (
@@ -306,7 +304,8 @@ def validate(config: RunConfig) -> None:
     if config.ingest.shard_size < 1024:
         raise ConfigError(f"ingest.shard_size={config.ingest.shard_size} bytes is too small (minimum 1KiB)")
     _validate_neardup(config.neardup)
-    _validate_exactsubstr(config.exactsubstr)
+    check_exactsubstr(config.exactsubstr)
+    check_output_mode(config.output.mode, config.stages, config.exactsubstr.passes)
     check_stages(config.stages, config.stop_after, bool(config.protect))
     check_paths(config.input.path, config.output.path, config.protect)
 
@@ -314,11 +313,11 @@ def validate(config: RunConfig) -> None:
 def _validate_neardup(nd: NeardupConfig) -> None:
     from dedup_spark.neardup.lsh import PRESETS
 
-    _check_choice("neardup.preset", nd.preset, tuple(PRESETS))
-    _check_choice("neardup.shingle_unit", nd.shingle_unit, ("word", "char"))
+    check_choice("neardup.preset", nd.preset, tuple(PRESETS))
+    check_choice("neardup.shingle_unit", nd.shingle_unit, ("word", "char"))
     if nd.cluster_rule is not None:
-        _check_choice("neardup.cluster_rule", nd.cluster_rule, CLUSTER_RULES)
-    _check_choice("neardup.keep", nd.keep, ("lowest_id", "longest", "column"))
+        check_choice("neardup.cluster_rule", nd.cluster_rule, CLUSTER_RULES)
+    check_choice("neardup.keep", nd.keep, ("lowest_id", "longest", "column"))
     if nd.keep == "column" and not nd.keep_column:
         raise ConfigError("neardup.keep=column needs neardup.keep_column=NAME")
     for key, value in (("bands", nd.bands), ("rows", nd.rows)):
@@ -332,25 +331,6 @@ def _validate_neardup(nd: NeardupConfig) -> None:
     if nd.local_components_max_edges < 0:
         raise ConfigError("neardup.local_components_max_edges must be at least 0")
     check_neardup_memory(nd.bands or PRESETS[nd.preset].bands, nd.rows or PRESETS[nd.preset].rows, nd.batch_docs)
-
-
-def _validate_exactsubstr(ex: ExactsubstrConfig) -> None:
-    _check_choice("exactsubstr.policy", ex.policy, ("keep_first", "strike_all"))
-    if ex.min_length < 1:
-        raise ConfigError("exactsubstr.min_length must be at least 1 byte")
-    if not 1 <= ex.width <= ex.min_length:
-        raise ConfigError("exactsubstr.minimizer_width must be at least 1 and at most exactsubstr.min_length")
-    if ex.chunk_size < 4 * ex.min_length:
-        raise ConfigError("exactsubstr.chunk_size must be at least 4 x exactsubstr.min_length")
-    if ex.chunk_size > MAX_CHUNK_SIZE:
-        raise ConfigError(
-            f"exactsubstr.chunk_size={ex.chunk_size} is above {MAX_CHUNK_SIZE} bytes (1GiB): a chunk's suffix array "
-            "uses int32 positions and about 13 bytes of memory per byte; use a smaller chunk_size"
-        )
-    if ex.passes not in (1, 2):
-        raise ConfigError("exactsubstr.passes must be 1 or 2")
-    if ex.min_remaining_chars < 0 or ex.top_substrings < 0:
-        raise ConfigError("exactsubstr.min_remaining_chars and exactsubstr.top_substrings must be >= 0")
 
 
 def dump_yaml(config: RunConfig) -> str:

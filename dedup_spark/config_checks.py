@@ -1,5 +1,5 @@
 """Checks of the config that need more than a comparison: values converted to their setting's type, sizes, YAML
-syntax errors, NearDup memory, overlapping paths.
+syntax errors, NearDup memory, overlapping paths, the ExactSubstr section, the output mode.
 
 Pure Python (no pyspark), so config errors stay fast. `config.py` calls these.
 """
@@ -16,6 +16,11 @@ from dedup_spark.errors import ConfigError
 # The dedup stages `--stages` may name, in their default order: the names of `pipeline.STAGES` (a test checks),
 # kept here so that validating a config imports no pyspark.
 STAGE_NAMES: tuple[str, ...] = ("neardup", "exactsubstr")
+# output.mode: remove duplicates from data/, or keep every document and mark them (see pipeline, annotate.py).
+OUTPUT_MODES = ("remove", "annotate")
+# Largest exactsubstr.chunk_size: a chunk's suffix array (int32 positions, pieces plus separators) must stay
+# below 2^31 bytes.
+MAX_CHUNK_SIZE = 1 << 30
 # Largest memory the NearDup signatures of one batch may need in a Python worker (see `check_neardup_memory`).
 NEARDUP_MEMORY_LIMIT = 4 * 1024**3
 
@@ -31,6 +36,11 @@ _SIZE_UNITS = {
     "gib": 1024**3,
 }
 SIZE_FIELDS = {"ingest.shard_size", "exactsubstr.chunk_size"}
+
+
+def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices)}")
 
 
 def check_stages(stages: tuple[str, ...], stop_after: str | None, protect: bool) -> None:
@@ -157,3 +167,34 @@ def coerce(key: str, hint: Any, value: Any) -> Any:
             raise ConfigError(f"{key}: expected a string, got {value!r}")
         return str(value)
     raise ConfigError(f"{key}: unsupported setting type {hint!r}")
+
+
+def check_exactsubstr(ex: Any) -> None:
+    """ex: the `exactsubstr` section (config.ExactsubstrConfig)."""
+    check_choice("exactsubstr.policy", ex.policy, ("keep_first", "strike_all"))
+    if ex.min_length < 1:
+        raise ConfigError("exactsubstr.min_length must be at least 1 byte")
+    if not 1 <= ex.width <= ex.min_length:
+        raise ConfigError("exactsubstr.minimizer_width must be at least 1 and at most exactsubstr.min_length")
+    if ex.chunk_size < 4 * ex.min_length:
+        raise ConfigError("exactsubstr.chunk_size must be at least 4 x exactsubstr.min_length")
+    if ex.chunk_size > MAX_CHUNK_SIZE:
+        raise ConfigError(
+            f"exactsubstr.chunk_size={ex.chunk_size} is above {MAX_CHUNK_SIZE} bytes (1GiB): a chunk's suffix array "
+            "uses int32 positions and about 13 bytes of memory per byte; use a smaller chunk_size"
+        )
+    if ex.passes not in (1, 2):
+        raise ConfigError("exactsubstr.passes must be 1 or 2")
+    if ex.min_remaining_chars < 0 or ex.top_substrings < 0:
+        raise ConfigError("exactsubstr.min_remaining_chars and exactsubstr.top_substrings must be >= 0")
+
+
+def check_output_mode(mode: str, stages: tuple[str, ...], passes: int) -> None:
+    """output.mode is remove or annotate; annotate takes one ExactSubstr pass (its spans are in the input's text,
+    a second pass's would be in the text the first one cut)."""
+    check_choice("output.mode", mode, OUTPUT_MODES)
+    if mode == "annotate" and "exactsubstr" in stages and passes != 1:
+        raise ConfigError(
+            "output.mode=annotate needs exactsubstr.passes=1: the spans of a second pass are positions in the "
+            "text the first pass cut, not in the input's text; set exactsubstr.passes=1 or output.mode=remove"
+        )

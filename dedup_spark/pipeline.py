@@ -11,7 +11,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dedup_spark import protect, resume
-from dedup_spark.columns import BYTES, ID, SIZE, original_name, safe_name, user_columns, user_view
+from dedup_spark.annotate import annotated_docs, annotation_counts, with_cluster_size
+from dedup_spark.columns import (
+    ANNOTATION_COLUMNS,
+    BYTES,
+    CLUSTER_SIZE,
+    ID,
+    original_name,
+    safe_name,
+    user_columns,
+    user_view,
+)
 from dedup_spark.config import RunConfig
 from dedup_spark.config_checks import human_size
 from dedup_spark.errors import AccountingError, InputError
@@ -27,7 +37,7 @@ from dedup_spark.io.writers import (
     open_output_writer,
     output_files_dir,
 )
-from dedup_spark.neardup.stage import NearDup
+from dedup_spark.neardup.stage import CLUSTERS_TABLE, NearDup
 from dedup_spark.report.data import removed_share_by_source
 from dedup_spark.report.run import RunReport, plan_lines, utc_now
 from dedup_spark.session import master, tag_jobs
@@ -41,11 +51,9 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (NearDup(), ExactSubs
 
 # Input formats ingest reads twice instead of keeping a parsed copy: cheap to read, files fingerprinted by resume.
 REREADABLE_FORMATS = ("parquet", "text")
-# Columns the outputs add next to the input's own: removed/ and quarantine/ (those they have), data/ (with
-# output.cluster_size).
+# Columns removed/ and quarantine/ add next to the input's own (those they have); data/ adds CLUSTER_SIZE (with
+# output.cluster_size) and ANNOTATION_COLUMNS (with output.mode=annotate).
 REMOVED_COLUMNS = ("reason", "input_file", "raw_record", "cluster_id")
-CLUSTER_SIZE = "cluster_size"
-RESERVED_OUTPUT_COLUMNS = (*REMOVED_COLUMNS, CLUSTER_SIZE)
 
 
 def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
@@ -251,19 +259,28 @@ def _write_outputs(
     removed_frames: list[DataFrame],
     tables: dict[str, DataFrame],
 ) -> None:
-    """Write data/, removed/, quarantine/ and the stages' tables, check the accounting, write report.json."""
+    """Write data/, removed/, quarantine/ and the stages' tables, check the accounting, write report.json.
+
+    output.mode=annotate: data/ holds every ingested document with the annotation columns (`annotate.py`) and
+    removed/ is empty (same columns), as nothing is removed.
+    """
     out_dir = config.output.path
     log.info("writing outputs to %s: started", out_dir)
     start = time.monotonic()
     writer = open_output_writer(spark, config.output)
     files_dir = output_files_dir(config.output)
-    data = docs
-    if config.output.cluster_size and "neardup/clusters" in tables:
-        data = _with_cluster_size(docs, tables["neardup/clusters"])
-    with file_per_task(spark):  # the largest write: one input file per task keeps the tasks even
-        writer.write("data", _user_view(data, config, extra=(CLUSTER_SIZE,)))
+    annotate = config.output.mode == "annotate"
     all_removed = _union(docs, removed_frames)
-    writer.write("removed", _user_view(all_removed, config, extra=REMOVED_COLUMNS))
+    data = docs
+    if annotate:
+        text_column, size = config.input.text_column, config.output.cluster_size
+        data = annotated_docs(load_docs(spark, ingested), all_removed, tables, text_column, size)
+    elif config.output.cluster_size and CLUSTERS_TABLE in tables:
+        data = with_cluster_size(docs, tables[CLUSTERS_TABLE])
+    with file_per_task(spark):  # the largest write: one input file per task keeps the tasks even
+        writer.write("data", _user_view(data, config, extra=(CLUSTER_SIZE, *ANNOTATION_COLUMNS)))
+    removed = all_removed.limit(0) if annotate else all_removed
+    writer.write("removed", _user_view(removed, config, extra=REMOVED_COLUMNS))
     parsed = None if ingested.parsed_kept else add_reasons_and_ids(read_input(spark, source, config.input), config)
     quarantine = quarantine_rows(spark, storage.join(work_dir, "ingest"), ingested, parsed)
     writer.write("quarantine", _user_view(quarantine, config, extra=REMOVED_COLUMNS))
@@ -279,6 +296,8 @@ def _write_outputs(
     log.info("writing outputs: finished (%s tables, seconds=%.3f)", len(writer.written), time.monotonic() - start)
 
     _account(report, writer, files_dir, ingested.rows_read)
+    if annotate:
+        report.annotations = annotation_counts(writer.read("data"))
     if not config.output.keep_work:
         storage.delete(work_dir)
     report.status = "succeeded"
@@ -287,17 +306,6 @@ def _write_outputs(
     report.outputs["report_html"] = storage.join(files_dir, "report.html")
     report.finished_at = utc_now()
     report.write(files_dir)
-
-
-def _with_cluster_size(docs: DataFrame, clusters: DataFrame) -> DataFrame:
-    """`cluster_size` on every document: the size of its NearDup cluster for a cluster's kept document, else 1.
-
-    clusters: the `neardup/clusters` table (doc_id = `_dd_id`). A removed member never reaches data/, so a document
-    there is its cluster's kept one or in no cluster.
-    """
-    kept = clusters.filter(F.col("kept")).select(F.col("doc_id").alias(ID), F.col(CLUSTER_SIZE).alias(SIZE))
-    size = F.coalesce(F.col(SIZE), F.lit(1)).cast("long").alias(CLUSTER_SIZE)
-    return docs.join(kept, ID, "left").select(*docs.columns, size)
 
 
 def _settings(config: RunConfig, steps: list[str]) -> dict[str, list[str]]:
@@ -319,10 +327,15 @@ def _check_output_columns(names: list[str], config: RunConfig) -> None:
     source = config.report.source_column
     if source is not None and source not in columns:
         raise InputError(f"report.source_column={source!r} is not an input column; columns are {sorted(columns)}")
-    reserved = [c for c in RESERVED_OUTPUT_COLUMNS if c != CLUSTER_SIZE or config.output.cluster_size]
+    reserved = list(REMOVED_COLUMNS)
+    if config.output.cluster_size:
+        reserved.append(CLUSTER_SIZE)
+    if config.output.mode == "annotate":
+        reserved += ANNOTATION_COLUMNS
     clashes = sorted(columns & set(reserved))
     if clashes:
         also = " (or --set output.cluster_size=false)" if CLUSTER_SIZE in clashes else ""
+        also += " (or --set output.mode=remove)" if set(clashes) & set(ANNOTATION_COLUMNS) else ""
         raise InputError(
             f"input columns {clashes} clash with columns dedup-spark adds to its outputs "
             f"({', '.join(reserved)}); rename them in the input{also}"

@@ -55,10 +55,13 @@ def test_sizes(value, expected):
         ({"exactsubstr.min_length": "20", "exactsubstr.minimizer_width": "21"}, "at most exactsubstr.min_length"),
         ({"exactsubstr.chunk_size": "1GiB"}, None),
         ({"exactsubstr.chunk_size": "1.1GiB"}, "above 1073741824 bytes"),
+        ({"output.mode": "mark"}, "output.mode='mark' is not one of remove, annotate"),
+        ({"output.mode": "annotate", "exactsubstr.passes": "2"}, "needs exactsubstr.passes=1"),
+        ({"output.mode": "annotate", "exactsubstr.passes": "2", "stages": "neardup"}, None),  # no ExactSubstr: fine
     ],
 )
 def test_invalid_settings_name_the_key(settings, message):
-    if message is None:  # the largest legal value
+    if message is None:  # legal: the largest chunk size, a setting that goes with no other
         build_config({**BASE, **settings})
         return
     with pytest.raises(ConfigError, match=message):

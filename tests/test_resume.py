@@ -282,6 +282,7 @@ def _prints(*settings: str, stages: str = "neardup,exactsubstr", files=(("/in/a.
         ("output.overwrite=true", set()),
         ("output.format=delta", set()),
         ("output.resume=false", set()),
+        ("output.mode=annotate", set()),  # the stages compute the same in both modes: only data/ differs
         ("dry_run=true", set()),
         ("stop_after=neardup", set()),
     ],

@@ -41,6 +41,7 @@ from dedup_spark.neardup.verify import check_pairs, verify_candidates
 from dedup_spark.sparkops import Steps, file_per_task, small_shuffles
 from dedup_spark.stage import StageContext, StageOutput
 
+CLUSTERS_TABLE = "neardup/clusters"
 CLUSTER_COLUMNS = ("cluster_id", "cluster_size", "kept")
 LARGEST_CLUSTERS = 10
 
@@ -163,7 +164,7 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
     return StageOutput(
         docs=None,  # the survivors are the input minus `removed`
         removed=removed,
-        tables={"neardup/clusters": clusters.select(F.col(ID).alias("doc_id"), *CLUSTER_COLUMNS)},
+        tables={CLUSTERS_TABLE: clusters.select(F.col(ID).alias("doc_id"), *CLUSTER_COLUMNS)},
         metrics=metrics,
     )
 

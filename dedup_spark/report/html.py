@@ -115,14 +115,15 @@ def _header(report: Mapping[str, Any]) -> str:
     status = report.get("status", "unknown")
     status_cls = "ok" if status == "succeeded" else "bad"
     stages = ", ".join(config.get("stages") or []) or "none"
-    paths = ((config.get("input") or {}).get("path"), (config.get("output") or {}).get("path"))
+    output = config.get("output") or {}
+    paths, mode = ((config.get("input") or {}).get("path"), output.get("path")), output.get("mode", "remove")
     return (
         "<header><h1>dedup-spark report</h1>"
         f'<p class="meta">status <b class="{status_cls}">{e(status)}</b> · dedup-spark '
         f"{e(report.get('dedup_spark_version'))} · Spark {e(spark.get('version'))} on <code>{e(spark.get('master'))}"
         f"</code> · {e(report.get('started_at'))} to {e(report.get('finished_at'))}</p>"
         f'<p class="meta">input <code>{e(paths[0])}</code> ({e(report.get("input_format"))}) · output '
-        f"<code>{e(paths[1])}</code> · stages <b>{e(stages)}</b></p>"
+        f'<code>{e(paths[1])}</code> · stages <b>{e(stages)}</b> · mode <b id="mode">{e(mode)}</b></p>'
         "<nav>"
         + "".join(
             f'<a href="#{a}">{t}</a>'
@@ -156,8 +157,18 @@ def _accounting(report: Mapping[str, Any]) -> str:
         f'<span class="{"ok" if balanced else "bad"}">{"balanced" if balanced else "NOT BALANCED"}</span></p>'
     )
     parts = [f'<div class="cards">{cards}</div>', identity]
-    for key, title in (("removed_by_reason", "Removed by reason"), ("quarantine_by_reason", "Quarantined by reason")):
-        counts = report.get(key) or {}
+    by_reason = [(report.get("removed_by_reason"), "Removed by reason")]
+    marks = report.get("annotations")
+    if marks:  # output.mode=annotate
+        parts.append(
+            f'<p id="annotations">output.mode=annotate: nothing was removed or cut; data/ marks '
+            f"<b>{num(marks['rows_marked_for_removal'])}</b> rows for removal (<code>dedup_reason</code>) and "
+            f"<b>{human_bytes(marks['bytes_in_spans'])}</b> to cut in {num(marks['rows_with_spans'])} rows "
+            "(<code>dedup_spans</code>)</p>"
+        )
+        by_reason.append((marks["marked_by_reason"], "Marked for removal by reason"))
+    for counts, title in (*by_reason, (report.get("quarantine_by_reason"), "Quarantined by reason")):
+        counts = counts or {}
         rows = [[f"<code>{e(r)}</code>", num(n)] for r, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
         parts.append(f"<h3>{e(title)}</h3>" + (table(["reason", "rows"], rows, "-n") if rows else "<p>none</p>"))
     return section("accounting", "Accounting", "".join(parts))
@@ -318,13 +329,14 @@ def _exactsubstr(report: Mapping[str, Any]) -> str:
 
 def _by_source(report: Mapping[str, Any]) -> str:
     entries = report.get("removed_by_source")
+    title = "Marked for removal by source" if report.get("annotations") else "Removed share by source"
     if not entries:
         note = (
             "no source column in the input (set <code>report.source_column</code> to name one)"
             if entries is None
             else "no documents"
         )
-        return section("by-source", "Removed share by source", f'<p class="not-run">{note}</p>')
+        return section("by-source", title, f'<p class="not-run">{note}</p>')
     reasons = sorted({r for x in entries for r in x.get("by_reason") or {}})
     with_bytes = any("bytes_removed_share" in x for x in entries)
     rows = []
@@ -339,7 +351,7 @@ def _by_source(report: Mapping[str, Any]) -> str:
         rows.append([*row, f'<div style="width:{100 * share:.0f}%"></div>'])
     headers = ["source", "documents", "removed", "removed share", *reasons] + (["bytes removed"] if with_bytes else [])
     html = table([*headers, ""], rows, "-" + "n" * (len(headers) - 1) + "b")
-    return section("by-source", "Removed share by source", html)
+    return section("by-source", title, html)
 
 
 def render_report_html(report: Mapping[str, Any]) -> str:

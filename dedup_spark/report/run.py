@@ -38,6 +38,8 @@ class RunReport:
         self.removed_by_reason: dict[str, int] = {}
         # Documents and removed share per value of report.source_column (report/data.py: removed_share_by_source).
         self.removed_by_source: list[dict[str, Any]] | None = None
+        # output.mode=annotate: what data/'s annotations mark (annotate.annotation_counts); None in remove mode.
+        self.annotations: dict[str, Any] | None = None
         self.outputs: dict[str, str] = {}
         # Set by --stop-after (status "partial") and --dry-run (status "dry_run", the plan's lines).
         self.stopped_after: str | None = None
@@ -88,6 +90,7 @@ class RunReport:
             "quarantine_by_reason": self.quarantine_by_reason,
             "removed_by_reason": self.removed_by_reason,
             "removed_by_source": self.removed_by_source,
+            "annotations": self.annotations,
             "outputs": self.outputs,
         }
 
@@ -125,6 +128,14 @@ class RunReport:
             lines.append(f"  removed    {reason}: {rows:,}")
         for reason, rows in sorted(self.quarantine_by_reason.items()):
             lines.append(f"  quarantine {reason}: {rows:,}")
+        if self.annotations is not None:
+            marks = self.annotations
+            lines.append(
+                f"  output.mode=annotate: nothing removed or cut; data/ marks {marks['rows_marked_for_removal']:,} "
+                f"rows for removal and {marks['bytes_in_spans']:,} bytes to cut in {marks['rows_with_spans']:,} rows"
+            )
+            for reason, rows in sorted(marks["marked_by_reason"].items()):
+                lines.append(f"  marked     {reason}: {rows:,}")
         lines.append(f"  report: {self.outputs.get('report', '')}")
         if "report_html" in self.outputs:
             lines.append(f"  page:   {self.outputs['report_html']}")
@@ -168,7 +179,10 @@ def plan_lines(
         f"  columns {', '.join(f'{name}: {kind}' for name, kind in columns)}{columns_note}",
         f"          text column {config.input.text_column!r}, "
         + (f"id column {config.input.id_column!r}" if config.input.id_column else "ids derived from the text"),
-        f"  output  {config.output.format} at {config.output.path} ({output_state})",
+        f"  output  {config.output.format} at {config.output.path} ({output_state})"
+        + (
+            "; output.mode=annotate: every document kept, duplicates marked" if config.output.mode == "annotate" else ""
+        ),
         "  steps",
     ]
     for step, step_settings in settings.items():
