@@ -1,8 +1,12 @@
-"""Test helpers that read outputs without Spark, so checks do not share code paths with the job."""
+"""Test helpers: outputs read without Spark (so checks do not share code paths with the job), and a run killed
+mid-way."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -26,3 +30,25 @@ def write_jsonl(path: Path, records: list) -> Path:
     lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def kill_when(command: list[str], line: str, **popen) -> list[str]:
+    """Run `command` in a process group of its own and SIGKILL the whole group (driver, JVM, Python workers, as a
+    lost node) as soon as its stderr shows `line`; returns the stderr lines seen. Fails if it was not killed."""
+    process = subprocess.Popen(
+        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True, **popen
+    )
+    seen = []
+    try:
+        for text in process.stderr:
+            seen.append(text)
+            if line in text:
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+    return seen

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ import pytest
 from benchmarks.same_outputs import differences, tables
 from tests.conftest import DEMO_CORPUS, REPO
 from tests.connect_server import ConnectServer
-from tests.helpers import write_jsonl
+from tests.helpers import kill_when, write_jsonl
 
 pytestmark = pytest.mark.connect
 
@@ -140,28 +139,7 @@ def test_dry_run_prints_the_same_plan(server, tmp_path):
 
 def test_killed_client_resumes_and_matches_classic(server, classic_demo, tmp_path):
     out = tmp_path / "out"
-    client = subprocess.Popen(
-        command(*demo_run(out), f"--remote={server.url}"),
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env=env(),
-        cwd=REPO,
-        start_new_session=True,
-    )
-    seen = []
-    try:
-        for line in client.stderr:
-            seen.append(line)
-            if "stage neardup: finished" in line:
-                os.killpg(client.pid, signal.SIGKILL)
-                break
-        client.wait(timeout=120)
-    finally:
-        if client.poll() is None:
-            os.killpg(client.pid, signal.SIGKILL)
-            client.wait()
-    assert client.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+    kill_when(command(*demo_run(out), f"--remote={server.url}"), "stage neardup: finished", env=env(), cwd=REPO)
     # A Connect server finishes the operation a killed client had sent (README: wait for it before resuming).
     deadline = time.monotonic() + 300
     while server.running_jobs() and time.monotonic() < deadline:

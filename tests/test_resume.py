@@ -9,7 +9,6 @@ import logging
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from dedup_spark import resume
 from dedup_spark.config import resolve_config
 from tests.conftest import REPO
-from tests.helpers import read_output, report, write_jsonl
+from tests.helpers import kill_when, read_output, report, write_jsonl
 
 ARGS = ("--set", "input.id_column=id", "--stages=neardup,exactsubstr")
 FOOTER = (
@@ -126,23 +125,7 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(corpus, reference, 
         "PYSPARK_SUBMIT_ARGS": "--master local[2] --conf spark.sql.shuffle.partitions=4 "
         "--conf spark.ui.enabled=false pyspark-shell",
     }
-    # Own process group: the kill takes the driver, its JVM and the Python workers at once, like a lost node.
-    driver = subprocess.Popen(
-        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, cwd=REPO, start_new_session=True
-    )
-    seen = []
-    try:
-        for line in driver.stderr:
-            seen.append(line)
-            if "stage neardup: finished" in line:
-                os.killpg(driver.pid, signal.SIGKILL)
-                break
-        driver.wait(timeout=120)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait()
-    assert driver.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+    kill_when(command, "stage neardup: finished", env=env, cwd=REPO)
     # The dead run left completed ingest and neardup, and no finished exactsubstr or outputs.
     assert (out / "_work" / "neardup" / resume.MARKER).is_file()
     assert not (out / "_work" / "exactsubstr" / resume.MARKER).exists()
