@@ -116,15 +116,20 @@ def snapshot(out: Path) -> dict[str, list[str]]:
     run = report(out)
     for key in ("accounting", "removed_by_reason", "quarantine_by_reason"):
         tables[f"report.{key}"] = [json.dumps(run[key], sort_keys=True)]
-    tables["report.stages"] = [json.dumps(_without_seconds(stage), sort_keys=True) for stage in run["stages"]]
+    tables["report.stages"] = [json.dumps(_stable(stage), sort_keys=True) for stage in run["stages"]]
     return tables
 
 
-def _without_seconds(value):
+def _stable(value):
+    """A report entry without what depends on timing or on how the work was split into tasks: seconds, and the
+    files and bytes each step wrote (its `steps` keep their names and rows)."""
     if isinstance(value, dict):
-        return {k: _without_seconds(v) for k, v in value.items() if k != "seconds"}
+        kept = {k: _stable(v) for k, v in value.items() if k != "seconds"}
+        if "steps" in kept:
+            kept["steps"] = [{"step": step["step"], "rows": step["rows"]} for step in kept["steps"]]
+        return kept
     if isinstance(value, list):
-        return [_without_seconds(v) for v in value]
+        return [_stable(v) for v in value]
     return value
 
 
