@@ -91,12 +91,13 @@ def task_slots(spark: SparkSession) -> int:
         value = _setting(spark, key)
         if value.isdigit() and int(value) > 0:
             return int(value)
-    local = re.fullmatch(r"local\[(\*|\d+)(?:,\s*\d+)?\]|local-cluster\[(\d+),\s*(\d+),\s*\d+\]", master(spark))
+    url = master(spark)
+    local = re.fullmatch(r"local\[(\*|\d+)(?:,\s*\d+)?\]|local-cluster\[(\d+),\s*(\d+),\s*\d+\]", url)
     if local and local.group(1) is not None:
         return (os.cpu_count() or 1) if local.group(1) == "*" else max(int(local.group(1)), 1)
     if local:
         return int(local.group(2)) * int(local.group(3))
-    if master(spark) == "local":
+    if url == "local":
         return 1
     instances, cores = _setting(spark, "spark.executor.instances"), _setting(spark, "spark.executor.cores")
     if instances.isdigit() and cores.isdigit() and int(instances) * int(cores) > 0:

@@ -53,9 +53,9 @@ class Steps:
         path = storage.join(self.work_dir, name)
         result = checkpoint(self.spark, frame, path, partition_by)
         seconds = round(time.perf_counter() - self._clock, 3)
-        files = [size for file, size in storage.list_files_with_sizes(path) if file.endswith(".parquet")]
+        sizes = [size for file, size in storage.list_files_with_sizes(path) if file.endswith(".parquet")]
         rows = storage.parquet_rows(path)
-        self.figures[name] = {"step": name, "seconds": seconds, "rows": rows, "files": len(files), "bytes": sum(files)}
+        self.figures[name] = {"step": name, "seconds": seconds, "rows": rows, "files": len(sizes), "bytes": sum(sizes)}
         self._clock = time.perf_counter()
         return result
 
@@ -73,8 +73,7 @@ def _setting(spark: SparkSession, key: str, value: Callable[[], str]) -> Iterato
     """Set the session setting `key` to `value()` for the steps run inside, then restore it (or unset it again).
 
     A hint, never a need: a session that refuses to read or set it (Databricks serverless answers most keys with
-    CONFIG_NOT_AVAILABLE; Spark Connect has no SparkContext for `value()` to read) runs the steps without it, with
-    the same results; the refusal is logged once per key.
+    CONFIG_NOT_AVAILABLE) runs the steps without it, with the same results; the refusal is logged once per key.
     """
     restore = _try_set(spark, key, value)
     try:
