@@ -67,6 +67,33 @@ def tail(path: Path, lines: int = 40) -> str:
         return f"(cannot read {path}: {exc})"
 
 
+def daemon_env(root: Path, **extra: str) -> dict[str, str]:
+    """Environment for daemons started by spark-daemon.sh (and their clients): private conf, log and PID folders
+    under `root`, nothing from the caller's Spark setup."""
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    env.update(
+        SPARK_HOME=str(spark_home()),
+        SPARK_CONF_DIR=str(root / "conf"),  # empty: no spark-defaults.conf from elsewhere
+        SPARK_LOG_DIR=str(root / "logs"),
+        SPARK_PID_DIR=str(root / "pids"),
+        SPARK_IDENT_STRING=IDENT,
+        SPARK_LOCAL_IP="127.0.0.1",
+    )
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def started(service):
+    """`service` (a StandaloneCluster or a ConnectServer) started, and stopped however the block ends: every
+    daemon by its PID, also when start() or a test failed."""
+    try:
+        service.start()
+        yield service
+    finally:
+        service.stop()
+
+
 @dataclass(frozen=True)
 class Proc:
     """A process we may signal: its PID and start time (clock ticks since boot), which tell it from a reuse."""
@@ -168,18 +195,8 @@ class StandaloneCluster:
 
     # -- environment -----------------------------------------------------------------------------------------
     def env(self, **extra: str) -> dict[str, str]:
-        """Environment for daemons and spark-submit: our private folders, nothing from the caller's Spark setup."""
-        env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
-        env.update(
-            SPARK_HOME=str(self.home),
-            SPARK_CONF_DIR=str(self.conf_dir),  # empty: no spark-defaults.conf from elsewhere
-            SPARK_LOG_DIR=str(self.log_dir),
-            SPARK_PID_DIR=str(self.pid_dir),
-            SPARK_IDENT_STRING=IDENT,
-            SPARK_LOCAL_IP="127.0.0.1",
-        )
-        env.update(extra)
-        return env
+        """Environment for daemons and spark-submit (`daemon_env`)."""
+        return daemon_env(self.root, **extra)
 
     def pid_file(self, daemon: Daemon) -> Path:
         return self.pid_dir / f"spark-{IDENT}-{daemon.cls}-{daemon.instance}.pid"

@@ -1,9 +1,10 @@
 """A throwaway Spark Connect server on 127.0.0.1 for the `connect` tests.
 
 Started as ../shared/docs/ENVIRONMENT.md says, from the pip-installed pyspark (its jars ship spark-connect):
-`spark-daemon.sh submit ...SparkConnectServer` with master local[2], a free port and private PID and log folders.
-Its Python workers run this venv's interpreter (PYSPARK_PYTHON), which has dedup_spark installed, as a Databricks
-cluster has the job's wheel. `stop()` ends it by its PID (SIGTERM, then SIGKILL with everything it started).
+`spark-daemon.sh submit ...SparkConnectServer` with master local[2], a free port and private PID and log folders
+(the standalone cluster's environment, `cluster.daemon_env`). Its Python workers run this venv's interpreter
+(PYSPARK_PYTHON), which has dedup_spark installed, as a Databricks cluster has the job's wheel. `stop()` ends it
+by its PID (SIGTERM, then SIGKILL with everything it started).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.cluster import IDENT, alive, descendants, free_port, kill, proc, spark_home, tail
+from tests.cluster import IDENT, alive, daemon_env, descendants, free_port, kill, proc, spark_home, tail
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 # The same small-data settings the classic runs of these tests use (tests/test_connect.py).
@@ -39,17 +40,7 @@ class ConnectServer:
         self.seen: set = set()
 
     def env(self) -> dict[str, str]:
-        return {
-            "PATH": "/usr/bin:/bin:/usr/local/bin",
-            "HOME": str(Path.home()),
-            "SPARK_HOME": str(spark_home()),
-            "SPARK_CONF_DIR": str(self.conf_dir),  # empty: no spark-defaults.conf from elsewhere
-            "SPARK_LOG_DIR": str(self.log_dir),
-            "SPARK_PID_DIR": str(self.pid_dir),
-            "SPARK_IDENT_STRING": IDENT,
-            "SPARK_LOCAL_IP": "127.0.0.1",
-            "PYSPARK_PYTHON": sys.executable,
-        }
+        return daemon_env(self.root, PYSPARK_PYTHON=sys.executable)
 
     def log_text(self) -> str:
         found = sorted(self.log_dir.glob(f"spark-{IDENT}-{SERVER_CLASS}-1-*.out"))

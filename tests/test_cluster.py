@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import REPO, Daemon, Proc, StandaloneCluster, alive, tail, wait_for_line
+from tests.cluster import REPO, Daemon, Proc, StandaloneCluster, alive, started, tail, wait_for_line
 from tests.conftest import DEMO_CORPUS
 from tests.helpers import read_output, report
 
@@ -48,12 +48,8 @@ KILL_ATTEMPTS = 3  # runs of the killed-worker test before it gives up on landin
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    standalone = StandaloneCluster(tmp_path_factory.mktemp("standalone"))
-    try:
-        standalone.start()
+    with started(StandaloneCluster(tmp_path_factory.mktemp("standalone"))) as standalone:
         yield standalone
-    finally:
-        standalone.stop()  # also when start() or a test failed: every daemon, by PID
 
 
 @pytest.fixture(scope="module")

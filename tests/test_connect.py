@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.same_outputs import differences, tables
+from tests.cluster import started
 from tests.conftest import DEMO_CORPUS, REPO
 from tests.connect_server import ConnectServer
 from tests.helpers import kill_when, write_jsonl
@@ -30,12 +31,8 @@ CLASSIC = "--master local[2] --conf spark.sql.shuffle.partitions=4 --conf spark.
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    connect = ConnectServer(tmp_path_factory.mktemp("connect-server"))
-    try:
-        connect.start()
+    with started(ConnectServer(tmp_path_factory.mktemp("connect-server"))) as connect:
         yield connect
-    finally:
-        connect.stop()
 
 
 def env(remote: str | None = None) -> dict[str, str]:
