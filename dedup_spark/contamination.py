@@ -102,9 +102,9 @@ def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, cl
     report: dict[str, Any] = {"command": "contamination", "status": "running", "started_at": utc_now()}
     configs = {"train": config, "eval": replace(config, input=replace(config.input, path=eval_path))}
     raws = {}
+    sources = {name: resolve_source(spark, cfg.input) for name, cfg in configs.items()}
     for name, cfg in configs.items():
-        source = resolve_source(spark, cfg.input)
-        raws[name] = read_input(spark, source, cfg.input)
+        raws[name] = read_input(spark, sources[name], cfg.input)
     check_output_folder(out_dir, config.output.overwrite)
     report["config"] = {**config.to_dict(), "stages": list(config.stages)}
     report["inputs"] = {"train": config.input.path, "eval": eval_path, "clean_train": clean_train}
@@ -117,7 +117,8 @@ def run_contamination(spark: SparkSession, config: RunConfig, eval_path: str, cl
     storage.delete(work_dir)
     ingested: dict[str, IngestResult] = {}
     for name, cfg in configs.items():
-        ingested[name] = ingest(spark, raws[name], cfg, storage.join(work_dir, name))
+        files = (sources[name].format, sources[name].files) if sources[name].files else None
+        ingested[name] = ingest(spark, raws[name], cfg, storage.join(work_dir, name), source_files=files)
     train = _prefixed(load_docs(spark, ingested["train"]), TRAIN_PREFIX)
     evals = _prefixed(load_docs(spark, ingested["eval"]), EVAL_PREFIX)
     text_column = config.input.text_column

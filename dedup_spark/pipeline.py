@@ -27,7 +27,7 @@ from dedup_spark.config_checks import human_size
 from dedup_spark.errors import AccountingError, InputError
 from dedup_spark.exactsubstr.stage import ExactSubstr
 from dedup_spark.io import storage
-from dedup_spark.io.ingest import IngestResult, add_reasons_and_ids, ingest, load_docs, quarantine_rows
+from dedup_spark.io.ingest import IngestResult, ingest, load_docs, quarantine_rows, shards_path
 from dedup_spark.io.readers import InputSource, read_input, resolve_source, sample_columns
 from dedup_spark.io.writers import (
     OWNED_ENTRIES,
@@ -49,8 +49,6 @@ log = logging.getLogger("dedup_spark")
 # The stages `--stages` may name, in their default order: a new stage is one more line here.
 STAGES: dict[str, Stage] = {stage.name: stage for stage in (NearDup(), ExactSubstr())}
 
-# Input formats ingest reads twice instead of keeping a parsed copy: cheap to read, files fingerprinted by resume.
-REREADABLE_FORMATS = ("parquet", "text")
 # Columns removed/ and quarantine/ add next to the input's own (those they have); data/ adds CLUSTER_SIZE (with
 # output.cluster_size) and ANNOTATION_COLUMNS (with output.mode=annotate).
 REMOVED_COLUMNS = ("reason", "input_file", "raw_record", "cluster_id")
@@ -117,7 +115,7 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
         if config.stop_after:
             return _stop(report, config, files_dir)
         tag_jobs(spark, "dedup-spark-write-outputs")
-        _write_outputs(spark, config, report, work_dir, source, ingested, docs, removed_frames, tables)
+        _write_outputs(spark, config, report, work_dir, ingested, docs, removed_frames, tables)
     finally:
         tag_jobs(spark, None)
     return report
@@ -137,10 +135,9 @@ def _ingest(
     Returns the input's result and the held-out sets' (`protect.ingest_protected`).
     """
     ingest_dir = storage.join(work_dir, "ingest")
-    shards_path = storage.join(ingest_dir, "shards")
     if marker is not None:
         report.reused(marker["entry"])
-        return IngestResult(shards_path=shards_path, **marker["ingested"]), marker["protected"]
+        return IngestResult(shards_path=shards_path(ingest_dir), **marker["ingested"]), marker["protected"]
     # Read only now: a reused ingest needs no look at the input (JSON schema inference scans it).
     raw = read_input(spark, source, config.input)
     _check_output_columns(user_columns(raw), config)
@@ -150,9 +147,8 @@ def _ingest(
         resume.write_marker(work_dir, "ingest", fingerprint, entry, saved)
 
     with report.stage("ingest", on_done=done) as entry:
-        keep_parsed = source.format not in REREADABLE_FORMATS
         files = (source.format, source.files) if source.files else None
-        result = ingest(spark, raw, config, ingest_dir, keep_parsed=keep_parsed, source_files=files)
+        result = ingest(spark, raw, config, ingest_dir, source_files=files)
         held_out = protect.ingest_protected(spark, config, ingest_dir)
         details = {"shards": result.shards, "shard_size": config.ingest.shard_size}
         if result.files:
@@ -253,7 +249,6 @@ def _write_outputs(
     config: RunConfig,
     report: RunReport,
     work_dir: str,
-    source: InputSource,
     ingested: IngestResult,
     docs: DataFrame,
     removed_frames: list[DataFrame],
@@ -281,8 +276,7 @@ def _write_outputs(
         writer.write("data", _user_view(data, config, extra=(CLUSTER_SIZE, *ANNOTATION_COLUMNS)))
     removed = all_removed.limit(0) if annotate else all_removed
     writer.write("removed", _user_view(removed, config, extra=REMOVED_COLUMNS))
-    parsed = None if ingested.parsed_kept else add_reasons_and_ids(read_input(spark, source, config.input), config)
-    quarantine = quarantine_rows(spark, storage.join(work_dir, "ingest"), ingested, parsed)
+    quarantine = quarantine_rows(spark, storage.join(work_dir, "ingest"), ingested)
     writer.write("quarantine", _user_view(quarantine, config, extra=REMOVED_COLUMNS))
     for name, table in tables.items():
         writer.write(name, table)

@@ -21,7 +21,7 @@ from dedup_spark.columns import BYTES, ID, PROTECTED_ID_PREFIX
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import InputError
 from dedup_spark.io import storage
-from dedup_spark.io.ingest import IngestResult, ingest, load_docs
+from dedup_spark.io.ingest import IngestResult, ingest, load_docs, shards_path
 from dedup_spark.io.readers import read_input, resolve_source
 from dedup_spark.resume import input_identity
 
@@ -53,7 +53,7 @@ def ingest_protected(spark: SparkSession, config: RunConfig, ingest_dir: str) ->
         settings = _config_for(config, path)
         try:
             raw = read_input(spark, resolve_source(spark, settings.input), settings.input)
-            result = ingest(spark, raw, settings, _folder(ingest_dir, number), keep_parsed=False)
+            result = ingest(spark, raw, settings, _folder(ingest_dir, number))
         except InputError as exc:
             raise InputError(f"--protect={path}: {exc}") from exc
         fields = {k: v for k, v in dataclasses.asdict(result).items() if k != "shards_path"}
@@ -82,7 +82,7 @@ def protected_docs(
     frames = []
     for number, fields in enumerate(results, 1):
         values = {k: v for k, v in fields.items() if k != "path"}
-        docs = load_docs(spark, IngestResult(shards_path=storage.join(_folder(ingest_dir, number), "shards"), **values))
+        docs = load_docs(spark, IngestResult(shards_path=shards_path(_folder(ingest_dir, number)), **values))
         extra = [c for c in (config.input.id_column, config.neardup.keep_column) if c and c in docs.columns]
         frames.append(
             docs.select(

@@ -2,7 +2,7 @@
 
 A step writes its results under `DIR/_work/<step>/`, then, LAST, `DIR/_work/<step>/_COMPLETE.json`:
 
-    {"marker_version": 2, "step": ..., "fingerprint": <sha256 hex>, "entry": <the step's report entry>,
+    {"marker_version": 3, "step": ..., "fingerprint": <sha256 hex>, "entry": <the step's report entry>,
      "ingested": <IngestResult fields, ingest only>, "tables": [<extra table names, stages only>],
      "docs_written": <stages only: false when the stage only drops rows and its docs are derived>}
 
@@ -36,7 +36,7 @@ from dedup_spark.session import session_has_delta
 log = logging.getLogger("dedup_spark")
 
 MARKER = "_COMPLETE.json"
-MARKER_VERSION = 2
+MARKER_VERSION = 3
 # What an unfinished run (killed, or stopped with --stop-after) leaves at the top of its output folder.
 UNFINISHED_ENTRIES = {"_work", "_staging", "_trash", "report.json", "report.html", storage.LOCK_NAME}
 
@@ -176,7 +176,7 @@ def _invalid_reason(work_dir: str, step: str, marker: dict[str, Any] | None, fin
     if step == "ingest":
         if "ingested" not in marker:
             return "the completion marker lacks the ingest counts"
-        folders = ["shards", *(["parsed"] if marker["ingested"]["parsed_kept"] else [])]
+        folders = ["rows"]
     else:
         written = ["removed", *(["docs"] if marker["docs_written"] else [])]
         folders = [*written, *(f"tables/{name}" for name in marker.get("tables", []))]

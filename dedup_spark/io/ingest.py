@@ -1,14 +1,15 @@
 """Ingest: checked reader output -> sharded Parquet documents with stable unique ids, plus quarantine rows.
 
-Three steps:
-1. parsed: every row read, with its quarantine reason (or null), its id and its text size in bytes; written to
-   `_work/parsed` for JSON Lines (costly to parse again) and tables (Delta, catalog: may change under the run);
-   Parquet and text inputs are read again instead.
-2. `_work/shards`: readable rows hash-partitioned by id into shards of about `ingest.shard_size` bytes of text
-   (as many as that takes, rounded up to whole rounds of the task slots), sorted by id inside each shard.
-   Columns: the input's columns, `_dd_id` (string, unique), `_dd_copy` (0 for the first row with an id, 1.. for
-   later ones), `_dd_shard`, `_dd_bytes`, `_dd_file`.
-3. The quarantine DataFrame: unreadable rows, plus duplicate-id copies when `input.duplicate_ids=quarantine`.
+One scan of the input, one shuffle, one write (`_work/.../rows`, two folders):
+- `rows/_dd_readable=true` (`shards_path`): readable rows hash-partitioned by id into shards of about
+  `ingest.shard_size` bytes of text (as many as that takes, rounded up to whole rounds of the task slots),
+  sorted by id inside each shard. Columns: the input's columns, `_dd_id` (string, unique), `_dd_copy` (0 for the
+  first row with an id, 1.. for later ones), `_dd_shard`, `_dd_bytes`, `_dd_file`.
+- `rows/_dd_readable=false`: unreadable rows with their quarantine reason and raw record.
+The shard count is decided before the scan from the input's own description of its size (`inputfiles.text_bytes`:
+Parquet footers, file sizes); only inputs with neither (tables) are scanned once more to size it. Every count
+(rows and bytes per file and reason, duplicate ids) is then one aggregation over the narrow columns of what was
+written. The quarantine: unreadable rows, plus duplicate-id copies when `input.duplicate_ids=quarantine`.
 
 Ids: `input.id_column` cast to string, or, without one, the first 32 hex digits of the SHA-256 of the text.
 Rows with identical text get `-1`, `-2`, ... appended in the order of a hash of the whole row, so the same
@@ -28,7 +29,7 @@ from dedup_spark.columns import BYTES, COPY, FILE, ID, ORDER, RAW, REASON, SHARD
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import AccountingError, InputError
 from dedup_spark.io import storage
-from dedup_spark.io.inputfiles import InputFiles, expected_rows, file_key
+from dedup_spark.io.inputfiles import InputFiles, expected_rows, file_key, parquet_footers, text_bytes
 from dedup_spark.sparkops import whole_rounds
 
 
@@ -41,7 +42,6 @@ class IngestResult:
     text_bytes: int
     shards: int
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
-    parsed_kept: bool = True  # whether `_work/parsed` was written (see `ingest`)
     # The input's files: {"read": n, "bytes": b, "skipped": [[path, bytes], ...], "rows": [[path, rows], ...]}.
     files: dict = field(default_factory=dict)
 
@@ -75,71 +75,88 @@ def _row_hash(frame: DataFrame, columns: list[str]):
     return F.xxhash64(*[col(c) for c in columns])
 
 
+READABLE = "_dd_readable"  # the partition column of `rows`: which folder a row is written to
+
+
+def shards_path(folder: str) -> str:
+    """Where `ingest(..., folder)` writes the readable rows."""
+    return storage.join(folder, "rows", f"{READABLE}=true")
+
+
+def _unreadable_path(folder: str) -> str:
+    return storage.join(folder, "rows", f"{READABLE}=false")
+
+
 def ingest(
     spark: SparkSession,
     raw: DataFrame,
     config: RunConfig,
     work_dir: str,
-    keep_parsed: bool = True,
     source_files: tuple[str, InputFiles] | None = None,
 ) -> IngestResult:
-    """Write `_work/shards` (and `_work/parsed` when `keep_parsed`; see the module docstring); return the counts.
+    """Write `rows` under `work_dir` (see the module docstring); return the counts.
 
-    keep_parsed=False reads `raw` twice instead of writing and reading a parsed copy: cheaper for inputs that
-    are cheap to read again and cannot change under the run (Parquet and text files, fingerprinted by resume);
-    `quarantine_rows` then needs `add_reasons_and_ids(raw)` again.
-    source_files: (format, files) of a file input; rows read are then counted per file and checked against the
-    files themselves (`check_files`).
+    source_files: (format, files) of a file input; the shard count is then sized from the files, and rows read
+    are counted per file and checked against the files themselves (`check_files`).
     """
-    parsed_path = storage.join(work_dir, "parsed")
-    shards_path = storage.join(work_dir, "shards")
-    parsed = add_reasons_and_ids(raw, config)
-    if keep_parsed:
-        parsed.write.mode("overwrite").parquet(parsed_path)
-        parsed = spark.read.parquet(parsed_path)
+    rows_path = storage.join(work_dir, "rows")
+    parsed = add_reasons_and_ids(raw, config).withColumn(READABLE, F.col(REASON).isNull())
+    fmt, files = source_files if source_files and source_files[1] else (None, None)
+    footers = parquet_footers(fmt, files) if files else {}
+    if files:
+        estimate = text_bytes(fmt, files, footers, config.input.text_column)
+    else:  # a table: no files to size it from
+        estimate = parsed.agg(F.sum(BYTES)).first()[0] or 0
+    # Whole rounds of the task slots: the dedup stages' heaviest steps run one shard per task.
+    shard_count = whole_rounds(max(1, math.ceil(estimate / config.ingest.shard_size)), spark)
 
-    counts = parsed.groupBy(FILE, REASON).agg(F.count(F.lit(1)).alias("rows"), F.sum(BYTES).alias("bytes"))
+    # Hash-partitioned by id: the copies of an id meet in one shard, and shards are even without a sampling pass
+    # (range shards cost the linux NearDup benchmark 13 s; ExactSubstr lays out its chunks in id order itself).
+    # One sort serves the window that numbers the copies in `_dd_order` and the write's split into the two
+    # folders (both are satisfied by it).
+    copy = F.row_number().over(Window.partitionBy(READABLE, ID).orderBy(ORDER)) - 1
+    numbered = (
+        parsed.repartition(shard_count, ID)
+        .sortWithinPartitions(READABLE, ID, ORDER)
+        .withColumn(COPY, F.when(F.col(READABLE), copy).otherwise(0).cast("int"))
+    )
+    if config.input.id_column is None:
+        # Identical texts share a derived id; the suffix makes the id unique and the row a document.
+        suffixed = F.when(F.col(COPY) > 0, F.concat(ID, F.lit("-"), COPY)).otherwise(F.col(ID))
+        numbered = numbered.withColumn(ID, suffixed).withColumn(COPY, F.lit(0))
+    numbered = numbered.withColumn(SHARD, F.spark_partition_id())
+    numbered.write.mode("overwrite").partitionBy(READABLE).parquet(rows_path)
+    written = spark.read.schema(numbered.schema).parquet(rows_path)
+    if not storage.exists(shards_path(work_dir)):  # nothing readable: the stages still read an (empty) table
+        empty = spark.createDataFrame([], numbered.schema).drop(READABLE)
+        empty.write.mode("overwrite").parquet(shards_path(work_dir))
+
+    is_copy = F.col(COPY) > 0
+    counts = written.groupBy(FILE, REASON).agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(BYTES).alias("bytes"),
+        F.count(F.when(is_copy, 1)).alias("copies"),
+        F.sum(F.when(~is_copy, F.col(BYTES))).alias("docs_bytes"),
+    )
     by_reason: dict[str | None, tuple[int, int]] = {}
     by_file: dict[str, int] = {}
+    duplicate_rows = docs_bytes = 0
     for row in counts.collect():
         rows, size = by_reason.get(row[REASON], (0, 0))
         by_reason[row[REASON]] = (rows + row["rows"], size + (row["bytes"] or 0))
         key = file_key(row[FILE] or "")
         by_file[key] = by_file.get(key, 0) + row["rows"]
+        if row[REASON] is None:
+            duplicate_rows += row["copies"]
+            docs_bytes += row["docs_bytes"] or 0
     rows_read = sum(rows for rows, _ in by_reason.values())
-    files = check_files(source_files, by_file) if source_files and source_files[1] else {}
+    file_summary = check_files(fmt, files, footers, by_file) if files else {}
     bytes_read = sum(size for _, size in by_reason.values())
-    valid_rows, valid_bytes = by_reason.pop(None, (0, 0))
-    # Whole rounds of the task slots: the dedup stages' heaviest steps run one shard per task.
-    shard_count = whole_rounds(max(1, math.ceil(valid_bytes / config.ingest.shard_size)), spark)
-
-    valid = parsed.filter(F.col(REASON).isNull()).drop(REASON, RAW)
-    # Hash-partitioned by id: the copies of an id meet in one shard, and shards are even without a sampling pass
-    # (range shards cost the linux NearDup benchmark 13 s; ExactSubstr lays out its chunks in id order itself).
-    # The window numbers the copies in `_dd_order` without another shuffle or sort (the partitioning and the sort
-    # already satisfy it).
-    copy = F.row_number().over(Window.partitionBy(ID).orderBy(ORDER)) - 1
-    numbered = valid.repartition(shard_count, ID).sortWithinPartitions(ID, ORDER).withColumn(COPY, copy.cast("int"))
-    if config.input.id_column is None:
-        # Identical texts share a derived id; the suffix makes the id unique and the row a document.
-        suffixed = F.when(F.col(COPY) > 0, F.concat(ID, F.lit("-"), COPY)).otherwise(F.col(ID))
-        numbered = numbered.withColumn(ID, suffixed).withColumn(COPY, F.lit(0))
-    numbered.withColumn(SHARD, F.spark_partition_id()).write.mode("overwrite").parquet(shards_path)
-    shards = spark.read.parquet(shards_path)
-
-    is_copy = F.col(COPY) > 0
-    totals = shards.agg(
-        F.count(F.lit(1)).alias("written"),
-        F.count(F.when(is_copy, 1)).alias("copies"),
-        F.sum(F.when(~is_copy, F.col(BYTES))).alias("docs_bytes"),
-    ).first()
-    written, duplicate_rows, docs_bytes = totals["written"], totals["copies"], totals["docs_bytes"] or 0
-    if written != valid_rows:
-        raise InputError(f"internal: {valid_rows} readable rows but {written} written to shards")
+    valid_rows, _ = by_reason.pop(None, (0, 0))
     quarantined = {reason: rows for reason, (rows, _) in by_reason.items()}
-    copies = shards.filter(is_copy)
     if duplicate_rows:
         if config.input.duplicate_ids == "error":
+            copies = spark.read.parquet(shards_path(work_dir)).filter(is_copy)
             examples = [r[ID] for r in copies.select(ID).distinct().orderBy(ID).limit(5).collect()]
             raise InputError(
                 f"{duplicate_rows} rows repeat an id already used in column {config.input.id_column!r} "
@@ -147,15 +164,14 @@ def ingest(
             )
         quarantined["duplicate_id"] = duplicate_rows
     return IngestResult(
-        shards_path=shards_path,
+        shards_path=shards_path(work_dir),
         rows_read=rows_read,
         bytes_read=int(bytes_read),
         docs=valid_rows - duplicate_rows,
         text_bytes=int(docs_bytes),
         shards=shard_count,
         quarantined_by_reason=quarantined,
-        parsed_kept=keep_parsed,
-        files=files,
+        files=file_summary,
     )
 
 
@@ -163,14 +179,13 @@ def ingest(
 REPORT_FILES = 1000
 
 
-def check_files(source_files: tuple[str, InputFiles], by_file: dict[str, int]) -> dict:
+def check_files(fmt: str, files: InputFiles, footers: dict, by_file: dict[str, int]) -> dict:
     """Rows per listed file from the reader, checked against the files themselves; the report's file summary.
 
     Parquet footers and text files (one document each) give exact counts; a JSON Lines file that is not
     compressed and not empty holds at least one line. A file the reader dropped rows of is an AccountingError.
     """
-    fmt, files = source_files
-    expected = expected_rows(fmt, files)
+    expected = expected_rows(fmt, files, footers)
     for path, size in files.data:
         read = by_file.get(path, 0)
         want = expected.get(path)
@@ -191,41 +206,23 @@ def check_files(source_files: tuple[str, InputFiles], by_file: dict[str, int]) -
 
 def load_docs(spark: SparkSession, result: IngestResult) -> DataFrame:
     """The documents the dedup stages work on: one row per id."""
-    return spark.read.parquet(result.shards_path).filter(F.col(COPY) == 0)
+    return spark.read.parquet(result.shards_path).filter(F.col(COPY) == 0).drop(REASON, RAW)
 
 
-def quarantine_rows(
-    spark: SparkSession, work_dir: str, result: IngestResult, parsed: DataFrame | None = None
-) -> DataFrame:
+def quarantine_rows(spark: SparkSession, folder: str, result: IngestResult) -> DataFrame:
     """Unreadable rows and duplicate-id copies, with the input's columns plus reason, input_file, raw_record.
 
-    parsed: `add_reasons_and_ids` of the reader's output; needed (and only used) when ingest kept no parsed copy.
+    folder: the `work_dir` `ingest` wrote to.
     """
-    if result.parsed_kept:
-        parsed = spark.read.parquet(storage.join(work_dir, "parsed"))
-    elif parsed is None:
-        raise ValueError("ingest kept no parsed copy: pass add_reasons_and_ids(reader output) as `parsed`")
-    if not any(rows for reason, rows in result.quarantined_by_reason.items() if reason != "duplicate_id"):
-        parsed = parsed.limit(0)  # ingest counted no unreadable row: no need to scan the input for them
-    columns = user_columns(parsed)
-    unreadable = parsed.filter(F.col(REASON).isNotNull()).select(
-        *[col(c) for c in columns], ID, F.col(REASON).alias("reason"), FILE, RAW
-    )
-    copies = (
-        spark.read.parquet(result.shards_path)
-        .filter(F.col(COPY) > 0)
-        .select(
-            *[col(c) for c in columns],
-            ID,
-            F.lit("duplicate_id").alias("reason"),
-            FILE,
-            F.lit(None).cast("string").alias(RAW),
-        )
-    )
-    return unreadable.unionByName(copies).select(
+    shards = spark.read.parquet(result.shards_path)
+    columns = user_columns(shards)
+    copies = shards.filter(F.col(COPY) > 0).withColumn(REASON, F.lit("duplicate_id"))
+    if any(rows for reason, rows in result.quarantined_by_reason.items() if reason != "duplicate_id"):
+        copies = copies.unionByName(spark.read.parquet(_unreadable_path(folder)))
+    return copies.select(
         *[col(c) for c in columns],
         ID,
-        "reason",
+        F.col(REASON).alias("reason"),
         F.col(FILE).alias("input_file"),
         F.col(RAW).alias("raw_record"),
     )

@@ -171,8 +171,9 @@ def file_key(spark_path: str) -> str:
     return unquote(spark_path)
 
 
-def expected_rows(fmt: str, files: InputFiles) -> dict[str, int]:
-    """Rows each file holds, counted from the file itself where that is cheap: Parquet footers, 1 per text file.
+def expected_rows(fmt: str, files: InputFiles, footers: dict) -> dict[str, int]:
+    """Rows each file holds, counted from the file itself where that is cheap: Parquet footers (`footers`, from
+    `parquet_footers`), 1 per text file.
 
     JSON Lines files have no row count but their lines (reading them is the reader's job); they are left out.
     """
@@ -180,20 +181,48 @@ def expected_rows(fmt: str, files: InputFiles) -> dict[str, int]:
         return {path: 1 for path, _ in files.data}
     if fmt != "parquet":
         return {}
+    return {path: footer.num_rows for path, footer in footers.items()}
+
+
+# Text bytes per byte on disk of a compressed text file, for sizing only (gzip and zstd on prose and code: 3-5).
+COMPRESSED_TEXT_RATIO = 4
+
+
+def text_bytes(fmt: str, files: InputFiles, footers: dict, text_column: str) -> int:
+    """About how many bytes of text the input holds, from the files alone: the text column's uncompressed size in
+    Parquet footers (the whole row group's when the column is not found), the size of JSON Lines and text files
+    (times COMPRESSED_TEXT_RATIO when compressed). Only sizes the work into shards; no count depends on it."""
+    if fmt != "parquet":
+        compressed = sum(size for path, size in files.data if path.lower().endswith((".gz", ".zst", ".bz2")))
+        return sum(size for _, size in files.data) + (COMPRESSED_TEXT_RATIO - 1) * compressed
+    total = 0
+    for footer in footers.values():
+        for group in range(footer.num_row_groups):
+            row_group = footer.row_group(group)
+            columns = [row_group.column(i) for i in range(row_group.num_columns)]
+            text = [c.total_uncompressed_size for c in columns if c.path_in_schema == text_column]
+            total += text[0] if text else row_group.total_byte_size
+    return total
+
+
+def parquet_footers(fmt: str, files: InputFiles) -> dict:
+    """{path: pyarrow FileMetaData} of every data file of a Parquet input; {} for other formats."""
+    if fmt != "parquet":
+        return {}
     import pyarrow.parquet as pq
 
-    counts = {}
+    footers = {}
     for path, _ in files.data:
         fs, inner = storage.filesystem(path)
         try:
             with fs.open_input_file(inner) as handle:
-                counts[path] = pq.ParquetFile(handle).metadata.num_rows
+                footers[path] = pq.ParquetFile(handle).metadata
         except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a bad footer
             raise InputError(
                 f"cannot read input file {path!r}: not a readable Parquet file ({str(exc).splitlines()[0][:200]}); "
                 "replace or remove it, or pass the right --input-format"
             ) from None
-    return counts
+    return footers
 
 
 def parquet_conflict(files: InputFiles) -> str | None:
