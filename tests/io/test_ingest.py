@@ -1,11 +1,15 @@
-"""Ingest on Spark: stable derived ids whatever the partitioning, shard sizes, identical texts."""
+"""Ingest on Spark: stable derived ids whatever the partitioning, shard sizes, identical texts, shards sized
+before the scan, quarantine and duplicate ids from the one write."""
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import functions as F
 
 from dedup_spark.config import build_config
-from dedup_spark.io.ingest import ingest, load_docs
+from dedup_spark.io.ingest import ingest, load_docs, quarantine_rows
+from dedup_spark.io.inputfiles import list_input_files, parquet_footers, text_bytes
 from dedup_spark.io.readers import read_input, resolve_source
 from tests.helpers import write_jsonl
 
@@ -53,3 +57,53 @@ def test_shards_hold_about_the_target_size(spark, tmp_path):
     assert result.shards == 8  # ceil(50 * ~1001 bytes / 10,000) = 6, in whole rounds of the 4 task slots
     sizes = load_docs(spark, result).groupBy("_dd_shard").agg(F.sum("_dd_bytes").alias("b")).collect()
     assert len(sizes) == 8 and max(r["b"] for r in sizes) < 20_000
+
+
+def test_parquet_shards_are_sized_from_the_footers_before_the_scan(tmp_path):
+    texts = [f"{i:05d} " + "abcdefgh" * (i % 50) for i in range(2000)]  # unique: no dictionary encoding shortcut
+    pq.write_table(pa.table({"id": range(2000), "text": texts, "other": ["x" * 500] * 2000}), tmp_path / "in.parquet")
+    files = list_input_files(str(tmp_path / "in.parquet"))
+    estimate = text_bytes("parquet", files, parquet_footers("parquet", files), "text")
+    exact = sum(len(t.encode()) for t in texts)
+    assert exact <= estimate <= exact + 8 * len(texts)  # plain encoding: a 4-byte length per value
+    jsonl = tmp_path / "in.jsonl"
+    write_jsonl(jsonl, [{"text": t} for t in texts])
+    files = list_input_files(str(jsonl))
+    assert text_bytes("json", files, {}, "text") == jsonl.stat().st_size
+
+
+def test_input_with_nothing_readable_gives_empty_shards_and_every_row_in_quarantine(spark, tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", [{"text": ""}, {"text": None}, {"other": 1}])
+    config = build_config({"input.path": str(tmp_path / "in.jsonl"), "output.path": "o"})
+    raw = read_input(spark, resolve_source(spark, config.input), config.input)
+    result = ingest(spark, raw, config, str(tmp_path / "_work"))
+    assert (result.rows_read, result.docs, result.quarantined_by_reason) == (3, 0, {"empty_text": 1, "null_text": 2})
+    assert load_docs(spark, result).count() == 0
+    quarantine = quarantine_rows(spark, str(tmp_path / "_work"), result)
+    assert sorted(r["reason"] for r in quarantine.collect()) == ["empty_text", "null_text", "null_text"]
+
+
+def test_unreadable_rows_and_duplicate_ids_are_quarantined_from_one_scan(spark, tmp_path):
+    rows = [{"id": 1, "text": "a"}, {"id": 1, "text": "b"}, {"id": 2, "text": ""}, {"id": None, "text": "c"}]
+    rows += [{"id": 3, "text": "d"}, {"id": 3, "text": "d"}, {"id": 4, "text": "e"}]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    config = build_config(
+        {
+            "input.path": str(tmp_path / "in.jsonl"),
+            "output.path": "o",
+            "input.id_column": "id",
+            "input.duplicate_ids": "quarantine",
+        }
+    )
+    raw = read_input(spark, resolve_source(spark, config.input), config.input)
+    result = ingest(spark, raw, config, str(tmp_path / "_work"))
+    reasons = {"duplicate_id": 2, "empty_text": 1, "null_id": 1}
+    assert (result.rows_read, result.docs, result.quarantined_by_reason) == (7, 3, reasons)
+    assert sorted(r["_dd_id"] for r in load_docs(spark, result).collect()) == ["1", "3", "4"]
+    quarantine = quarantine_rows(spark, str(tmp_path / "_work"), result).collect()
+    assert sorted((r["reason"], r["text"]) for r in quarantine) == [
+        ("duplicate_id", "b"),
+        ("duplicate_id", "d"),
+        ("empty_text", ""),
+        ("null_id", "c"),
+    ]
