@@ -62,7 +62,7 @@ def test_small_shuffles_lowers_and_restores_the_partition_count(spark):
     spark.conf.set(key, "200")
     try:
         with small_shuffles(spark, rows=3_500_000):
-            assert spark.conf.get(key) == "4"  # one per million rows, rounded up
+            assert spark.conf.get(key) == "16"  # one per 250,000 rows, 14, in whole rounds of the 4 task slots
         assert spark.conf.get(key) == "200"
         with small_shuffles(spark, rows=10):
             assert spark.conf.get(key) == "1"  # at least 1
