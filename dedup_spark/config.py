@@ -78,7 +78,8 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class IngestConfig:
-    # Target bytes of text per shard (accepts "128MB", "1GiB", or a number of bytes).
+    # Target bytes of text per shard (accepts "128MB", "1GiB", or a number of bytes); shards come in whole rounds of
+    # the task slots, and an input under one shard but over 16 MiB is split into one shard per slot.
     shard_size: int = 128 * 1024 * 1024
 
 

@@ -107,3 +107,20 @@ def test_unreadable_rows_and_duplicate_ids_are_quarantined_from_one_scan(spark, 
         ("empty_text", ""),
         ("null_id", "c"),
     ]
+
+
+def test_an_input_smaller_than_one_shard_fills_every_task_slot_once_worth_splitting(spark, tmp_path, monkeypatch):
+    from dedup_spark.io import ingest as ingest_module
+
+    write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": "y" * 1000 + str(i)} for i in range(50)])
+    config = build_config(
+        {"input.path": str(tmp_path / "in.jsonl"), "output.path": "o", "input.id_column": "id"}
+    )  # 50 KB of text, shards of 128 MiB
+    source = resolve_source(spark, config.input)
+    files = (source.format, source.files)
+    raw = read_input(spark, source, config.input)
+    assert ingest(spark, raw, config, str(tmp_path / "a"), source_files=files).shards == 1  # not worth splitting
+    monkeypatch.setattr(ingest_module, "SPLIT_BYTES", 10_000)
+    result = ingest(spark, raw, config, str(tmp_path / "b"), source_files=files)
+    assert result.shards == 4  # the test session's task slots
+    assert load_docs(spark, result).select("_dd_shard").distinct().count() == 4
