@@ -16,6 +16,17 @@ from tests.helpers import write_jsonl
 TEXTS = [f"document {i} " + "word " * (i % 7) for i in range(60)] + ["same text"] * 3
 
 
+def ingest_jsonl(spark, tmp_path, records: list[dict], settings: dict[str, str], folder: str = "_work"):
+    """Write `records` as tmp_path/in.jsonl (once) and ingest them into tmp_path/folder with `settings`."""
+    path = tmp_path / "in.jsonl"
+    if not path.exists():
+        write_jsonl(path, records)
+    config = build_config({"input.path": str(path), "output.path": "o", **settings})
+    source = resolve_source(spark, config.input)
+    raw = read_input(spark, source, config.input)
+    return ingest(spark, raw, config, str(tmp_path / folder), source_files=(source.format, source.files))
+
+
 def ingest_ids(spark, tmp_path, files: int, shard_size: str, name: str) -> dict[str, str]:
     folder = tmp_path / name
     folder.mkdir()
@@ -42,18 +53,8 @@ def test_derived_ids_do_not_depend_on_files_partitions_or_shards(spark, tmp_path
 
 
 def test_shards_hold_about_the_target_size(spark, tmp_path):
-    text = "x" * 1000
-    write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": text + str(i)} for i in range(50)])
-    config = build_config(
-        {
-            "input.path": str(tmp_path / "in.jsonl"),
-            "output.path": "o",
-            "ingest.shard_size": "10KB",
-            "input.id_column": "id",
-        }
-    )
-    raw = read_input(spark, resolve_source(spark, config.input), config.input)
-    result = ingest(spark, raw, config, str(tmp_path / "_work"))
+    records = [{"id": i, "text": "x" * 1000 + str(i)} for i in range(50)]
+    result = ingest_jsonl(spark, tmp_path, records, {"ingest.shard_size": "10KB", "input.id_column": "id"})
     assert result.shards == 8  # ceil(50 * ~1001 bytes / 10,000) = 6, in whole rounds of the 4 task slots
     sizes = load_docs(spark, result).groupBy("_dd_shard").agg(F.sum("_dd_bytes").alias("b")).collect()
     assert len(sizes) == 8 and max(r["b"] for r in sizes) < 20_000
@@ -73,10 +74,7 @@ def test_parquet_shards_are_sized_from_the_footers_before_the_scan(tmp_path):
 
 
 def test_input_with_nothing_readable_gives_empty_shards_and_every_row_in_quarantine(spark, tmp_path):
-    write_jsonl(tmp_path / "in.jsonl", [{"text": ""}, {"text": None}, {"other": 1}])
-    config = build_config({"input.path": str(tmp_path / "in.jsonl"), "output.path": "o"})
-    raw = read_input(spark, resolve_source(spark, config.input), config.input)
-    result = ingest(spark, raw, config, str(tmp_path / "_work"))
+    result = ingest_jsonl(spark, tmp_path, [{"text": ""}, {"text": None}, {"other": 1}], {})
     assert (result.rows_read, result.docs, result.quarantined_by_reason) == (3, 0, {"empty_text": 1, "null_text": 2})
     assert load_docs(spark, result).count() == 0
     quarantine = quarantine_rows(spark, str(tmp_path / "_work"), result)
@@ -86,17 +84,7 @@ def test_input_with_nothing_readable_gives_empty_shards_and_every_row_in_quarant
 def test_unreadable_rows_and_duplicate_ids_are_quarantined_from_one_scan(spark, tmp_path):
     rows = [{"id": 1, "text": "a"}, {"id": 1, "text": "b"}, {"id": 2, "text": ""}, {"id": None, "text": "c"}]
     rows += [{"id": 3, "text": "d"}, {"id": 3, "text": "d"}, {"id": 4, "text": "e"}]
-    write_jsonl(tmp_path / "in.jsonl", rows)
-    config = build_config(
-        {
-            "input.path": str(tmp_path / "in.jsonl"),
-            "output.path": "o",
-            "input.id_column": "id",
-            "input.duplicate_ids": "quarantine",
-        }
-    )
-    raw = read_input(spark, resolve_source(spark, config.input), config.input)
-    result = ingest(spark, raw, config, str(tmp_path / "_work"))
+    result = ingest_jsonl(spark, tmp_path, rows, {"input.id_column": "id", "input.duplicate_ids": "quarantine"})
     reasons = {"duplicate_id": 2, "empty_text": 1, "null_id": 1}
     assert (result.rows_read, result.docs, result.quarantined_by_reason) == (7, 3, reasons)
     assert sorted(r["_dd_id"] for r in load_docs(spark, result).collect()) == ["1", "3", "4"]
@@ -112,15 +100,9 @@ def test_unreadable_rows_and_duplicate_ids_are_quarantined_from_one_scan(spark, 
 def test_an_input_smaller_than_one_shard_fills_every_task_slot_once_worth_splitting(spark, tmp_path, monkeypatch):
     from dedup_spark.io import ingest as ingest_module
 
-    write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": "y" * 1000 + str(i)} for i in range(50)])
-    config = build_config(
-        {"input.path": str(tmp_path / "in.jsonl"), "output.path": "o", "input.id_column": "id"}
-    )  # 50 KB of text, shards of 128 MiB
-    source = resolve_source(spark, config.input)
-    files = (source.format, source.files)
-    raw = read_input(spark, source, config.input)
-    assert ingest(spark, raw, config, str(tmp_path / "a"), source_files=files).shards == 1  # not worth splitting
+    records = [{"id": i, "text": "y" * 1000 + str(i)} for i in range(50)]  # 50 KB of text, shards of 128 MiB
+    assert ingest_jsonl(spark, tmp_path, records, {"input.id_column": "id"}, "a").shards == 1  # not worth splitting
     monkeypatch.setattr(ingest_module, "SPLIT_BYTES", 10_000)
-    result = ingest(spark, raw, config, str(tmp_path / "b"), source_files=files)
+    result = ingest_jsonl(spark, tmp_path, records, {"input.id_column": "id"}, "b")
     assert result.shards == 4  # the test session's task slots
     assert load_docs(spark, result).select("_dd_shard").distinct().count() == 4
