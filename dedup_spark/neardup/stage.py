@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from dedup_spark.columns import BYTES, ID, PROTECTED, PROTECTED_ID_PREFIX, SIZE, WITH_PROTECTED
+from dedup_spark.columns import BYTES, ID, INDEX_ID_PREFIX, PROTECTED, PROTECTED_ID_PREFIX, SIZE, WITH_PROTECTED
 from dedup_spark.config import NeardupConfig, RunConfig
 from dedup_spark.errors import ConfigError, InputError
 from dedup_spark.excerpts import collect_heads, side_by_side
@@ -144,7 +144,9 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
         ).filter(F.col("cluster_size") > 1)  # anchored: a document left alone is in no cluster
         clusters = step("clusters", clusters)
 
-        reason = F.when(F.col(WITH_PROTECTED), "contamination").otherwise("near_duplicate")
+        # A cluster kept by a document of `run --index` (ids `index:...`) removes its batch documents as such.
+        reason = F.when(F.col("cluster_id").startswith(INDEX_ID_PREFIX), "near_duplicate_of_index")
+        reason = reason.when(F.col(WITH_PROTECTED), "contamination").otherwise("near_duplicate")
         removed_ids = clusters.filter(~F.col("kept")).select(ID, "cluster_id", reason.alias("reason"))
         removed = involved.join(removed_ids, ID).drop(PROTECTED)
         metrics = _metrics(signatures, groups, candidates, verified, clusters, lsh, rounds)
@@ -160,7 +162,7 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
         metrics["steps"] = step.table()
         if protected is not None:
             metrics["protected_documents"] = protected.count()
-            metrics["contamination_removed"] = clusters.filter(~F.col("kept") & F.col(WITH_PROTECTED)).count()
+            metrics["contamination_removed"] = removed_ids.filter(F.col("reason") == "contamination").count()
     return StageOutput(
         docs=None,  # the survivors are the input minus `removed`
         removed=removed,

@@ -1,0 +1,228 @@
+"""`run --index=INDEX` (index/incremental.py, index/store.py): batches checked against everything kept before.
+
+NearDup against the index must equal `run --protect` with the index's documents as the held-out set (the oracle);
+ExactSubstr against the index must equal the brute-force keep_first over the index's texts, then the batch in id
+order, restricted to the batch (`tests/exactsubstr/exact_oracle.py`). Plus the index's own promises: one commit
+per run, no document added twice, read-only, a conflicting commit refused (exit 2), the format version checked.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+import pytest
+
+from dedup_spark.config import build_config
+from dedup_spark.errors import IndexConflictError, UsageError
+from dedup_spark.exactsubstr.stage import ExactSubstr
+from dedup_spark.index.store import DOCS_SCHEMA, FINGERPRINT_KEY, FORMAT_KEY, Index
+from dedup_spark.stage import StageContext
+from tests.exactsubstr.exact_oracle import oracle_spans
+from tests.exactsubstr.test_exactsubstr import adversarial_corpus
+from tests.helpers import read_output, report, write_jsonl
+
+
+def _doc(rng: random.Random, words: int = 80) -> str:
+    return " ".join(f"w{rng.randrange(5000)}" for _ in range(words))
+
+
+def _changed(text: str, rng: random.Random, count: int) -> str:
+    words = text.split()
+    for i in rng.sample(range(len(words)), count):
+        words[i] = f"new{rng.randrange(10**6)}"
+    return " ".join(words)
+
+
+def batches(seed: int = 11) -> list[dict[str, str]]:
+    """Three batches: each has its own documents, near copies inside itself, and near or exact copies of
+    documents of the batches before it (some of them removed there, so not in the index)."""
+    rng = random.Random(seed)
+    a = {f"a{i:02d}": _doc(rng) for i in range(12)}
+    a["a90"] = _changed(a["a00"], rng, 1)  # a near copy inside batch A: removed there
+    b = {f"b{i:02d}": _doc(rng) for i in range(10)}
+    b["b50"] = _changed(a["a01"], rng, 1)  # near copies of the index
+    b["b51"] = _changed(a["a01"], rng, 2)
+    b["b52"] = a["a02"].upper()  # exact after normalisation
+    b["b53"] = _changed(a["a90"], rng, 1)  # near a90, which A removed, and a00, which A kept
+    b["b54"] = _changed(b["b00"], rng, 1)  # a near copy inside the batch
+    b["b55"] = _changed(a["a03"], rng, 40)  # far below the threshold
+    c = {f"c{i:02d}": _doc(rng) for i in range(8)}
+    c["c50"] = _changed(b["b01"], rng, 1)
+    c["c51"] = _changed(a["a04"], rng, 1)
+    c["c52"] = _changed(b["b54"], rng, 1)  # near b54, which B removed, and b00, which B kept
+    return [a, b, c]
+
+
+def _run(run_cli, tmp_path, name: str, docs: dict[str, str], *extra: str, stages: str = "neardup") -> tuple[int, str]:
+    path = tmp_path / f"{name}.jsonl"
+    if not path.exists():
+        write_jsonl(path, [{"id": k, "text": v} for k, v in sorted(docs.items())])
+    out = tmp_path / f"out-{name}-{len(list(tmp_path.glob(f'out-{name}*')))}"
+    code = run_cli(
+        "run", f"--input={path}", f"--output={out}", f"--stages={stages}", "--set", "input.id_column=id", *extra
+    )
+    return code, out
+
+
+def _index_rows(index, version=None) -> dict[str, dict]:
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+
+    uris = DeltaTable(str(index / "docs"), version=version).file_uris()
+    return {r["id"]: r for r in pq.read_table(uris).to_pylist()} if uris else {}
+
+
+def _removed(out) -> dict[str, tuple[str, str]]:
+    """id -> (reason, cluster id), with the index's and --protect's naming made one."""
+    same = {"near_duplicate_of_index": "held_out", "contamination": "held_out"}
+    return {
+        r["id"]: (same.get(r["reason"], r["reason"]), r["cluster_id"].split(":", 1)[-1])
+        for r in read_output(out / "removed")
+    }
+
+
+def test_neardup_against_the_index_equals_protect(run_cli, tmp_path):
+    a, b, _ = batches()
+    index = tmp_path / "index"
+    code, out_a = _run(run_cli, tmp_path, "a", a, f"--index={index}")
+    assert code == 0
+    assert _removed(out_a) == {"a90": ("near_duplicate", "a00")}
+    stored = _index_rows(index)
+    assert set(stored) == set(a) - {"a90"} and {r["batch"] for r in stored.values()} == {0}
+    assert stored["a05"]["text"] == a["a05"] and stored["a05"]["bytes"] == len(a["a05"].encode())
+    first = report(out_a)["index"]
+    assert (first["version_before"], first["version_after"], first["documents_after"]) == (-1, 0, len(stored))
+
+    code, out_b = _run(run_cli, tmp_path, "b", b, f"--index={index}")
+    assert code == 0
+    write_jsonl(tmp_path / "held.jsonl", [{"id": k, "text": r["text"]} for k, r in sorted(stored.items())])
+    code, oracle = _run(run_cli, tmp_path, "b", b, f"--protect={tmp_path / 'held.jsonl'}")
+    assert code == 0
+    got = _removed(out_b)
+    assert got == _removed(oracle)
+    assert got["b50"] == ("held_out", "a01") and got["b52"] == ("held_out", "a02") and got["b53"][1] == "a00"
+    assert got["b54"] == ("near_duplicate", "b00") and "b55" not in got
+    raw = {r["id"]: r for r in read_output(out_b / "removed")}
+    assert raw["b50"]["reason"] == "near_duplicate_of_index" and raw["b50"]["cluster_id"] == "index:a01"
+
+    after = _index_rows(index)
+    assert set(after) == set(stored) | (set(b) - set(got))
+    assert {after[k]["batch"] for k in set(b) - set(got)} == {1}
+    run = report(out_b)
+    entry = run["index"]
+    assert (entry["version_before"], entry["version_after"], entry["checked_against_version"]) == (0, 1, 0)
+    assert entry["documents_before"] == len(stored) and entry["documents_after"] == len(after)
+    assert entry["documents_added"] == len(set(b) - set(got)) and entry["size_on_disk_bytes"] > 0
+    assert entry["near_duplicates_of_index"] == 4 and entry["index_ids_matched"] == ["a00", "a01", "a02"]
+    assert run["removed_by_reason"] == {"near_duplicate_of_index": 4, "near_duplicate": 1}
+    assert run["accounting"]["balanced"]
+
+    # The same batch again: checked against the version before its own commit, nothing added twice.
+    code, again = _run(run_cli, tmp_path, "b", b, f"--index={index}")
+    assert code == 0 and _removed(again) == got
+    assert report(again)["index"]["already_added_at_version"] == 1
+    assert report(again)["index"]["version_after"] == 1 and _index_rows(index) == after
+
+    # Read-only: checked against the newest version, nothing added.
+    c = {"r1": _changed(b["b01"], random.Random(3), 1), "r2": _doc(random.Random(4))}
+    code, read_only = _run(run_cli, tmp_path, "r", c, f"--index={index}", "--index-mode=read-only")
+    assert code == 0 and _removed(read_only) == {"r1": ("held_out", "b01")}
+    assert report(read_only)["index"]["version_after"] == 1 and _index_rows(index) == after
+
+
+def test_exactsubstr_against_the_index_equals_keep_first_oracle(spark, tmp_path):
+    """Index texts first, never cut; the batch in id order: spans equal the brute-force oracle restricted to it."""
+    texts = adversarial_corpus(seed=3)
+    index_texts, batch_texts = texts[:20], texts[20:]
+    k = 8
+    for policy in ("keep_first", "strike_all"):
+        config = build_config(
+            {
+                "input.path": "in",
+                "output.path": "out",
+                "input.id_column": "id",
+                "exactsubstr.min_length": k,
+                "exactsubstr.minimizer_width": 3,
+                "exactsubstr.chunk_size": 64,
+                "exactsubstr.policy": policy,
+                "exactsubstr.min_remaining_chars": 0,
+            }
+        )
+        rows = [(f"d{i:05d}", t, f"d{i:05d}", len(t.encode())) for i, t in enumerate(batch_texts)]
+        docs = spark.createDataFrame(rows, "id string, text string, _dd_id string, _dd_bytes long")
+        # Index ids sort after the batch's: the index comes first because it is the index, not by its ids.
+        index_rows = [(f"x{i:05d}", t, len(t.encode())) for i, t in enumerate(index_texts)]
+        index = spark.createDataFrame(index_rows, "_dd_id string, text string, _dd_bytes long")
+        ctx = StageContext(spark, config, str(tmp_path / policy), None, index)
+        result = ExactSubstr().run(ctx, docs)
+        spans: dict[int, list] = defaultdict(list)
+        for r in result.tables["exact/spans"].collect():
+            spans[int(r["doc_id"][1:])].append((r["start"], r["end"]))
+        want = oracle_spans(index_texts + batch_texts, k, policy)[len(index_texts) :]
+        assert [sorted(spans[i]) for i in range(len(batch_texts))] == want, policy
+        alone = oracle_spans(batch_texts, k, policy)
+        assert want != alone  # the index really changed the cut
+        shared = result.metrics["index"]
+        assert shared["documents_sharing_with_index"] > 0 and shared["bytes_shared_with_index"] > 0
+
+
+def _append(spark, index: Index, ids: list[str], fingerprint: str) -> int:
+    frame = spark.createDataFrame([(i, index.version + 1, i * 3, 3 * len(i), i) for i in ids], DOCS_SCHEMA)
+    return index.append(frame, fingerprint, {"documents_added": len(ids), "text_bytes_added": 0})
+
+
+def test_one_commit_per_run_and_a_conflict_is_refused(spark, tmp_path):
+    path = str(tmp_path / "index")
+    assert Index.open(path).version == -1
+    assert _append(spark, Index.open(path), ["a", "b"], "fp-a") == 0
+    one, two = Index.open(path), Index.open(path)  # two runs read version 0
+    assert _append(spark, one, ["c"], "fp-c") == 1
+    with pytest.raises(IndexConflictError, match="run the same command again"):
+        _append(spark, two, ["d"], "fp-d")
+    latest = Index.open(path)
+    assert latest.version == 1 and latest.documents == 3 and latest.added_by("fp-c") == 1
+    assert latest.added_by("fp-d") is None
+    assert sorted(r["id"] for r in latest.docs(spark).collect()) == ["a", "b", "c"]
+    assert sorted(r["id"] for r in Index.open(path, version=0).docs(spark).collect()) == ["a", "b"]
+    # Two first runs: the second one's create fails the same way.
+    with pytest.raises(IndexConflictError):
+        _append(spark, Index(path, -1), ["e"], "fp-e")
+
+
+def test_format_version_and_foreign_folders_are_checked(spark, tmp_path):
+    import pyarrow as pa
+    from deltalake import CommitProperties, Schema
+    from deltalake.transaction import create_table_with_add_actions
+
+    other = tmp_path / "other"
+    schema = Schema.from_arrow(pa.schema([("id", pa.string())]))
+    metadata = {FORMAT_KEY: "99", FINGERPRINT_KEY: "x"}
+    create_table_with_add_actions(str(other / "docs"), schema, [], commit_properties=CommitProperties(metadata))
+    with pytest.raises(UsageError, match="index format"):
+        Index.open(str(other))
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "file.txt").write_text("x")
+    with pytest.raises(UsageError, match="holds no dedup-spark index"):
+        Index.open(str(foreign))
+
+
+def test_index_create_then_run_and_errors(run_cli, tmp_path, capsys):
+    a, b, _ = batches()
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", [{"id": k, "text": v} for k, v in sorted(a.items())])
+    index = tmp_path / "index"
+    assert run_cli("index", "create", f"--input={corpus}", f"--index={index}", "--set", "input.id_column=id") == 0
+    assert set(_index_rows(index)) == set(a)  # as published: not deduplicated
+    assert not (index / "_work").exists()
+    assert run_cli("index", "create", f"--input={corpus}", f"--index={index}", "--set", "input.id_column=id") == 3
+    assert "holds an index already" in capsys.readouterr().err
+
+    code, _ = _run(run_cli, tmp_path, "b", b, f"--index={tmp_path / 'none'}", "--index-mode=read-only")
+    assert code == 3 and "read-only does not create one" in capsys.readouterr().err
+    code, _ = _run(run_cli, tmp_path, "b", b, f"--index={index}", "--set", "output.mode=annotate")
+    assert code == 2 and "--index-mode=read-only" in capsys.readouterr().err
+    clash = {"a05": "entirely different words " * 10}  # an id the index holds, with a new text
+    code, out = _run(run_cli, tmp_path, "clash", clash, f"--index={index}")
+    assert code == 3 and "ids the index holds already: a05 (batch 0)" in capsys.readouterr().err
+    assert Index.open(str(index)).version == 0
