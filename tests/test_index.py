@@ -23,7 +23,7 @@ from tests.exactsubstr.test_exactsubstr import adversarial_corpus
 from tests.helpers import read_output, report, write_jsonl
 
 
-def _doc(rng: random.Random, words: int = 80) -> str:
+def _doc(rng: random.Random, words: int = 200) -> str:
     return " ".join(f"w{rng.randrange(5000)}" for _ in range(words))
 
 
@@ -46,7 +46,7 @@ def batches(seed: int = 11) -> list[dict[str, str]]:
     b["b52"] = a["a02"].upper()  # exact after normalisation
     b["b53"] = _changed(a["a90"], rng, 1)  # near a90, which A removed, and a00, which A kept
     b["b54"] = _changed(b["b00"], rng, 1)  # a near copy inside the batch
-    b["b55"] = _changed(a["a03"], rng, 40)  # far below the threshold
+    b["b55"] = _changed(a["a03"], rng, 100)  # far below the threshold
     c = {f"c{i:02d}": _doc(rng) for i in range(8)}
     c["c50"] = _changed(b["b01"], rng, 1)
     c["c51"] = _changed(a["a04"], rng, 1)

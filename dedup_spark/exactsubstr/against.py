@@ -38,12 +38,12 @@ def runs_shared_with(
         F.expr(f"substring({ID}, {len(EVAL_PREFIX) + 1})").alias(ID), "start", "end"
     )
     # Bytes of the batch inside shared windows: the union of [start, end + k - 1) per document.
-    ordered = Window.partitionBy(ID).orderBy("start", "end").rowsBetween(Window.unboundedPreceding, -1)
+    ordered = Window.partitionBy(ID).orderBy("start", "stop").rowsBetween(Window.unboundedPreceding, -1)
     covered = runs.select(ID, "start", (F.col("end") + (k - 1)).alias("stop"))
     islands = covered.withColumn("reach", F.max("stop").over(ordered)).withColumn(
         "island",
         F.sum(F.when(F.col("reach").isNull() | (F.col("start") > F.col("reach")), 1).otherwise(0)).over(
-            Window.partitionBy(ID).orderBy("start", "end")
+            Window.partitionBy(ID).orderBy("start", "stop")
         ),
     )
     spans = islands.groupBy(ID, "island").agg((F.max("stop") - F.min("start")).alias("bytes"))
