@@ -92,7 +92,7 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
     resume.clear_work(work_dir, keep=list(reusable))  # partial or stale results are never read
     ingested: IngestResult | None = None
     protected: DataFrame | None = None
-    index_docs: DataFrame | None = None
+    references: tuple[DataFrame | None, ...] = (None, None, None)  # protected, index docs, index signatures
     docs: DataFrame | None = None
     counts = (0, 0)  # rows and text bytes of `docs`, as the step that made them counted them
     removed_frames: list[DataFrame] = []
@@ -105,12 +105,11 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
                 ingested, held_out = _ingest(spark, source, config, work_dir, prints[step], marker, report)
                 protected = protect.protected_docs(spark, config, storage.join(work_dir, "ingest"), held_out)
                 docs = load_docs(spark, ingested)
-                protected, index_docs = incremental.reference_docs(spark, config, index, protected, docs)
+                references = incremental.reference_docs(spark, config, index, protected, docs)
                 counts = (ingested.docs, ingested.text_bytes)
                 continue
             step_dir = storage.join(work_dir, step)
             if marker is None:
-                references = (protected, index_docs)
                 marker = _run_stage(spark, step, docs, references, counts, config, work_dir, prints[step], report)
             else:
                 report.reused(marker["entry"])
@@ -185,7 +184,7 @@ def _run_stage(
     spark: SparkSession,
     name: str,
     docs: DataFrame,
-    references: tuple[DataFrame | None, DataFrame | None],
+    references: tuple[DataFrame | None, ...],
     counts: tuple[int, int],
     config: RunConfig,
     work_dir: str,
@@ -194,8 +193,9 @@ def _run_stage(
 ) -> dict[str, Any]:
     """Run one dedup stage; its removed rows, extra tables and (if it rewrote them) docs go under _work/<name>.
 
-    references: the held-out documents (`protect.protected_docs`, with the index's: `incremental.reference_docs`)
-    and the index's documents for ExactSubstr, each or None. counts: rows and text bytes of `docs`.
+    references: the held-out documents (`protect.protected_docs`, with the index's), the index's documents for
+    ExactSubstr and its stored signatures, each or None (`incremental.reference_docs`).
+    counts: rows and text bytes of `docs`.
     A stage that only drops rows (`StageOutput.docs` None) writes no copy of the survivors: they are `docs` minus
     the removed ids, derived again when read (`_stage_docs`). Returns its marker.
     """

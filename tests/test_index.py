@@ -117,6 +117,9 @@ def test_neardup_against_the_index_equals_protect(run_cli, tmp_path):
     assert entry["near_duplicates_of_index"] == 4 and entry["index_ids_matched"] == ["a00", "a01", "a02"]
     assert run["removed_by_reason"] == {"near_duplicate_of_index": 4, "near_duplicate": 1}
     assert run["accounting"]["balanced"]
+    neardup = next(s for s in run["stages"] if s["name"] == "neardup")["details"]
+    assert neardup["index_signatures_reused"] == len(stored)  # the index was not hashed again
+    assert neardup["protected_documents"] == len(stored)
 
     # The same batch again: checked against the version before its own commit, nothing added twice.
     code, again = _run(run_cli, tmp_path, "b", b, f"--index={index}")
@@ -168,7 +171,8 @@ def test_exactsubstr_against_the_index_equals_keep_first_oracle(spark, tmp_path)
 
 
 def _append(spark, index: Index, ids: list[str], fingerprint: str) -> int:
-    frame = spark.createDataFrame([(i, index.version + 1, i * 3, 3 * len(i), i) for i in ids], DOCS_SCHEMA)
+    rows = [(i, index.version + 1, i * 3, 3 * len(i), i, i, 1, [1, 2]) for i in ids]
+    frame = spark.createDataFrame(rows, DOCS_SCHEMA)
     return index.append(frame, fingerprint, {"documents_added": len(ids), "text_bytes_added": 0})
 
 

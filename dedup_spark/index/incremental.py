@@ -32,12 +32,14 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from dedup_spark import __version__
 from dedup_spark.columns import BYTES, ID, INDEX_ID_PREFIX, col
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import InputError
-from dedup_spark.index.store import FORMAT_VERSION, Index
+from dedup_spark.index.store import FORMAT_VERSION, SIGNATURES_KEY, Index
 from dedup_spark.io import storage
 from dedup_spark.io.writers import read_table
+from dedup_spark.neardup.signatures import SIGNATURE_SCHEMA, resolve_lsh, signature_batches
 from dedup_spark.report.run import RunReport
 from dedup_spark.resume import InputIdentity
 
@@ -69,6 +71,18 @@ def input_fingerprint(identity: InputIdentity) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def signature_settings(config: RunConfig) -> str:
+    """A hash of everything a NearDup signature depends on: normalisation, shingles, seed, bands x rows, version."""
+    nd, lsh = config.neardup, resolve_lsh(config.neardup)
+    settings = {
+        "normalize": [nd.lowercase, nd.nfkc, nd.strip_punctuation, nd.fold_accents],
+        "shingles": [nd.ngram, nd.shingle_unit],
+        "minhash": [nd.seed, lsh.bands, lsh.rows],
+        "dedup_spark_version": __version__,
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:32]
+
+
 def open_index(config: RunConfig, identity: InputIdentity) -> IndexRun | None:
     """Step 1 (see the module docstring); None without --index."""
     if not config.index.path:
@@ -95,10 +109,11 @@ def open_index(config: RunConfig, identity: InputIdentity) -> IndexRun | None:
 
 def reference_docs(
     spark: SparkSession, config: RunConfig, run: IndexRun | None, protected: DataFrame | None, docs: DataFrame
-) -> tuple[DataFrame | None, DataFrame | None]:
-    """Step 2: (NearDup's held-out documents with the index's added, ExactSubstr's index documents or None)."""
+) -> tuple[DataFrame | None, DataFrame | None, DataFrame | None]:
+    """Step 2: NearDup's held-out documents with the index's added; ExactSubstr's index documents; the index's
+    stored signatures when they were made with this run's settings (`StageContext.protected_signatures`)."""
     if run is None or run.view.version < 0:
-        return protected, None
+        return protected, None, None
     clashing = docs.filter(F.col(ID).startswith(INDEX_ID_PREFIX)).select(ID).limit(3).collect()
     if clashing:
         raise InputError(
@@ -120,7 +135,13 @@ def reference_docs(
     )
     if protected is not None:
         for_neardup = protected.unionByName(for_neardup, allowMissingColumns=True)
-    return for_neardup, for_exact
+    signatures = None
+    if run.view.signatures_match(signature_settings(config)):
+        prefixed = F.concat(F.lit(INDEX_ID_PREFIX), F.col("id")).alias(ID)
+        signatures = stored.select(prefixed, "norm_hash", "n_shingles", "band_keys")
+    else:
+        log.info("index: its NearDup signatures were made with other settings or another version: hashing it again")
+    return for_neardup, for_exact, signatures
 
 
 def finish(spark: SparkSession, config: RunConfig, run: IndexRun | None, report: RunReport, files_dir: str) -> None:
@@ -152,7 +173,7 @@ def finish(spark: SparkSession, config: RunConfig, run: IndexRun | None, report:
         _check_new_ids(frame, run.latest, spark)
         totals = frame.agg(F.count(F.lit(1)).alias("n"), F.sum("bytes").alias("b")).first()
         added, added_bytes = int(totals["n"]), int(totals["b"] or 0)
-        counts = {"documents_added": added, "text_bytes_added": added_bytes}
+        counts = {"documents_added": added, "text_bytes_added": added_bytes, SIGNATURES_KEY: signature_settings(config)}
         try:
             version_after = run.latest.append(frame, run.fingerprint, counts)
         except Exception as exc:
@@ -183,13 +204,26 @@ def _survivors(spark: SparkSession, config: RunConfig, report: RunReport, batch:
     """data/ as index rows (`store.DOCS_SCHEMA`): what this run kept, with the text as written."""
     data = _read_output(spark, config, report, "data")
     doc_id = col(config.input.id_column).cast("string") if config.input.id_column else col(config.output.id_column)
-    text = col(config.input.text_column)
-    return data.select(
-        doc_id.alias("id"),
+    return index_rows(data.select(doc_id.alias("id"), col(config.input.text_column).alias("text")), batch, config)
+
+
+def index_rows(docs: DataFrame, batch: int, config: RunConfig) -> DataFrame:
+    """`id, text` -> index rows (`store.DOCS_SCHEMA`) of batch `batch`, with their NearDup signatures.
+
+    The signatures are those NearDup computes for the same text and settings (`neardup.signatures`), so a later
+    run with these settings can use them in place of hashing the index (see `reference_docs`)."""
+    nd, lsh = config.neardup, resolve_lsh(config.neardup)
+    sign = signature_batches(nd, lsh, "text")
+    signatures = docs.select(F.col("id").alias(ID), "text").mapInArrow(sign, SIGNATURE_SCHEMA)
+    return docs.join(signatures.withColumnRenamed(ID, "id"), "id").select(
+        "id",
         F.lit(batch).cast("long").alias("batch"),
-        text.alias("text"),
-        F.octet_length(text).cast("long").alias("bytes"),
-        F.substring(F.sha2(text, 256), 1, 32).alias("text_hash"),
+        "text",
+        F.octet_length("text").cast("long").alias("bytes"),
+        F.substring(F.sha2("text", 256), 1, 32).alias("text_hash"),
+        "norm_hash",
+        "n_shingles",
+        "band_keys",
     )
 
 
@@ -233,15 +267,13 @@ def create_index(spark: SparkSession, config: RunConfig, index_path: str) -> dic
         raw = read_input(spark, source, config.input)
         result = ingest(spark, raw, config, work, keep_parsed=False)
         docs = load_docs(spark, result)
-        text = col(config.input.text_column)
-        frame = docs.select(
-            F.col(ID).alias("id"),
-            F.lit(0).cast("long").alias("batch"),
-            text.alias("text"),
-            F.col(BYTES).alias("bytes"),
-            F.substring(F.sha2(text, 256), 1, 32).alias("text_hash"),
-        )
-        counts = {"documents_added": result.docs, "text_bytes_added": result.text_bytes}
+        seed = docs.select(F.col(ID).alias("id"), col(config.input.text_column).alias("text"))
+        frame = index_rows(seed, 0, config)
+        counts = {
+            "documents_added": result.docs,
+            "text_bytes_added": result.text_bytes,
+            SIGNATURES_KEY: signature_settings(config),
+        }
         version = index.append(frame, fingerprint, counts)
     finally:
         storage.delete(work)

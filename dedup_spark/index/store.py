@@ -6,12 +6,16 @@ Layout: `INDEX/docs`, a Delta table with one row per kept document (`DOCS_SCHEMA
   text       the text as kept (after ExactSubstr's cuts): what later batches are compared with, verbatim
   bytes      UTF-8 size of the text
   text_hash  first 32 hex digits of the SHA-256 of the text (an exact-duplicate key)
+  norm_hash, n_shingles, band_keys   NearDup's signature of the text (`neardup.signatures.SIGNATURE_SCHEMA`),
+             so a later run joins its batch's LSH bands against the index's without hashing the index again
 Spark writes the Parquet files of a commit into the table folder (`batch-<n>-<token>/`) and delta-rs commits
 them, so the table is a real Delta table that delta-spark and Databricks read (`deltalake`, offline).
 
 Every commit carries custom metadata (the Delta commitInfo): `dedup_spark.index_format` (FORMAT_VERSION,
 checked on open: an index of another format is refused, exit 2), `dedup_spark.input_fingerprint` (the batch's
-input files, sizes and times, or its Delta version) and its counts. A batch whose fingerprint is already in the
+input files, sizes and times, or its Delta version), `dedup_spark.signatures` (a hash of the NearDup settings and
+dedup-spark version the signatures were computed with: a run reuses them only when every commit it reads has
+its own, `Index.signatures_match`) and its counts. A batch whose fingerprint is already in the
 history is not added again (`Index.added_by`).
 
 Why the index cannot be corrupted: a run reads the table at version v (`Index.open`), checks its batch against
@@ -39,7 +43,11 @@ FORMAT_VERSION = 1
 FORMAT_KEY = "dedup_spark.index_format"
 FINGERPRINT_KEY = "dedup_spark.input_fingerprint"
 DOCS_TABLE = "docs"
-DOCS_SCHEMA = "id string, batch long, text string, bytes long, text_hash string"
+SIGNATURES_KEY = "dedup_spark.signatures"
+DOCS_SCHEMA = (
+    "id string, batch long, text string, bytes long, text_hash string, norm_hash string, n_shingles int, "
+    "band_keys array<bigint>"
+)
 
 
 def _uri(path: str) -> str:
@@ -102,6 +110,10 @@ class Index:
                 return int(entry["version"])
         return None
 
+    def signatures_match(self, key: str) -> bool:
+        """True when every commit of this snapshot stored signatures made with settings `key`."""
+        return self.version >= 0 and all(entry.get(SIGNATURES_KEY) == key for entry in self.history)
+
     def docs(self, spark: SparkSession) -> DataFrame:
         """The documents of this snapshot (`DOCS_SCHEMA`), read by Spark from the files the snapshot lists."""
         if self.version < 0:
@@ -117,7 +129,7 @@ class Index:
         """Bytes of every file under the index folder (data of all versions and the log)."""
         return sum(size for _, size in storage.list_files_with_sizes(self.path)) if self.version >= 0 else 0
 
-    def append(self, frame: DataFrame, fingerprint: str, counts: dict[str, int]) -> int:
+    def append(self, frame: DataFrame, fingerprint: str, counts: dict[str, Any]) -> int:
         """Add `frame` (DOCS_SCHEMA, `batch` = the new version) in one commit pinned to version + 1; returns it.
 
         Raises IndexConflictError when another run committed first (see the module docstring).

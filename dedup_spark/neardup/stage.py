@@ -92,12 +92,13 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
     text_column = config.input.text_column
     order = [F.col(PROTECTED).desc(), *_keep_order(docs, nd, config)]
     docs = _with_protected(docs, protected)
+    # run --index: the index's signatures as stored (same settings and version), so the index is not re-hashed.
+    known = ctx.protected_signatures
+    to_sign = docs if known is None else docs.filter(~F.col(ID).startswith(INDEX_ID_PREFIX))
 
     with file_per_task(spark):  # signatures cost CPU per byte: one ingest shard per task keeps the cores busy
-        signatures = step(
-            "signatures",
-            docs.select(ID, text_column).mapInArrow(signature_batches(nd, lsh, text_column), SIGNATURE_SCHEMA),
-        )
+        computed = to_sign.select(ID, text_column).mapInArrow(signature_batches(nd, lsh, text_column), SIGNATURE_SCHEMA)
+        signatures = step("signatures", computed if known is None else computed.unionByName(known))
     # After the signatures the stage works on ids, pairs and a subset of the corpus: size its shuffles to that.
     with small_shuffles(spark, signatures.count() * lsh.bands):
         matchable = signatures.filter(F.col("n_shingles") > 0)
@@ -162,6 +163,7 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
         metrics["steps"] = step.table()
         if protected is not None:
             metrics["protected_documents"] = protected.count()
+            metrics["index_signatures_reused"] = known.count() if known is not None else 0
             metrics["contamination_removed"] = removed_ids.filter(F.col("reason") == "contamination").count()
     return StageOutput(
         docs=None,  # the survivors are the input minus `removed`
