@@ -127,12 +127,6 @@ def test_neardup_against_the_index_equals_protect(run_cli, tmp_path):
     assert report(again)["index"]["already_added_at_version"] == 1
     assert report(again)["index"]["version_after"] == 1 and _index_rows(index) == after
 
-    # Read-only: checked against the newest version, nothing added.
-    c = {"r1": _changed(b["b01"], random.Random(3), 1), "r2": _doc(random.Random(4))}
-    code, read_only = _run(run_cli, tmp_path, "r", c, f"--index={index}", "--index-mode=read-only")
-    assert code == 0 and _removed(read_only) == {"r1": ("held_out", "b01")}
-    assert report(read_only)["index"]["version_after"] == 1 and _index_rows(index) == after
-
 
 def test_exactsubstr_against_the_index_equals_keep_first_oracle(spark, tmp_path):
     """Index texts first, never cut; the batch in id order: spans equal the brute-force oracle restricted to it."""
@@ -230,3 +224,45 @@ def test_index_create_then_run_and_errors(run_cli, tmp_path, capsys):
     code, out = _run(run_cli, tmp_path, "clash", clash, f"--index={index}")
     assert code == 3 and "ids the index holds already: a05 (batch 0)" in capsys.readouterr().err
     assert Index.open(str(index)).version == 0
+
+
+def test_a_concurrent_commit_fails_the_run_with_exit_2_and_a_rerun_succeeds(run_cli, tmp_path, monkeypatch, capsys):
+    """Another run commits between this run's read of the index and its commit: exit 2, nothing added; the same
+    command again (with --overwrite) is checked against the new version and adds the batch."""
+    from pyspark.sql import SparkSession
+
+    from dedup_spark.index import incremental
+
+    index = tmp_path / "index"
+    _append(SparkSession.getActiveSession(), Index.open(str(index)), ["seed"], "fp-seed")
+    opened = incremental.open_index
+
+    def open_then_another_run_commits(config, identity):
+        run = opened(config, identity)
+        _append(SparkSession.getActiveSession(), Index.open(str(index)), ["other"], "fp-other")
+        return run
+
+    monkeypatch.setattr(incremental, "open_index", open_then_another_run_commits)
+    batch = {"n1": "one new document " * 5, "n2": "another new document " * 5}
+    code, out = _run(run_cli, tmp_path, "n", batch, f"--index={index}", stages="none")
+    assert code == 2
+    assert "changed while this run worked (it read version 0" in capsys.readouterr().err
+    assert set(_index_rows(index)) == {"seed", "other"} and not list((index / "docs").glob("batch-2-*"))
+    assert report(out)["status"] == "failed" and report(out)["index"]["version_before"] == 0
+
+    monkeypatch.setattr(incremental, "open_index", opened)
+    code = run_cli("run", f"--input={tmp_path / 'n.jsonl'}", f"--output={out}", f"--index={index}", "--overwrite",
+                   "--stages=none", "--set", "input.id_column=id")  # fmt: skip
+    assert code == 0
+    assert set(_index_rows(index)) == {"seed", "other", "n1", "n2"} and report(out)["index"]["version_after"] == 2
+
+
+def test_a_stopped_run_adds_nothing_until_it_finishes(run_cli, tmp_path):
+    index = tmp_path / "index"
+    batch = {"s1": "some document text " * 5}
+    code, out = _run(run_cli, tmp_path, "s", batch, f"--index={index}", "--stop-after=ingest", stages="none")
+    assert code == 0 and Index.open(str(index)).version == -1
+    code = run_cli("run", f"--input={tmp_path / 's.jsonl'}", f"--output={out}", f"--index={index}", "--stages=none",
+                   "--set", "input.id_column=id")  # fmt: skip
+    assert code == 0 and set(_index_rows(index)) == {"s1"}
+    assert next(s for s in report(out)["stages"] if s["name"] == "ingest")["reused"]

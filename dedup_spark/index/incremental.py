@@ -149,6 +149,8 @@ def finish(spark: SparkSession, config: RunConfig, run: IndexRun | None, report:
     if run is None:
         return
     removed = _read_output(spark, config, report, "removed")
+    if "cluster_id" not in removed.columns:  # no NearDup stage
+        removed = removed.withColumn("cluster_id", F.lit(None).cast("string"))
     matched = removed.filter(F.col("reason") == NEAR_DUPLICATE_OF_INDEX).select("cluster_id").distinct()
     ids = [r["cluster_id"] for r in matched.orderBy("cluster_id").limit(REPORT_IDS).collect()]
     exact = next((s for s in report.stages if s["name"] == "exactsubstr"), {}).get("details", {})
