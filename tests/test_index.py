@@ -266,3 +266,66 @@ def test_a_stopped_run_adds_nothing_until_it_finishes(run_cli, tmp_path):
                    "--set", "input.id_column=id")  # fmt: skip
     assert code == 0 and set(_index_rows(index)) == {"s1"}
     assert next(s for s in report(out)["stages"] if s["name"] == "ingest")["reused"]
+
+
+def _planted_batches(seed: int = 5) -> list[dict[str, str]]:
+    """`batches()` with sentences (>= 50 bytes) shared across batches and inside them, for ExactSubstr."""
+    rng = random.Random(seed)
+    a, b, c = batches()
+    sentence = {name: " ".join(f"s{name}{rng.randrange(10**6)}" for _ in range(12)) for name in "xyzuv"}
+    a["a05"] += " " + sentence["x"]
+    a["a06"] = sentence["x"] + " " + a["a06"]  # a repeat inside A: A's keep_first cuts it from a06
+    b["b02"] += " " + sentence["x"] + " " + sentence["y"]  # x is in the index: cut from b02
+    b["b03"] = sentence["y"] + " " + b["b03"]  # y is first in b02 (id order): cut from b03
+    c["c01"] += " " + sentence["y"] + " " + sentence["z"]  # y is in the index (b02 kept it): cut
+    c["c02"] = sentence["z"][: len(sentence["z"]) // 2] + " Жд中 " + c["c02"]  # half of z: shorter than k? not cut
+    return [a, b, c]
+
+
+@pytest.mark.slow
+def test_batches_a_b_c_through_the_index_equal_the_oracles(run_cli, tmp_path):
+    """Three batches one after another with both stages: each batch's NearDup removals equal `run --protect` with
+    the index's documents, and its ExactSubstr spans equal the brute-force keep_first over the index's texts then
+    the batch's NearDup survivors in id order. Batch C uses another NearDup seed: the index's stored signatures do
+    not fit it and are not used (its oracle uses the same seed). Then a read-only run adds nothing."""
+    from tests.helpers import read_output as rows_of
+
+    k = 50
+    index = tmp_path / "index"
+    common = ("--set", f"exactsubstr.min_length={k}", "--set", "exactsubstr.min_remaining_chars=0")
+    for number, batch in enumerate(_planted_batches()):
+        name = "abc"[number]
+        before = _index_rows(index) if (index / "docs").exists() else {}
+        extra = (*common, "--set", "neardup.seed=2") if name == "c" else common
+        code, out = _run(run_cli, tmp_path, name, batch, f"--index={index}", *extra, stages="neardup,exactsubstr")
+        assert code == 0
+
+        write_jsonl(tmp_path / f"held-{name}.jsonl", [{"id": i, "text": r["text"]} for i, r in sorted(before.items())])
+        protect = [f"--protect={tmp_path / f'held-{name}.jsonl'}"] if before else []
+        code, oracle = _run(run_cli, tmp_path, name, batch, *protect, *extra, stages="neardup")
+        assert code == 0
+        got = {i: r for i, r in _removed(out).items() if r[0] != "exact_substring"}
+        assert got == _removed(oracle), name
+        details = {s["name"]: s.get("details", {}) for s in report(out)["stages"]}
+        reused = details["neardup"].get("index_signatures_reused", 0)
+        assert reused == (len(before) if name == "b" else 0), name
+
+        survivors = sorted((i, t) for i, t in batch.items() if i not in got)
+        index_texts = [r["text"] for _, r in sorted(before.items())]
+        want = oracle_spans(index_texts + [t for _, t in survivors], k, "keep_first")[len(index_texts) :]
+        spans: dict[str, list] = defaultdict(list)
+        for r in rows_of(out / "exact" / "spans"):
+            spans[r["doc_id"]].append((r["start"], r["end"]))
+        assert {i: sorted(spans[i]) for i, _ in survivors} == dict(zip([i for i, _ in survivors], want, strict=True)), (
+            name
+        )
+        if name != "a":
+            assert any(want) and report(out)["index"]["bytes_shared_with_index"] > 0
+        kept = {r["id"]: r["text"] for r in rows_of(out / "data")}
+        assert {i: r["text"] for i, r in _index_rows(index).items() if r["batch"] == number} == kept
+
+    everything = _index_rows(index)
+    code, read_only = _run(run_cli, tmp_path, "r", {"r1": everything["b01"]["text"]}, f"--index={index}",
+                           "--index-mode=read-only", *common, stages="neardup,exactsubstr")  # fmt: skip
+    assert code == 0 and _removed(read_only) == {"r1": ("held_out", "b01")}
+    assert report(read_only)["index"]["version_after"] == 2 and _index_rows(index) == everything
