@@ -117,6 +117,8 @@ def test_neardup_against_the_index_equals_protect(run_cli, tmp_path):
     assert entry["near_duplicates_of_index"] == 4 and entry["index_ids_matched"] == ["a00", "a01", "a02"]
     assert run["removed_by_reason"] == {"near_duplicate_of_index": 4, "near_duplicate": 1}
     assert run["accounting"]["balanced"]
+    page = (out_b / "report.html").read_text()
+    assert '<section id="index">' in page and "<code>a01</code>" in page and "index documents matched" in page
     neardup = next(s for s in run["stages"] if s["name"] == "neardup")["details"]
     assert neardup["index_signatures_reused"] == len(stored)  # the index was not hashed again
     assert neardup["protected_documents"] == len(stored)
