@@ -87,6 +87,7 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
         state = _output_state(files_dir, unfinished)
         report.status = "dry_run"
         report.plan = plan_lines(config, identity, columns, note, _settings(config, steps), reusable, state)
+        report.plan += [incremental.plan_line(index)] if index is not None else []
         return report
 
     resume.clear_work(work_dir, keep=list(reusable))  # partial or stale results are never read

@@ -259,9 +259,11 @@ def test_a_concurrent_commit_fails_the_run_with_exit_2_and_a_rerun_succeeds(run_
     assert set(_index_rows(index)) == {"seed", "other", "n1", "n2"} and report(out)["index"]["version_after"] == 2
 
 
-def test_a_stopped_run_adds_nothing_until_it_finishes(run_cli, tmp_path):
+def test_a_stopped_run_adds_nothing_until_it_finishes(run_cli, tmp_path, capsys):
     index = tmp_path / "index"
     batch = {"s1": "some document text " * 5}
+    code, _ = _run(run_cli, tmp_path, "s", batch, f"--index={index}", "--dry-run", stages="none")
+    assert code == 0 and "version -1 (0 documents), mode update; adds the survivors" in capsys.readouterr().out
     code, out = _run(run_cli, tmp_path, "s", batch, f"--index={index}", "--stop-after=ingest", stages="none")
     assert code == 0 and Index.open(str(index)).version == -1
     code = run_cli("run", f"--input={tmp_path / 's.jsonl'}", f"--output={out}", f"--index={index}", "--stages=none",

@@ -107,6 +107,17 @@ def open_index(config: RunConfig, identity: InputIdentity) -> IndexRun | None:
     return IndexRun(config.index.mode, latest, view, fingerprint, added)
 
 
+def plan_line(run: IndexRun) -> str:
+    """The --dry-run plan's line on the index."""
+    view = run.view
+    line = f"  index   {view.path} version {view.version} ({view.documents:,} documents), mode {run.mode}"
+    if run.added_at is not None:
+        return (
+            line + f"; this input was added at version {run.added_at}: checked against the version before, adds nothing"
+        )
+    return line + ("; adds the survivors in one commit" if run.mode == "update" else "; adds nothing")
+
+
 def reference_docs(
     spark: SparkSession, config: RunConfig, run: IndexRun | None, protected: DataFrame | None, docs: DataFrame
 ) -> tuple[DataFrame | None, DataFrame | None, DataFrame | None]:
@@ -154,6 +165,8 @@ def finish(spark: SparkSession, config: RunConfig, run: IndexRun | None, report:
     matched = removed.filter(F.col("reason") == NEAR_DUPLICATE_OF_INDEX).select("cluster_id").distinct()
     ids = [r["cluster_id"] for r in matched.orderBy("cluster_id").limit(REPORT_IDS).collect()]
     exact = next((s for s in report.stages if s["name"] == "exactsubstr"), {}).get("details", {})
+    passes = exact.get("passes") if isinstance(exact.get("passes"), list) else [exact]  # exactsubstr.passes=2
+    shared = sum(p.get("index", {}).get("bytes_shared_with_index", 0) for p in passes)
     entry: dict[str, Any] = {
         "path": config.index.path,
         "mode": run.mode,
@@ -165,7 +178,7 @@ def finish(spark: SparkSession, config: RunConfig, run: IndexRun | None, report:
         "near_duplicates_of_index": report.removed_by_reason.get(NEAR_DUPLICATE_OF_INDEX, 0),
         "index_documents_matched": matched.count(),
         "index_ids_matched": [i.removeprefix(INDEX_ID_PREFIX) for i in ids],
-        "bytes_shared_with_index": exact.get("index", {}).get("bytes_shared_with_index", 0),
+        "bytes_shared_with_index": shared,
         "already_added_at_version": run.added_at,
     }
     report.index = entry
