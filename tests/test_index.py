@@ -15,6 +15,7 @@ import pytest
 
 from dedup_spark.config import build_config
 from dedup_spark.errors import IndexConflictError, UsageError
+from dedup_spark.exactsubstr.against import doc_minimizers
 from dedup_spark.exactsubstr.stage import ExactSubstr
 from dedup_spark.index.store import DOCS_SCHEMA, FINGERPRINT_KEY, FORMAT_KEY, Index
 from dedup_spark.stage import StageContext
@@ -135,7 +136,7 @@ def test_exactsubstr_against_the_index_equals_keep_first_oracle(spark, tmp_path)
     texts = adversarial_corpus(seed=3)
     index_texts, batch_texts = texts[:20], texts[20:]
     k = 8
-    for policy in ("keep_first", "strike_all"):
+    for policy, stored in (("keep_first", False), ("strike_all", False), ("keep_first", True)):
         config = build_config(
             {
                 "input.path": "in",
@@ -153,7 +154,9 @@ def test_exactsubstr_against_the_index_equals_keep_first_oracle(spark, tmp_path)
         # Index ids sort after the batch's: the index comes first because it is the index, not by its ids.
         index_rows = [(f"x{i:05d}", t, len(t.encode())) for i, t in enumerate(index_texts)]
         index = spark.createDataFrame(index_rows, "_dd_id string, text string, _dd_bytes long")
-        ctx = StageContext(spark, config, str(tmp_path / policy), None, index)
+        if stored:  # as the index stores them: only index documents sharing a minimizer with the batch are searched
+            index = index.join(doc_minimizers(index, "text", k, 3), "_dd_id", "left")
+        ctx = StageContext(spark, config, str(tmp_path / f"{policy}-{stored}"), None, index)
         result = ExactSubstr().run(ctx, docs)
         spans: dict[int, list] = defaultdict(list)
         for r in result.tables["exact/spans"].collect():
@@ -164,10 +167,12 @@ def test_exactsubstr_against_the_index_equals_keep_first_oracle(spark, tmp_path)
         assert want != alone  # the index really changed the cut
         shared = result.metrics["index"]
         assert shared["documents_sharing_with_index"] > 0 and shared["bytes_shared_with_index"] > 0
+        searched = shared["index_documents_searched"]
+        assert searched is None if not stored else 0 < searched < len(index_texts)
 
 
 def _append(spark, index: Index, ids: list[str], fingerprint: str) -> int:
-    rows = [(i, index.version + 1, i * 3, 3 * len(i), i, i, 1, [1, 2]) for i in ids]
+    rows = [(i, index.version + 1, i * 3, 3 * len(i), i, i, 1, [1, 2], [3]) for i in ids]
     frame = spark.createDataFrame(rows, DOCS_SCHEMA)
     return index.append(frame, fingerprint, {"documents_added": len(ids), "text_bytes_added": 0})
 
@@ -313,6 +318,8 @@ def test_batches_a_b_c_through_the_index_equal_the_oracles(run_cli, tmp_path):
         details = {s["name"]: s.get("details", {}) for s in report(out)["stages"]}
         reused = details["neardup"].get("index_signatures_reused", 0)
         assert reused == (len(before) if name == "b" else 0), name
+        searched = details["exactsubstr"].get("index", {}).get("index_documents_searched")
+        assert name == "a" or 0 < searched < len(before), (name, searched)  # stored minimizers were used
 
         survivors = sorted((i, t) for i, t in batch.items() if i not in got)
         index_texts = [r["text"] for _, r in sorted(before.items())]

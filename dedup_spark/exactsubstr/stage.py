@@ -174,7 +174,8 @@ def _run_pass(
     runs = findings.filter(F.col("kind") == "span").select(ID, "start", "end")
     index_metrics = None
     if index is not None:  # run --index: the windows the index's texts hold are cut too
-        shared, index_metrics = runs_shared_with(spark, docs, index, config, storage.join(work_dir, "index"))
+        folder = storage.join(work_dir, "index")
+        shared, index_metrics = runs_shared_with(spark, docs, index, config, folder, batch_minimizers=pairs)
         runs = runs.unionByName(shared)
     touched = step("touched", cut(docs, runs, text_column, k, ex.min_remaining_chars))
     columns = docs.columns

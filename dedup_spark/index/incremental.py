@@ -33,10 +33,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dedup_spark import __version__
-from dedup_spark.columns import BYTES, ID, INDEX_ID_PREFIX, col
+from dedup_spark.columns import BYTES, ID, INDEX_ID_PREFIX, MINIMIZERS, col
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import InputError
-from dedup_spark.index.store import FORMAT_VERSION, SIGNATURES_KEY, Index
+from dedup_spark.exactsubstr.against import doc_minimizers
+from dedup_spark.index.store import FORMAT_VERSION, MINIMIZERS_KEY, SIGNATURES_KEY, Index
 from dedup_spark.io import storage
 from dedup_spark.io.writers import read_table
 from dedup_spark.neardup.signatures import SIGNATURE_SCHEMA, resolve_lsh, signature_batches
@@ -81,6 +82,18 @@ def signature_settings(config: RunConfig) -> str:
         "dedup_spark_version": __version__,
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:32]
+
+
+def minimizer_settings(config: RunConfig) -> str:
+    """A hash of what the stored minimizers depend on: min_length, minimizer width, version."""
+    ex = config.exactsubstr
+    settings = {"min_length": ex.min_length, "width": ex.width, "dedup_spark_version": __version__}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:32]
+
+
+def stored_settings(config: RunConfig) -> dict[str, str]:
+    """The commit metadata naming the settings of the signatures and minimizers a commit stores."""
+    return {SIGNATURES_KEY: signature_settings(config), MINIMIZERS_KEY: minimizer_settings(config)}
 
 
 def open_index(config: RunConfig, identity: InputIdentity) -> IndexRun | None:
@@ -133,7 +146,12 @@ def reference_docs(
         )
     stored = run.view.docs(spark)
     text = config.input.text_column
-    for_exact = stored.select(F.col("id").alias(ID), F.col("text").alias(text), F.col("bytes").alias(BYTES))
+    minimizers = []
+    if run.view.settings_match(MINIMIZERS_KEY, minimizer_settings(config)):
+        minimizers.append(F.col("minimizers").alias(MINIMIZERS))
+    for_exact = stored.select(
+        F.col("id").alias(ID), F.col("text").alias(text), F.col("bytes").alias(BYTES), *minimizers
+    )
     extra = []
     if config.input.id_column:  # the keep order reads the id column first, with the input's type
         id_type = docs.schema[config.input.id_column].dataType
@@ -147,7 +165,7 @@ def reference_docs(
     if protected is not None:
         for_neardup = protected.unionByName(for_neardup, allowMissingColumns=True)
     signatures = None
-    if run.view.signatures_match(signature_settings(config)):
+    if run.view.settings_match(SIGNATURES_KEY, signature_settings(config)):
         prefixed = F.concat(F.lit(INDEX_ID_PREFIX), F.col("id")).alias(ID)
         signatures = stored.select(prefixed, "norm_hash", "n_shingles", "band_keys")
     else:
@@ -188,7 +206,7 @@ def finish(spark: SparkSession, config: RunConfig, run: IndexRun | None, report:
         _check_new_ids(frame, run.latest, spark)
         totals = frame.agg(F.count(F.lit(1)).alias("n"), F.sum("bytes").alias("b")).first()
         added, added_bytes = int(totals["n"]), int(totals["b"] or 0)
-        counts = {"documents_added": added, "text_bytes_added": added_bytes, SIGNATURES_KEY: signature_settings(config)}
+        counts = {"documents_added": added, "text_bytes_added": added_bytes, **stored_settings(config)}
         try:
             version_after = run.latest.append(frame, run.fingerprint, counts)
         except Exception as exc:
@@ -223,14 +241,19 @@ def _survivors(spark: SparkSession, config: RunConfig, report: RunReport, batch:
 
 
 def index_rows(docs: DataFrame, batch: int, config: RunConfig) -> DataFrame:
-    """`id, text` -> index rows (`store.DOCS_SCHEMA`) of batch `batch`, with their NearDup signatures.
+    """`id, text` -> index rows (`store.DOCS_SCHEMA`) of batch `batch`, with NearDup signatures and ExactSubstr
+    minimizers.
 
     The signatures are those NearDup computes for the same text and settings (`neardup.signatures`), so a later
-    run with these settings can use them in place of hashing the index (see `reference_docs`)."""
-    nd, lsh = config.neardup, resolve_lsh(config.neardup)
+    run with these settings can use them in place of hashing the index; the minimizers let ExactSubstr search
+    only the index documents that share one with its batch (`exactsubstr/against.py`; see `reference_docs`)."""
+    nd, lsh, ex = config.neardup, resolve_lsh(config.neardup), config.exactsubstr
     sign = signature_batches(nd, lsh, "text")
     signatures = docs.select(F.col("id").alias(ID), "text").mapInArrow(sign, SIGNATURE_SCHEMA)
-    return docs.join(signatures.withColumnRenamed(ID, "id"), "id").select(
+    sized = docs.select(F.col("id").alias(ID), "text", F.octet_length("text").cast("long").alias(BYTES))
+    minimizers = doc_minimizers(sized, "text", ex.min_length, ex.width).withColumnRenamed(ID, "id")
+    with_all = docs.join(signatures.withColumnRenamed(ID, "id"), "id").join(minimizers, "id", "left")
+    return with_all.select(
         "id",
         F.lit(batch).cast("long").alias("batch"),
         "text",
@@ -239,6 +262,7 @@ def index_rows(docs: DataFrame, batch: int, config: RunConfig) -> DataFrame:
         "norm_hash",
         "n_shingles",
         "band_keys",
+        F.coalesce(MINIMIZERS, F.array().cast("array<bigint>")).alias("minimizers"),
     )
 
 
@@ -287,7 +311,7 @@ def create_index(spark: SparkSession, config: RunConfig, index_path: str) -> dic
         counts = {
             "documents_added": result.docs,
             "text_bytes_added": result.text_bytes,
-            SIGNATURES_KEY: signature_settings(config),
+            **stored_settings(config),
         }
         version = index.append(frame, fingerprint, counts)
     finally:

@@ -8,6 +8,8 @@ Layout: `INDEX/docs`, a Delta table with one row per kept document (`DOCS_SCHEMA
   text_hash  first 32 hex digits of the SHA-256 of the text (an exact-duplicate key)
   norm_hash, n_shingles, band_keys   NearDup's signature of the text (`neardup.signatures.SIGNATURE_SCHEMA`),
              so a later run joins its batch's LSH bands against the index's without hashing the index again
+  minimizers the distinct ExactSubstr minimizers of the text's windows (`exactsubstr/against.py`), so a later
+             run searches only the index documents that share one with its batch
 Spark writes the Parquet files of a commit into the table folder (`batch-<n>-<token>/`) and delta-rs commits
 them, so the table is a real Delta table that delta-spark and Databricks read (`deltalake`, offline).
 
@@ -15,7 +17,8 @@ Every commit carries custom metadata (the Delta commitInfo): `dedup_spark.index_
 checked on open: an index of another format is refused, exit 2), `dedup_spark.input_fingerprint` (the batch's
 input files, sizes and times, or its Delta version), `dedup_spark.signatures` (a hash of the NearDup settings and
 dedup-spark version the signatures were computed with: a run reuses them only when every commit it reads has
-its own, `Index.signatures_match`) and its counts. A batch whose fingerprint is already in the
+its own, `Index.settings_match`), `dedup_spark.minimizers` (the same for min_length and minimizer width) and its
+counts. A batch whose fingerprint is already in the
 history is not added again (`Index.added_by`).
 
 Why the index cannot be corrupted: a run reads the table at version v (`Index.open`), checks its batch against
@@ -44,9 +47,10 @@ FORMAT_KEY = "dedup_spark.index_format"
 FINGERPRINT_KEY = "dedup_spark.input_fingerprint"
 DOCS_TABLE = "docs"
 SIGNATURES_KEY = "dedup_spark.signatures"
+MINIMIZERS_KEY = "dedup_spark.minimizers"
 DOCS_SCHEMA = (
     "id string, batch long, text string, bytes long, text_hash string, norm_hash string, n_shingles int, "
-    "band_keys array<bigint>"
+    "band_keys array<bigint>, minimizers array<bigint>"
 )
 
 
@@ -110,9 +114,10 @@ class Index:
                 return int(entry["version"])
         return None
 
-    def signatures_match(self, key: str) -> bool:
-        """True when every commit of this snapshot stored signatures made with settings `key`."""
-        return self.version >= 0 and all(entry.get(SIGNATURES_KEY) == key for entry in self.history)
+    def settings_match(self, name: str, key: str) -> bool:
+        """True when every commit of this snapshot stored `name` (SIGNATURES_KEY, MINIMIZERS_KEY) made with
+        settings `key`."""
+        return self.version >= 0 and all(entry.get(name) == key for entry in self.history)
 
     def docs(self, spark: SparkSession) -> DataFrame:
         """The documents of this snapshot (`DOCS_SCHEMA`), read by Spark from the files the snapshot lists."""
