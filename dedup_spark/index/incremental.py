@@ -223,6 +223,10 @@ def finish(spark: SparkSession, config: RunConfig, run: IndexRun | None, report:
         text_bytes_after=after.text_bytes,
         size_on_disk_bytes=after.size_on_disk(),
     )
+    # Disk per byte of text held: text, signatures, minimizers, every version's files and the log.
+    entry["size_on_disk_per_text_byte"] = (
+        round(entry["size_on_disk_bytes"] / after.text_bytes, 3) if after.text_bytes else None
+    )
     report.write(files_dir)
 
 

@@ -21,6 +21,7 @@ ROWS = (
     ("documents_after", "documents after"),
     ("text_bytes_after", "text bytes after"),
     ("size_on_disk_bytes", "size on disk (bytes)"),
+    ("size_on_disk_per_text_byte", "size on disk per byte of text"),
     ("near_duplicates_of_index", "batch documents removed as near-duplicates of the index"),
     ("index_documents_matched", "index documents matched"),
     ("bytes_shared_with_index", "batch bytes in windows shared with the index (cut)"),
