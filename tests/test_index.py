@@ -115,6 +115,7 @@ def test_neardup_against_the_index_equals_protect(run_cli, tmp_path):
     assert (entry["version_before"], entry["version_after"], entry["checked_against_version"]) == (0, 1, 0)
     assert entry["documents_before"] == len(stored) and entry["documents_after"] == len(after)
     assert entry["documents_added"] == len(set(b) - set(got)) and entry["size_on_disk_bytes"] > 0
+    assert entry["size_on_disk_per_text_byte"] == round(entry["size_on_disk_bytes"] / entry["text_bytes_after"], 3)
     assert entry["near_duplicates_of_index"] == 4 and entry["index_ids_matched"] == ["a00", "a01", "a02"]
     assert run["removed_by_reason"] == {"near_duplicate_of_index": 4, "near_duplicate": 1}
     assert run["accounting"]["balanced"]
