@@ -145,8 +145,9 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
         ).filter(F.col("cluster_size") > 1)  # anchored: a document left alone is in no cluster
         clusters = step("clusters", clusters)
 
-        # A cluster kept by a document of `run --index` (ids `index:...`) removes its batch documents as such.
-        reason = F.when(F.col("cluster_id").startswith(INDEX_ID_PREFIX), "near_duplicate_of_index")
+        # A cluster kept by a document of `run --index` (held out, id `index:...`) removes its batch documents as such.
+        by_index = F.col(WITH_PROTECTED) & F.col("cluster_id").startswith(INDEX_ID_PREFIX)
+        reason = F.when(by_index, "near_duplicate_of_index")
         reason = reason.when(F.col(WITH_PROTECTED), "contamination").otherwise("near_duplicate")
         removed_ids = clusters.filter(~F.col("kept")).select(ID, "cluster_id", reason.alias("reason"))
         removed = involved.join(removed_ids, ID).drop(PROTECTED)
