@@ -44,6 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="held-out set (repeatable): never removed; input documents near-duplicating it are removed",
     )
+    run.add_argument(
+        "--index",
+        metavar="INDEX",
+        help="index of everything kept so far (Delta tables): check the batch against it, then add the survivors",
+    )
+    run.add_argument(
+        "--index-mode", choices=("update", "read-only"), help="read-only: check against --index, add nothing"
+    )
 
     sub = commands.add_parser("contamination", help="find eval documents and text that occur in a train set")
     sub.add_argument("--train", required=True, help="train set: file, folder, glob or Delta table")
@@ -51,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--output", required=True, help="output folder: eval/, report.json, quarantine/ (+ train_clean/)")
     _add_shared_options(sub, "tools to use: neardup,exactsubstr (default: both)", "format of both sets; default: auto")
     sub.add_argument("--clean-train", action="store_true", help="also write train_clean/ and train_removed/")
+    index = commands.add_parser("index", help="manage the index of `run --index`")
+    actions = index.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="seed a new index from a corpus already published (as it is)")
+    create.add_argument("--input", required=True, help="the corpus: file, folder, glob or Delta table")
+    create.add_argument("--index", required=True, help="folder of the new index")
+    create.add_argument("--input-format", choices=INPUT_FORMATS, help="default: auto (from _delta_log and suffixes)")
+    create.add_argument("--config", help="YAML config file (input.* settings are used)")
+    create.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a key")
+    create.add_argument("--verbose", action="store_true", help="debug logging and tracebacks on errors")
+    create.add_argument("--remote", metavar="URL", help="run on a Spark Connect server (sc://host:port)")
     return parser
 
 
@@ -89,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL + 1)
     args.paths = (None, None)  # (input, output) once the config is resolved, for naming them in errors
     try:
+        if args.command == "index":
+            return _run_index(args)
         return _run_contamination(args) if args.command == "contamination" else _run(args)
     except DedupSparkError as exc:
         return _fail(exc.exit_code, str(exc), args.verbose)
@@ -122,6 +142,7 @@ def _settings(args: argparse.Namespace, input_path: str) -> dict[str, object]:
 
 def _run(args: argparse.Namespace) -> int:
     cli_settings = {**_settings(args, args.input), "stop_after": args.stop_after, "protect": args.protect}
+    cli_settings.update({"index.path": args.index, "index.mode": args.index_mode})
     config = resolve_config(args.config, cli_settings, args.set)
     args.paths = (config.input.path, config.output.path)
     log.info("resolved config:\n%s", dump_yaml(config).rstrip())
@@ -184,6 +205,20 @@ def _run_contamination(args: argparse.Namespace) -> int:
         report = run_contamination(spark, config, args.eval, args.clean_train)
     if report["status"] == "succeeded":
         print(summary_lines(report))
+    return 0
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    """`index create`: the corpus, ingested with the input settings, becomes a new index (index/incremental.py)."""
+    settings = {"input.path": args.input, "output.path": args.index, "input.format": args.input_format}
+    config = resolve_config(args.config, settings, args.set)  # output.path: the index folder (checked apart)
+    args.paths = (config.input.path, args.index)
+    args.dry_run = False
+    from dedup_spark.index.incremental import create_index
+
+    spark = _session(args, config)
+    summary = create_index(spark, config, args.index)
+    print(f"dedup-spark index created: {args.index} version {summary['version']}, {summary['documents']:,} documents")
     return 0
 
 

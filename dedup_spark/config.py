@@ -21,6 +21,7 @@ from dedup_spark.config_checks import (
     check_choice,
     check_column_name,
     check_exactsubstr,
+    check_index,
     check_neardup_memory,
     check_output_mode,
     check_paths,
@@ -149,6 +150,16 @@ class ExactsubstrConfig:
 
 
 @dataclass(frozen=True)
+class IndexConfig:
+    """`run --index=INDEX`: the persisted index of everything earlier runs kept (README "Daily batches")."""
+
+    # Folder of the index (Delta tables); null: no index. Created on first use when mode is update.
+    path: str | None = None
+    # update: check the batch against the index, then add its survivors in one commit; read-only: check only.
+    mode: str = "update"
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     # Column for "removed share by source" in report.html; null: `source` if the input has one.
     source_column: str | None = None
@@ -170,6 +181,7 @@ class RunConfig:
     neardup: NeardupConfig = field(default_factory=NeardupConfig)
     exactsubstr: ExactsubstrConfig = field(default_factory=ExactsubstrConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
     # Dedup stages to run after ingest, in order (--stages=none runs ingest only).
     stages: tuple[str, ...] = STAGE_NAMES
@@ -309,6 +321,7 @@ def validate(config: RunConfig) -> None:
     check_output_mode(config.output.mode, config.stages, config.exactsubstr.passes)
     check_stages(config.stages, config.stop_after, bool(config.protect))
     check_paths(config.input.path, config.output.path, config.protect)
+    check_index(config.index, config.input.path, config.output.path, config.output.mode)
 
 
 def _validate_neardup(nd: NeardupConfig) -> None:

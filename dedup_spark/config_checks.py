@@ -116,6 +116,23 @@ def check_paths(input_path: str, output_path: str, protect: tuple[str, ...]) -> 
             raise ConfigError(f"--protect={path}: a held-out set must not be the --input or overlap the --output")
 
 
+def check_index(index: Any, input_path: str, output_path: str, output_mode: str) -> None:
+    """index.mode is known; the index overlaps neither input nor output; annotate (nothing is kept or cut, so
+    nothing could be added) may only read it."""
+    from dedup_spark.io.paths import overlap
+
+    check_choice("index.mode", index.mode, ("update", "read-only"))
+    if index.path is None:
+        return
+    if overlap(index.path, input_path) or overlap(index.path, output_path):
+        raise ConfigError(f"--index={index.path}: the index must not overlap the --input or the --output folder")
+    if index.mode == "update" and output_mode == "annotate":
+        raise ConfigError(
+            "output.mode=annotate removes and cuts nothing, so it has no survivors to add to the index: "
+            "pass --index-mode=read-only, or drop output.mode=annotate"
+        )
+
+
 def check_column_name(key: str, name: str) -> None:
     """The text and id columns are named in stages' Spark expressions: no "." or "`" there (other columns may)."""
     if key.startswith("input.") and ("." in name or "`" in name):

@@ -1,7 +1,7 @@
 """The error taxonomy. Each class maps to one documented process exit code.
 
-0 success; 1 anything unexpected (including a broken accounting identity); 2 usage or config error;
-3 input error (missing path, unreadable data, wrong schema, duplicate ids).
+0 success; 1 anything unexpected (including a broken accounting identity); 2 usage or config error, or an index
+another run changed meanwhile (re-run); 3 input error (missing path, unreadable data, wrong schema, duplicate ids).
 """
 
 from __future__ import annotations
@@ -21,6 +21,12 @@ class UsageError(DedupSparkError):
 
 class ConfigError(UsageError):
     """A config key is unknown or a value is invalid."""
+
+    exit_code = 2
+
+
+class IndexConflictError(UsageError):
+    """Another run committed to the --index after this run read it: nothing was added; run the same command again."""
 
     exit_code = 2
 

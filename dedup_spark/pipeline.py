@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dedup_spark import protect, resume
+from dedup_spark.accounting import check_accounting
 from dedup_spark.annotate import annotated_docs, annotation_counts, with_cluster_size
 from dedup_spark.columns import (
     ANNOTATION_COLUMNS,
@@ -24,15 +25,14 @@ from dedup_spark.columns import (
 )
 from dedup_spark.config import RunConfig
 from dedup_spark.config_checks import human_size
-from dedup_spark.errors import AccountingError, InputError
+from dedup_spark.errors import InputError
 from dedup_spark.exactsubstr.stage import ExactSubstr
+from dedup_spark.index import incremental
 from dedup_spark.io import storage
 from dedup_spark.io.ingest import IngestResult, ingest, load_docs, quarantine_rows, shards_path
 from dedup_spark.io.readers import InputSource, read_input, resolve_source, sample_columns
 from dedup_spark.io.writers import (
     OWNED_ENTRIES,
-    OutputWriter,
-    TableOutputWriter,
     check_output,
     open_output_writer,
     output_files_dir,
@@ -69,6 +69,9 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
     report.input_format = source.format
     steps = resume.steps_to_run(config)
     identity = resume.input_identity(spark, source)
+    index = incremental.open_index(config, identity)  # --index: the version read is part of the fingerprint
+    if index is not None:
+        identity = dataclasses.replace(identity, key={**identity.key, "index": index.key()})
     if config.protect:  # held-out sets are read in the ingest step: their files are part of its fingerprint
         identity = dataclasses.replace(identity, key={**identity.key, "protect": protect.identity_keys(spark, config)})
     prints = resume.fingerprints(config, identity, steps)
@@ -82,11 +85,13 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
         state = _output_state(files_dir, unfinished)
         report.status = "dry_run"
         report.plan = plan_lines(config, identity, columns, note, _settings(config, steps), reusable, state)
+        report.plan += [incremental.plan_line(index)] if index is not None else []
         return report
 
     resume.clear_work(work_dir, keep=list(reusable))  # partial or stale results are never read
     ingested: IngestResult | None = None
     protected: DataFrame | None = None
+    references: tuple[DataFrame | None, ...] = (None, None, None)  # protected, index docs, index signatures
     docs: DataFrame | None = None
     counts = (0, 0)  # rows and text bytes of `docs`, as the step that made them counted them
     removed_frames: list[DataFrame] = []
@@ -99,11 +104,12 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
                 ingested, held_out = _ingest(spark, source, config, work_dir, prints[step], marker, report)
                 protected = protect.protected_docs(spark, config, storage.join(work_dir, "ingest"), held_out)
                 docs = load_docs(spark, ingested)
+                references = incremental.reference_docs(spark, config, index, protected, docs)
                 counts = (ingested.docs, ingested.text_bytes)
                 continue
             step_dir = storage.join(work_dir, step)
             if marker is None:
-                marker = _run_stage(spark, step, docs, protected, counts, config, work_dir, prints[step], report)
+                marker = _run_stage(spark, step, docs, references, counts, config, work_dir, prints[step], report)
             else:
                 report.reused(marker["entry"])
             removed = spark.read.parquet(storage.to_spark_path(storage.join(step_dir, "removed")))
@@ -116,6 +122,7 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
             return _stop(report, config, files_dir)
         tag_jobs(spark, "dedup-spark-write-outputs")
         _write_outputs(spark, config, report, work_dir, ingested, docs, removed_frames, tables)
+        incremental.finish(spark, config, index, report, files_dir)  # after success: add the survivors
     finally:
         tag_jobs(spark, None)
     return report
@@ -174,7 +181,7 @@ def _run_stage(
     spark: SparkSession,
     name: str,
     docs: DataFrame,
-    protected: DataFrame | None,
+    references: tuple[DataFrame | None, ...],
     counts: tuple[int, int],
     config: RunConfig,
     work_dir: str,
@@ -183,7 +190,9 @@ def _run_stage(
 ) -> dict[str, Any]:
     """Run one dedup stage; its removed rows, extra tables and (if it rewrote them) docs go under _work/<name>.
 
-    protected: the held-out documents (`protect.protected_docs`) or None. counts: rows and text bytes of `docs`.
+    references: the held-out documents (`protect.protected_docs`, with the index's), the index's documents for
+    ExactSubstr and its stored signatures, each or None (`incremental.reference_docs`).
+    counts: rows and text bytes of `docs`.
     A stage that only drops rows (`StageOutput.docs` None) writes no copy of the survivors: they are `docs` minus
     the removed ids, derived again when read (`_stage_docs`). Returns its marker.
     """
@@ -198,7 +207,7 @@ def _run_stage(
         rows_in, bytes_in = counts
         stage = STAGES[name]
         check_columns(stage, docs, config)
-        result = stage.run(StageContext(spark, config, step_dir, protected), docs)
+        result = stage.run(StageContext(spark, config, step_dir, *references), docs)
         removed = checkpoint(spark, result.removed, storage.join(step_dir, "removed"))
         for table, frame in result.tables.items():
             checkpoint(spark, frame, storage.join(step_dir, "tables", table))
@@ -289,7 +298,7 @@ def _write_outputs(
     writer.commit(keep)
     log.info("writing outputs: finished (%s tables, seconds=%.3f)", len(writer.written), time.monotonic() - start)
 
-    _account(report, writer, files_dir, ingested.rows_read)
+    check_accounting(report, writer, files_dir, ingested.rows_read)
     if annotate:
         report.annotations = annotation_counts(writer.read("data"))
     if not config.output.keep_work:
@@ -359,33 +368,3 @@ def _user_view(frame: DataFrame, config: RunConfig, extra: tuple[str, ...] = ())
     """`columns.user_view`, with the derived id under output.id_column when ids are derived."""
     derived_id = F.col(ID).alias(config.output.id_column) if config.input.id_column is None else None
     return user_view(frame, derived_id, extra)
-
-
-def _account(report: RunReport, writer: OutputWriter | TableOutputWriter, files_dir: str, rows_read: int) -> None:
-    """Count the written tables and check rows read = written + removed + quarantined."""
-    written = writer.read("data").count()
-    removed = _count_by(writer.read("removed"), "reason")
-    quarantined = _count_by(writer.read("quarantine"), "reason")
-    report.removed_by_reason = removed
-    report.quarantine_by_reason = quarantined
-    rows_removed, rows_quarantined = sum(removed.values()), sum(quarantined.values())
-    balanced = rows_read == written + rows_removed + rows_quarantined
-    report.accounting = {
-        "rows_read": rows_read,
-        "rows_written": written,
-        "rows_removed": rows_removed,
-        "rows_quarantined": rows_quarantined,
-        "identity": "rows_read = rows_written + rows_removed + rows_quarantined",
-        "balanced": balanced,
-    }
-    if not balanced:
-        report.status = "failed"
-        report.write(files_dir)
-        raise AccountingError(
-            f"accounting does not add up: {rows_read} read != {written} written + {rows_removed} removed + "
-            f"{rows_quarantined} quarantined; this is a bug, please report it with {files_dir}/report.json"
-        )
-
-
-def _count_by(frame: DataFrame, column: str) -> dict[str, int]:
-    return {row[column]: int(row["count"]) for row in frame.groupBy(column).count().collect()}

@@ -27,6 +27,12 @@ class StageContext:
     config: RunConfig  # a stage reads its own section plus the text and id columns
     work_dir: str  # DIR/_work/<name>: the stage's intermediate results
     protected: DataFrame | None  # held-out documents of `run --protect` (protect.py), or None
+    # `run --index`: the index's documents (`_dd_id` unprefixed, text column, `_dd_bytes`), which ExactSubstr
+    # reads first and never cuts (index/incremental.py); None without an index. NearDup gets them in `protected`.
+    index: DataFrame | None = None
+    # `run --index`: NearDup signatures (`neardup.signatures.SIGNATURE_SCHEMA`) of the index's documents in
+    # `protected`, stored by earlier runs with the same settings; None: NearDup computes them.
+    protected_signatures: DataFrame | None = None
 
 
 @dataclass

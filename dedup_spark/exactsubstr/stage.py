@@ -52,6 +52,7 @@ from pyspark.sql import functions as F
 from dedup_spark.columns import BYTES, CUT_BYTES, DROP, ID, SPANS
 from dedup_spark.config import RunConfig
 from dedup_spark.config_checks import human_size
+from dedup_spark.exactsubstr.against import runs_shared_with
 from dedup_spark.exactsubstr.steps import (
     cut,
     even_chunk_size,
@@ -96,15 +97,18 @@ class ExactSubstr:
         """docs: the input's columns plus `_dd_id` and `_dd_bytes`. Returns survivors (same columns, text cut,
         `_dd_bytes` updated), removed documents (same columns as they came in, plus `reason`), the `exact/spans`
         table and the report metrics."""
-        return _run(ctx.spark, docs, ctx.config, ctx.work_dir)
+        return _run(ctx.spark, docs, ctx.config, ctx.work_dir, ctx.index)
 
 
-def _run(spark: SparkSession, docs: DataFrame, config: RunConfig, work_dir: str) -> StageOutput:
+def _run(
+    spark: SparkSession, docs: DataFrame, config: RunConfig, work_dir: str, index: DataFrame | None = None
+) -> StageOutput:
+    """index: the documents of `run --index`, first in corpus order and never cut (`against.py`), or None."""
     results: list[PassResult] = []
     current = docs
     for number in range(1, config.exactsubstr.passes + 1):
         last = number == config.exactsubstr.passes
-        result = _run_pass(spark, current, config, storage.join(work_dir, f"pass{number}"), number, last)
+        result = _run_pass(spark, current, config, storage.join(work_dir, f"pass{number}"), number, last, index)
         results.append(result)
         current = result.docs
     dropped = results[0].dropped
@@ -119,7 +123,13 @@ def _run(spark: SparkSession, docs: DataFrame, config: RunConfig, work_dir: str)
 
 
 def _run_pass(
-    spark: SparkSession, docs: DataFrame, config: RunConfig, work_dir: str, number: int, last: bool
+    spark: SparkSession,
+    docs: DataFrame,
+    config: RunConfig,
+    work_dir: str,
+    number: int,
+    last: bool,
+    index: DataFrame | None = None,
 ) -> PassResult:
     ex = config.exactsubstr
     k, size, text_column = ex.min_length, ex.chunk_size, config.input.text_column
@@ -162,6 +172,11 @@ def _run_pass(
         findings = findings.unionByName(merged)
 
     runs = findings.filter(F.col("kind") == "span").select(ID, "start", "end")
+    index_metrics = None
+    if index is not None:  # run --index: the windows the index's texts hold are cut too
+        folder = storage.join(work_dir, "index")
+        shared, index_metrics = runs_shared_with(spark, docs, index, config, folder, batch_minimizers=pairs)
+        runs = runs.unionByName(shared)
     touched = step("touched", cut(docs, runs, text_column, k, ex.min_remaining_chars))
     columns = docs.columns
     survivors = docs.join(runs.select(ID).distinct(), ID, "left_anti").unionByName(
@@ -174,6 +189,8 @@ def _run_pass(
     )
     metrics = _pass_metrics(docs, chunk_pieces, pairs, cross, shipped, partitions, touched, findings, config)
     metrics["steps"] = step.table()
+    if index_metrics is not None:
+        metrics["index"] = index_metrics
     return PassResult(survivors, touched.filter(DROP).select(ID), spans, metrics)
 
 

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from dedup_spark.columns import BYTES, ID, PROTECTED, PROTECTED_ID_PREFIX, SIZE, WITH_PROTECTED
+from dedup_spark.columns import BYTES, ID, INDEX_ID_PREFIX, PROTECTED, PROTECTED_ID_PREFIX, SIZE, WITH_PROTECTED
 from dedup_spark.config import NeardupConfig, RunConfig
 from dedup_spark.errors import ConfigError, InputError
 from dedup_spark.excerpts import collect_heads, side_by_side
@@ -92,12 +92,13 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
     text_column = config.input.text_column
     order = [F.col(PROTECTED).desc(), *_keep_order(docs, nd, config)]
     docs = _with_protected(docs, protected)
+    # run --index: the index's signatures as stored (same settings and version), so the index is not re-hashed.
+    known = ctx.protected_signatures
+    to_sign = docs if known is None else docs.filter(~F.col(ID).startswith(INDEX_ID_PREFIX))
 
     with file_per_task(spark):  # signatures cost CPU per byte: one ingest shard per task keeps the cores busy
-        signatures = step(
-            "signatures",
-            docs.select(ID, text_column).mapInArrow(signature_batches(nd, lsh, text_column), SIGNATURE_SCHEMA),
-        )
+        computed = to_sign.select(ID, text_column).mapInArrow(signature_batches(nd, lsh, text_column), SIGNATURE_SCHEMA)
+        signatures = step("signatures", computed if known is None else computed.unionByName(known))
     # After the signatures the stage works on ids, pairs and a subset of the corpus: size its shuffles to that.
     with small_shuffles(spark, step.figures["signatures"]["rows"] * lsh.bands):
         matchable = signatures.filter(F.col("n_shingles") > 0)
@@ -149,7 +150,10 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
         ).filter(F.col("cluster_size") > 1)  # anchored: a document left alone is in no cluster
         clusters = step("clusters", clusters)
 
-        reason = F.when(F.col(WITH_PROTECTED), "contamination").otherwise("near_duplicate")
+        # A cluster kept by a document of `run --index` (held out, id `index:...`) removes its batch documents as such.
+        by_index = F.col(WITH_PROTECTED) & F.col("cluster_id").startswith(INDEX_ID_PREFIX)
+        reason = F.when(by_index, "near_duplicate_of_index")
+        reason = reason.when(F.col(WITH_PROTECTED), "contamination").otherwise("near_duplicate")
         removed_ids = clusters.filter(~F.col("kept")).select(ID, "cluster_id", reason.alias("reason"))
         removed = involved.join(removed_ids, ID).drop(PROTECTED)
         metrics = _metrics(signatures, groups, step.figures["candidates"]["rows"], verified, clusters, lsh, rounds)
@@ -165,7 +169,8 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
         metrics["steps"] = step.table()
         if protected is not None:
             metrics["protected_documents"] = protected.count()
-            metrics["contamination_removed"] = clusters.filter(~F.col("kept") & F.col(WITH_PROTECTED)).count()
+            metrics["index_signatures_reused"] = known.count() if known is not None else 0
+            metrics["contamination_removed"] = removed_ids.filter(F.col("reason") == "contamination").count()
     return StageOutput(
         docs=None,  # the survivors are the input minus `removed`
         removed=removed,

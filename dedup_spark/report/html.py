@@ -2,7 +2,7 @@
 
 Input is the report.json dict (`RunReport.to_dict()`); every text that can come from the data (ids, excerpts,
 substrings, source names, paths) is HTML-escaped. Sections have stable ids for tests and links: #accounting,
-#stages, #neardup, #cluster-sizes, #s-curve, #largest-clusters, #exactsubstr, #top-substrings, #by-source. A
+#stages, #neardup, #cluster-sizes, #s-curve, #largest-clusters, #exactsubstr, #top-substrings, #by-source, #index. A
 stage that did not run leaves its sections in place, saying "stage not run".
 
     python -m dedup_spark.report.html OUT/report.json [OUT/report.html]   # re-render from a stored report
@@ -19,6 +19,7 @@ from html import escape
 from typing import Any
 
 from dedup_spark.io import storage
+from dedup_spark.report.index_html import index_section
 from dedup_spark.report.svg import cluster_size_svg, s_curve_svg
 
 NOT_RUN = '<p class="not-run">stage not run</p>'
@@ -47,9 +48,8 @@ svg .threshold{stroke:#b42318;stroke-dasharray:4 3}
 .cluster{border-top:1px solid #eceff3;padding:8px 0}.pair{display:flex;gap:14px}.pair>div{flex:1 1 0;min-width:0}
 pre{white-space:pre-wrap;word-break:break-word;background:#f6f7f9;border-radius:4px;padding:8px;margin:4px 0;
 font:12px/1.4 ui-monospace,Menlo,Consolas,monospace}
-mark{background:#ffe08a}.ws{color:#9aa3b0}
 .bar-cell{width:160px}.bar-cell div{background:#4f7cc4;height:10px;border-radius:2px}
-.muted{color:#8a93a1}code{font:12px ui-monospace,Menlo,Consolas,monospace}
+mark{background:#ffe08a}.ws{color:#9aa3b0}.muted{color:#8a93a1}code{font:12px ui-monospace,Menlo,Consolas,monospace}
 """
 
 
@@ -364,7 +364,7 @@ def render_report_html(report: Mapping[str, Any]) -> str:
             _stages(report),
             _by_source(report),
             _neardup(report),
-            _exactsubstr(report),
+            _exactsubstr(report) + index_section(report),  # run --index only
             f'<section id="config"><h2>Config</h2><details><summary>resolved config</summary><pre>{e(config)}</pre>'
             "</details></section>",
         ]

@@ -40,6 +40,8 @@ class RunReport:
         self.removed_by_source: list[dict[str, Any]] | None = None
         # output.mode=annotate: what data/'s annotations mark (annotate.annotation_counts); None in remove mode.
         self.annotations: dict[str, Any] | None = None
+        # run --index: versions before and after, documents, size, matches (index/incremental.py); None without.
+        self.index: dict[str, Any] | None = None
         self.outputs: dict[str, str] = {}
         # Set by --stop-after (status "partial") and --dry-run (status "dry_run", the plan's lines).
         self.stopped_after: str | None = None
@@ -91,6 +93,7 @@ class RunReport:
             "removed_by_reason": self.removed_by_reason,
             "removed_by_source": self.removed_by_source,
             "annotations": self.annotations,
+            "index": self.index,
             "outputs": self.outputs,
         }
 
@@ -136,6 +139,13 @@ class RunReport:
             )
             for reason, rows in sorted(marks["marked_by_reason"].items()):
                 lines.append(f"  marked     {reason}: {rows:,}")
+        if self.index is not None:
+            ix = self.index
+            lines.append(
+                f"  index      {ix['path']}: version {ix['version_before']} -> {ix.get('version_after')} "
+                f"({ix.get('documents_added', 0):,} documents added; {ix['near_duplicates_of_index']:,} batch "
+                f"documents removed as near-duplicates of {ix['index_documents_matched']:,} index documents)"
+            )
         lines.append(f"  report: {self.outputs.get('report', '')}")
         if "report_html" in self.outputs:
             lines.append(f"  page:   {self.outputs['report_html']}")
