@@ -28,6 +28,8 @@ _U64_MAX = np.uint64(_U64_MASK)
 _SEGMENT_WINDOWS = 1 << 20
 # Pieces are processed in batches of about this many bytes by `superkmers_batch` (temporaries ~17 B/byte).
 _BATCH_BYTES = 1 << 22
+# `minimizer_positions` keeps every w-gram hash of a batch (temporaries ~50 B/byte): smaller batches.
+_POSITION_BATCH_BYTES = 1 << 20
 
 
 class SuperKmers(NamedTuple):
@@ -238,3 +240,89 @@ def _superkmers_of_batch(
         (run_starts - starts_c[local]).astype(np.int64),
         (run_ends - starts_c[local]).astype(np.int64),
     )
+
+
+class PositionCounts(NamedTuple):
+    """Minimizer values of many pieces with the number of w-gram positions attaining them, sorted by (piece, value).
+
+    piece: int64 input index; minimizer: uint64 value of some owned window of the piece; positions: int64 number of
+    w-gram positions p of the piece with hash(p) == minimizer that are the minimum of an owned window containing p.
+    """
+
+    piece: np.ndarray
+    minimizer: np.ndarray
+    positions: np.ndarray
+
+
+def minimizer_positions(datas: Sequence[bytes], owned: Sequence[int] | np.ndarray, k: int, w: int) -> PositionCounts:
+    """The distinct minimizer values of each piece's owned windows, each with its count of *minimizer positions*.
+
+    Two occurrences of one window (at p != q) have the same minimizer value v, attained at the same offset o
+    inside both, so v is attained at the two distinct positions p + o and q + o, each the minimum of an owned
+    window: summed over all pieces, v counts >= 2. A value counting 1 is the minimizer of windows that occur
+    once. Counting positions, not super-k-mers, is what makes this hold with ties: one super-k-mer of periodic
+    text ("0x00,\\n" again and again) holds many occurrences of one window but one minimizer value.
+    A piece owning more than `_POSITION_BATCH_BYTES` windows is counted in parts with k - 1 bytes of overlap, so memory
+    stays bounded; a position in an overlap may be counted twice (never too few).
+    """
+    _check_kw(k, w)
+    owned_arr = np.asarray(owned, dtype=np.int64).reshape(-1)
+    lengths = np.fromiter((len(d) for d in datas), dtype=np.int64, count=len(datas))
+    n_owned = np.clip(owned_arr, 0, np.maximum(lengths - k + 1, 0))
+    # Parts of at most _POSITION_BATCH_BYTES owned windows each: (piece, first owned start, owned count).
+    parts = np.maximum(-(-n_owned // _POSITION_BATCH_BYTES), 1)
+    part_piece = np.repeat(np.arange(len(datas)), parts)
+    part_index = np.arange(len(part_piece)) - np.repeat(np.cumsum(parts) - parts, parts)
+    part_lo = part_index * _POSITION_BATCH_BYTES
+    part_owned = np.clip(n_owned[part_piece] - part_lo, 0, _POSITION_BATCH_BYTES)
+    used = np.where(part_owned > 0, part_owned + k - 1, 0)
+    cum_used = np.cumsum(used)
+    found: list[PositionCounts] = []
+    first = 0
+    while first < len(part_piece):
+        base = cum_used[first - 1] if first else 0
+        end = max(first + 1, int(np.searchsorted(cum_used, base + _POSITION_BATCH_BYTES, side="right")))
+        keep = np.arange(first, end)[used[first:end] > 0]
+        if len(keep):
+            bounds = zip(part_piece[keep].tolist(), part_lo[keep].tolist(), used[keep].tolist(), strict=True)
+            views = (memoryview(datas[p])[lo : lo + u] for p, lo, u in bounds)
+            text = np.frombuffer(b"".join(views), dtype=np.uint8)
+            local, values, counts = _positions_of_batch(text, used[keep], part_owned[keep], k, w)
+            found.append(PositionCounts(part_piece[keep][local], values, counts))
+        first = end
+    if not found:
+        return PositionCounts(np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0, np.int64))
+    piece, values, counts = (np.concatenate(cols) for cols in zip(*found, strict=True))
+    # Parts of one piece in different batches: sum their counts per (piece, value).
+    order = np.lexsort((values, piece))
+    piece, values, counts = piece[order], values[order], counts[order]
+    first_of = np.flatnonzero(np.concatenate(([True], (piece[1:] != piece[:-1]) | (values[1:] != values[:-1]))))
+    return PositionCounts(piece[first_of], values[first_of], np.add.reduceat(counts, first_of))
+
+
+def _positions_of_batch(
+    text: np.ndarray, used: np.ndarray, n_owned: np.ndarray, k: int, w: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(part, value, positions) sorted by (part, value) for parts concatenated in `text` (each `used` bytes)."""
+    span = k - w  # a window holds the w-grams j .. j + span
+    hashes = wgram_hashes(text, w)
+    minima = sliding_min(hashes, span + 1)
+    starts = np.concatenate(([0], np.cumsum(used)[:-1])).astype(np.int64)
+    # Windows straddling two parts are not owned: give them the value 0, which raises no position's maximum.
+    delta = np.zeros(len(minima) + 1, dtype=np.int8)
+    delta[starts] += 1
+    delta[starts + n_owned] -= 1
+    minima[~np.cumsum(delta[:-1], dtype=np.int8).view(bool)] = 0
+    # The windows containing position p are p - span .. p; p is a minimizer position iff its hash equals the largest
+    # of their minima (each is <= hash(p)). Largest = ~(smallest of the complements), with complement padding.
+    padded = np.full(len(minima) + 2 * span, _U64_MAX, dtype=np.uint64)
+    padded[span : span + len(minima)] = ~minima
+    largest = ~sliding_min(padded, span + 1)
+    positions = np.flatnonzero(hashes == largest)
+    part = np.searchsorted(starts, positions, side="right") - 1
+    inside = positions + w <= starts[part] + used[part]  # a w-gram across two parts is in no owned window
+    part, values = part[inside], hashes[positions[inside]]
+    order = np.lexsort((values, part))
+    part, values = part[order], values[order]
+    first_of = np.flatnonzero(np.concatenate(([True], (part[1:] != part[:-1]) | (values[1:] != values[:-1]))))
+    return part[first_of], values[first_of], np.diff(np.append(first_of, len(part)))
