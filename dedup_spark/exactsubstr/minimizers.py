@@ -101,8 +101,8 @@ def wgram_hashes(data: np.ndarray, w: int) -> np.ndarray:
     return mix64(acc[: n - w + 1])
 
 
-def sliding_min(values: np.ndarray, width: int) -> np.ndarray:
-    """Minimum of every run of `width` consecutive values (van Herk/Gil-Werman), O(n).
+def sliding_min(values: np.ndarray, width: int, largest: bool = False) -> np.ndarray:
+    """Minimum (maximum if `largest`) of every run of `width` consecutive values (van Herk/Gil-Werman), O(n).
 
     values: uint64 array of n values; returns max(0, n - width + 1) minima. Cut into blocks of `width`:
     the window starting at i spans the suffix of its block and a prefix of the next, so its minimum is
@@ -113,16 +113,17 @@ def sliding_min(values: np.ndarray, width: int) -> np.ndarray:
         return np.empty(0, dtype=values.dtype)
     if width == 1:
         return values.copy()
+    op = np.maximum if largest else np.minimum
     n_blocks = -(-n // width)
-    padded = np.full(n_blocks * width, _U64_MAX, dtype=np.uint64)
+    padded = np.full(n_blocks * width, 0 if largest else _U64_MAX, dtype=np.uint64)
     padded[:n] = values
     # Accumulating along axis 0 of the (width, n_blocks) transposed view is a vector op per row:
     # about twice as fast as accumulating along short rows.
     blocks_t = padded.reshape(n_blocks, width).T
-    prefix = np.minimum.accumulate(blocks_t, axis=0).T.ravel()
-    suffix = np.minimum.accumulate(blocks_t[::-1], axis=0)[::-1].T.ravel()
+    prefix = op.accumulate(blocks_t, axis=0).T.ravel()
+    suffix = op.accumulate(blocks_t[::-1], axis=0)[::-1].T.ravel()
     count = n - width + 1
-    return np.minimum(suffix[:count], prefix[width - 1 : width - 1 + count])
+    return op(suffix[:count], prefix[width - 1 : width - 1 + count])
 
 
 def window_minimizers(data: np.ndarray, k: int, w: int) -> np.ndarray:
@@ -308,16 +309,14 @@ def _positions_of_batch(
     hashes = wgram_hashes(text, w)
     minima = sliding_min(hashes, span + 1)
     starts = np.concatenate(([0], np.cumsum(used)[:-1])).astype(np.int64)
-    # Windows straddling two parts are not owned: give them the value 0, which raises no position's maximum.
-    delta = np.zeros(len(minima) + 1, dtype=np.int8)
-    delta[starts] += 1
-    delta[starts + n_owned] -= 1
-    minima[~np.cumsum(delta[:-1], dtype=np.int8).view(bool)] = 0
     # The windows containing position p are p - span .. p; p is a minimizer position iff its hash equals the largest
-    # of their minima (each is <= hash(p)). Largest = ~(smallest of the complements), with complement padding.
-    padded = np.full(len(minima) + 2 * span, _U64_MAX, dtype=np.uint64)
-    padded[span : span + len(minima)] = ~minima
-    largest = ~sliding_min(padded, span + 1)
+    # of their minima (each is <= hash(p)). Windows straddling two parts (the k - 1 after each part's owned ones) are
+    # not owned: 0 raises no maximum.
+    padded = np.zeros(len(minima) + 2 * span, dtype=np.uint64)
+    padded[span : span + len(minima)] = minima
+    straddling = (starts + n_owned)[:, None] + np.arange(k - 1)
+    padded[span + straddling[straddling < len(minima)]] = 0
+    largest = sliding_min(padded, span + 1, largest=True)
     positions = np.flatnonzero(hashes == largest)
     part = np.searchsorted(starts, positions, side="right") - 1
     inside = positions + w <= starts[part] + used[part]  # a w-gram across two parts is in no owned window

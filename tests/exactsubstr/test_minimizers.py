@@ -79,6 +79,8 @@ def test_sliding_min_matches_naive(width: int) -> None:
     got = sliding_min(values, width)
     expected = sliding_window_view(values, width).min(axis=1) if width <= 100 else values[:0]
     assert np.array_equal(got, expected)
+    largest = sliding_window_view(values, width).max(axis=1) if width <= 100 else values[:0]
+    assert np.array_equal(sliding_min(values, width, largest=True), largest)
 
 
 def test_identical_windows_get_identical_minimizers_anywhere() -> None:
