@@ -55,7 +55,7 @@ def run_dedup_spark(corpus: Path, work: Path, settings: list[str]) -> dict:
     stages = {s["name"]: s for s in report["stages"]}
     details = stages["exactsubstr"]["details"]
     keys = ("bytes_removed", "share_removed", "spans", "documents_touched", "documents_removed", "chunks")
-    keys += ("bytes_searched_in_chunks", "bytes_shipped", "shipped_ratio", "merge_partitions", "bytes_folded")
+    keys += ("bytes_shipped", "shipped_ratio", "merge_partitions", "bytes_folded")
     return {
         "tool": f"dedup-spark (local[{CORES}], exactsubstr, {' '.join(settings) or 'defaults'})",
         "cores": CORES,

@@ -129,9 +129,9 @@ class ExactsubstrConfig:
     policy: str = "keep_first"
     # Bytes of text per suffix-array chunk: bounds the memory of one task (about 13 bytes per text byte).
     chunk_size: int = 64 * 1024 * 1024
-    # Minimizer w-gram length in bytes for the candidate filter and for routing windows to the cross-chunk merge;
-    # null: min(32, min_length // 3). Only moves work, never changes what is removed. Shipped bytes per input byte
-    # with min_length 100: w=16 1.12 (linux) / 1.42 (docs), w=32 0.55 / 1.28, w=40 0.50 / 1.35.
+    # Minimizer w-gram length in bytes for routing windows to the cross-chunk merge; null: min(32, min_length // 3).
+    # Only moves work, never changes what is removed. Shipped bytes per input byte with min_length 100:
+    # w=16 1.12 (linux) / 1.42 (docs), w=32 0.55 / 1.28, w=40 0.50 / 1.35.
     minimizer_width: int | None = None
     # A document that loses bytes and keeps fewer than this many non-space characters is removed.
     min_remaining_chars: int = 20

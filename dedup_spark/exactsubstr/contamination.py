@@ -41,10 +41,9 @@ from pyspark.sql import functions as F
 
 from dedup_spark.columns import EVAL_PREFIX, ID, TRAIN_PREFIX
 from dedup_spark.config import RunConfig
-from dedup_spark.exactsubstr.chunk_task import piece_columns, superkmers_to_ship
 from dedup_spark.exactsubstr.steps import CHUNK_BITS, layout, merge_partitions, minimizer_pairs, pieces
 from dedup_spark.exactsubstr.suffix_array import PieceColumns, find_repeats
-from dedup_spark.exactsubstr.tasks import limit_openmp_threads
+from dedup_spark.exactsubstr.tasks import limit_openmp_threads, piece_columns, superkmers_to_ship
 from dedup_spark.sparkops import Steps
 
 TRAIN_BIT, EVAL_BIT = 1, 2

@@ -28,8 +28,6 @@ _U64_MAX = np.uint64(_U64_MASK)
 _SEGMENT_WINDOWS = 1 << 20
 # Pieces are processed in batches of about this many bytes by `superkmers_batch` (temporaries ~17 B/byte).
 _BATCH_BYTES = 1 << 22
-# `minimizer_positions` keeps every w-gram hash of a batch (temporaries ~50 B/byte): smaller batches.
-_POSITION_BATCH_BYTES = 1 << 20
 
 
 class SuperKmers(NamedTuple):
@@ -101,8 +99,8 @@ def wgram_hashes(data: np.ndarray, w: int) -> np.ndarray:
     return mix64(acc[: n - w + 1])
 
 
-def sliding_min(values: np.ndarray, width: int, largest: bool = False) -> np.ndarray:
-    """Minimum (maximum if `largest`) of every run of `width` consecutive values (van Herk/Gil-Werman), O(n).
+def sliding_min(values: np.ndarray, width: int) -> np.ndarray:
+    """Minimum of every run of `width` consecutive values (van Herk/Gil-Werman), O(n).
 
     values: uint64 array of n values; returns max(0, n - width + 1) minima. Cut into blocks of `width`:
     the window starting at i spans the suffix of its block and a prefix of the next, so its minimum is
@@ -113,17 +111,16 @@ def sliding_min(values: np.ndarray, width: int, largest: bool = False) -> np.nda
         return np.empty(0, dtype=values.dtype)
     if width == 1:
         return values.copy()
-    op = np.maximum if largest else np.minimum
     n_blocks = -(-n // width)
-    padded = np.full(n_blocks * width, 0 if largest else _U64_MAX, dtype=np.uint64)
+    padded = np.full(n_blocks * width, _U64_MAX, dtype=np.uint64)
     padded[:n] = values
     # Accumulating along axis 0 of the (width, n_blocks) transposed view is a vector op per row:
     # about twice as fast as accumulating along short rows.
     blocks_t = padded.reshape(n_blocks, width).T
-    prefix = op.accumulate(blocks_t, axis=0).T.ravel()
-    suffix = op.accumulate(blocks_t[::-1], axis=0)[::-1].T.ravel()
+    prefix = np.minimum.accumulate(blocks_t, axis=0).T.ravel()
+    suffix = np.minimum.accumulate(blocks_t[::-1], axis=0)[::-1].T.ravel()
     count = n - width + 1
-    return op(suffix[:count], prefix[width - 1 : width - 1 + count])
+    return np.minimum(suffix[:count], prefix[width - 1 : width - 1 + count])
 
 
 def window_minimizers(data: np.ndarray, k: int, w: int) -> np.ndarray:
@@ -241,87 +238,3 @@ def _superkmers_of_batch(
         (run_starts - starts_c[local]).astype(np.int64),
         (run_ends - starts_c[local]).astype(np.int64),
     )
-
-
-class PositionCounts(NamedTuple):
-    """Minimizer values of many pieces with the number of w-gram positions attaining them, sorted by (piece, value).
-
-    piece: int64 input index; minimizer: uint64 value of some owned window of the piece; positions: int64 number of
-    w-gram positions p of the piece with hash(p) == minimizer that are the minimum of an owned window containing p.
-    """
-
-    piece: np.ndarray
-    minimizer: np.ndarray
-    positions: np.ndarray
-
-
-def minimizer_positions(datas: Sequence[bytes], owned: Sequence[int] | np.ndarray, k: int, w: int) -> PositionCounts:
-    """The distinct minimizer values of each piece's owned windows, each with its count of *minimizer positions*.
-
-    Two occurrences of one window (at p != q) have the same minimizer value v, attained at the same offset o
-    inside both, so v is attained at the two distinct positions p + o and q + o, each the minimum of an owned
-    window: summed over all pieces, v counts >= 2. A value counting 1 is the minimizer of windows that occur
-    once. Counting positions, not super-k-mers, is what makes this hold with ties: one super-k-mer of periodic
-    text ("0x00,\\n" again and again) holds many occurrences of one window but one minimizer value.
-    A piece owning more than `_POSITION_BATCH_BYTES` windows is counted in parts with k - 1 bytes of overlap, so memory
-    stays bounded; a position in an overlap may be counted twice (never too few).
-    """
-    _check_kw(k, w)
-    owned_arr = np.asarray(owned, dtype=np.int64).reshape(-1)
-    lengths = np.fromiter((len(d) for d in datas), dtype=np.int64, count=len(datas))
-    n_owned = np.clip(owned_arr, 0, np.maximum(lengths - k + 1, 0))
-    # Parts of at most _POSITION_BATCH_BYTES owned windows each: (piece, first owned start, owned count).
-    parts = np.maximum(-(-n_owned // _POSITION_BATCH_BYTES), 1)
-    part_piece = np.repeat(np.arange(len(datas)), parts)
-    part_index = np.arange(len(part_piece)) - np.repeat(np.cumsum(parts) - parts, parts)
-    part_lo = part_index * _POSITION_BATCH_BYTES
-    part_owned = np.clip(n_owned[part_piece] - part_lo, 0, _POSITION_BATCH_BYTES)
-    used = np.where(part_owned > 0, part_owned + k - 1, 0)
-    cum_used = np.cumsum(used)
-    found: list[PositionCounts] = []
-    first = 0
-    while first < len(part_piece):
-        base = cum_used[first - 1] if first else 0
-        end = max(first + 1, int(np.searchsorted(cum_used, base + _POSITION_BATCH_BYTES, side="right")))
-        keep = np.arange(first, end)[used[first:end] > 0]
-        if len(keep):
-            bounds = zip(part_piece[keep].tolist(), part_lo[keep].tolist(), used[keep].tolist(), strict=True)
-            views = (memoryview(datas[p])[lo : lo + u] for p, lo, u in bounds)
-            text = np.frombuffer(b"".join(views), dtype=np.uint8)
-            local, values, counts = _positions_of_batch(text, used[keep], part_owned[keep], k, w)
-            found.append(PositionCounts(part_piece[keep][local], values, counts))
-        first = end
-    if not found:
-        return PositionCounts(np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0, np.int64))
-    piece, values, counts = (np.concatenate(cols) for cols in zip(*found, strict=True))
-    # Parts of one piece in different batches: sum their counts per (piece, value).
-    order = np.lexsort((values, piece))
-    piece, values, counts = piece[order], values[order], counts[order]
-    first_of = np.flatnonzero(np.concatenate(([True], (piece[1:] != piece[:-1]) | (values[1:] != values[:-1]))))
-    return PositionCounts(piece[first_of], values[first_of], np.add.reduceat(counts, first_of))
-
-
-def _positions_of_batch(
-    text: np.ndarray, used: np.ndarray, n_owned: np.ndarray, k: int, w: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(part, value, positions) sorted by (part, value) for parts concatenated in `text` (each `used` bytes)."""
-    span = k - w  # a window holds the w-grams j .. j + span
-    hashes = wgram_hashes(text, w)
-    minima = sliding_min(hashes, span + 1)
-    starts = np.concatenate(([0], np.cumsum(used)[:-1])).astype(np.int64)
-    # The windows containing position p are p - span .. p; p is a minimizer position iff its hash equals the largest
-    # of their minima (each is <= hash(p)). Windows straddling two parts (the k - 1 after each part's owned ones) are
-    # not owned: 0 raises no maximum.
-    padded = np.zeros(len(minima) + 2 * span, dtype=np.uint64)
-    padded[span : span + len(minima)] = minima
-    straddling = (starts + n_owned)[:, None] + np.arange(k - 1)
-    padded[span + straddling[straddling < len(minima)]] = 0
-    largest = sliding_min(padded, span + 1, largest=True)
-    positions = np.flatnonzero(hashes == largest)
-    part = np.searchsorted(starts, positions, side="right") - 1
-    inside = positions + w <= starts[part] + used[part]  # a w-gram across two parts is in no owned window
-    part, values = part[inside], hashes[positions[inside]]
-    order = np.lexsort((values, part))
-    part, values = part[order], values[order]
-    first_of = np.flatnonzero(np.concatenate(([True], (part[1:] != part[:-1]) | (values[1:] != values[:-1]))))
-    return part[first_of], values[first_of], np.diff(np.append(first_of, len(part)))

@@ -10,48 +10,26 @@ Steps of one pass, each written under the work folder as Parquet and read back:
               the chunks fill whole rounds of the cluster's task slots: `even_chunk_size`): a piece owns the
               window starts that fall in one chunk and carries k-1 bytes of context, so a chunk holds
               <= chunk_size + k - 1 bytes and a document larger than a chunk spans several.
-3. minimizers distinct (chunk, minimizer) of every window, each with the number of *minimizer positions* of the
-              chunk attaining it: w-gram positions whose hash is the minimizer of a window containing them
-              (`minimizers.minimizer_positions`).
-4. candidates the (chunk, minimizer) pairs whose value is attained at two or more minimizer positions in the whole
-              corpus; a candidate present in two or more chunks is *cross*.
-5. chunks     one task per chunk (cogroup of its pieces and its candidates): a suffix array over the chunk's
-              *candidate stretches* (its super-k-mers with a candidate minimizer, joined where their bytes overlap;
-              `find_repeats`) gives the policy's window starts; the super-k-mers whose minimizer is cross are
+3. minimizers distinct (chunk, minimizer) of every window (`minimizers.py`); a minimizer present in two or more
+              chunks is *cross*.
+4. chunks     one task per chunk (cogroup of its pieces and its cross minimizers): a suffix array of the chunk
+              (`find_repeats`) gives the policy's window starts; the super-k-mers whose minimizer is cross are
               emitted for shipping.
-6. merge      the shipped super-k-mers, hash-partitioned by minimizer into P = ceil(shipped bytes / chunk_size)
+5. merge      the shipped super-k-mers, hash-partitioned by minimizer into P = ceil(shipped bytes / chunk_size)
               tasks (at least MERGE_TASK_MIN_BYTES each; whole rounds of task slots) and sorted: identical ones
               are folded, the rest searched with a suffix array, complete minimizer groups about chunk_size bytes
               at a time (`MergeTask`).
-7. apply      window-start runs grouped per document, joined to the documents, cut (`spans.py`).
+6. apply      window-start runs grouped per document, joined to the documents, cut (`spans.py`).
 
 Why it is exact: the minimizer of a window depends only on its bytes, so all occurrences of a window share it.
-The prefilter: if a window occurs at p and q (p != q, same or different documents), its minimizer value v is the
-hash of a w-gram at some offset o inside it, so v is attained at the two distinct positions p + o and q + o, each
-the minimum of a window containing it (the windows at p and q): v counts at least 2 minimizer positions and is a
-candidate. Hence a window whose minimizer is not a candidate occurs once, and leaving it out of every search
-changes nothing. Ties do not break this, because positions are counted, not super-k-mers: one super-k-mer (a run
-of windows with one minimizer value) can hold many occurrences of one window when the minimizing w-gram repeats
-within k bytes (periodic text such as "0x00000000,\n\t" again and again); counting super-k-mers per value would
-call such a value unique and miss those repeats (on the 300 MB linux sample at w = 32: 6,939 super-k-mers with
-628,553 windows). Both occurrences of a repeated window then lie in candidate super-k-mers, hence in candidate
-stretches. If its minimizer is in one chunk only, all its occurrences are in that chunk's stretches and the
-chunk's suffix array decides it exactly (keep_first included: a local rank of `_dd_id` keeps corpus order, and
-stretches are searched in corpus order). If the minimizer is cross, every occurrence lies in a shipped super-k-mer
-of that minimizer, and all of those meet in one merge task, which decides it exactly. A chunk never reports a
-wrong window either (repeated or non-first within a chunk is so in the corpus), so the union of both passes is the
-exact answer. Windows are compared as bytes by the suffix array, never by fingerprint: hash collisions of
-minimizers only add candidates or move work between tasks. The report's top substrings are unchanged too: a
-chunk's repeated windows and their counts are the same over its stretches as over the whole chunk, and stretches
-keep their order, so the same top groups come out.
-
-Why not only the merge: shipping every candidate super-k-mer (the merge pass alone is also exact) costs more
-than it saves, because each super-k-mer carries k - 1 bytes of context: on the 300 MB linux sample (k = 100) the
-candidate super-k-mers hold 1.98x the corpus at w = 32 (2.32x at w = 64), 1.24x (1.08x) after folding identical
-ones, more bytes for suffix arrays than the corpus itself; joined into stretches within a document they hold 0.70x
-(0.53x at w = 64). Measured (CPU seconds, one process, linux, w = 32): a 48 MB chunk costs 4.4-4.6 s instead
-of 7.5-7.8 s (suffix array over stretches 2.5 s instead of 5.5 s over the chunk), the minimizer step 1.45-1.55x
-what counting chunks per value cost; together about 23% less (`benchmarks/results/exactsubstr_prefilter_linux300.json`).
+If a window's minimizer is in one chunk only, all its occurrences are in that chunk and the chunk's suffix array
+decides it exactly (keep_first included: a local rank of `_dd_id` keeps corpus order). If the minimizer is
+cross, every occurrence lies in a shipped super-k-mer of that minimizer, and all of those meet in one merge
+task, which decides it exactly. A chunk never reports a wrong window either (repeated or non-first within a
+chunk is so in the corpus), so the union of both passes is the exact answer. Windows are compared as bytes by
+the suffix array, never by fingerprint: hash collisions of minimizers only move work between tasks.
+(The merge pass alone would also be exact; the chunk pass is the per-shard suffix array the issue asks for and
+keeps the shipped bytes low when few repeats cross chunks: the report says how many bytes were shipped.)
 
 Memory per task: the suffix-array kernel peaks at about 13 bytes per input byte, so a chunk task needs about
 13 x chunk_size; its input and output as Arrow, pandas and Python bytes add a few times chunk_size (measured on
@@ -68,23 +46,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from dedup_spark.columns import BYTES, CUT_BYTES, DROP, ID, SPANS
 from dedup_spark.config import RunConfig
 from dedup_spark.config_checks import human_size
-from dedup_spark.exactsubstr.chunk_task import ChunkTask
 from dedup_spark.exactsubstr.steps import (
-    candidates,
     cut,
     even_chunk_size,
     layout,
     merge_partitions,
-    minimizer_positions,
+    minimizer_pairs,
     pieces,
 )
-from dedup_spark.exactsubstr.tasks import FINDINGS_SCHEMA, MergeTask
+from dedup_spark.exactsubstr.tasks import FINDINGS_SCHEMA, ChunkTask, MergeTask
 from dedup_spark.exactsubstr.top import collapse_repeats, snippet
 from dedup_spark.io import storage
 from dedup_spark.sparkops import Steps, many_splits
@@ -153,14 +129,17 @@ def _run_pass(
     size = even_chunk_size(largest_group_bytes, size, spark)
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
     with many_splits(spark):
-        pairs = step("minimizers", minimizer_positions(chunk_pieces, k, ex.width))
-    candidate_pairs = step("candidates", candidates(pairs))
+        pairs = step("minimizers", minimizer_pairs(chunk_pieces, k, ex.width))
+    cross = step(
+        "cross",
+        pairs.withColumn("chunks", F.count(F.lit(1)).over(Window.partitionBy("minimizer")))
+        .filter(F.col("chunks") >= 2)
+        .select("chunk", "minimizer"),
+    )
     chunk_task = ChunkTask(k, ex.width, ex.policy, ex.top_substrings)
     found = step(
         "chunk_findings",
-        chunk_pieces.groupBy("chunk")
-        .cogroup(candidate_pairs.groupBy("chunk"))
-        .applyInPandas(chunk_task.udf(), FINDINGS_SCHEMA),
+        chunk_pieces.groupBy("chunk").cogroup(cross.groupBy("chunk")).applyInPandas(chunk_task.udf(), FINDINGS_SCHEMA),
         partition_by=("kind",),
     )
     shipped_rows = found.filter(F.col("kind") == "skm")
@@ -193,7 +172,7 @@ def _run_pass(
     spans = touched.select(F.col(ID).alias("doc_id"), F.explode(SPANS).alias("span")).select(
         "doc_id", "span.start", "span.end", F.lit(number).alias("pass")
     )
-    metrics = _pass_metrics(docs, chunk_pieces, pairs, candidate_pairs, shipped, partitions, touched, findings, config)
+    metrics = _pass_metrics(docs, chunk_pieces, pairs, cross, shipped, partitions, touched, findings, config)
     metrics["steps"] = step.table()
     return PassResult(survivors, touched.filter(DROP).select(ID), spans, metrics)
 
@@ -202,7 +181,7 @@ def _pass_metrics(
     docs: DataFrame,
     chunk_pieces: DataFrame,
     pairs: DataFrame,
-    candidate_pairs: DataFrame,
+    cross: DataFrame,
     shipped: Any,
     partitions: int,
     touched: DataFrame,
@@ -228,13 +207,10 @@ def _pass_metrics(
         .agg(F.sum("count").alias("copies"), F.sum("start").alias("copy_bytes"), F.sum("end").alias("searched"))
         .first()
     )
-    searched = findings.filter(F.col("kind") == "chunk").agg(F.sum("end").alias("bytes")).first()
     # pairs are distinct (chunk, minimizer): a cross minimizer in c chunks is c of them, any other one is one.
-    cross = candidate_pairs.filter("cross")
     cross_pairs = cross.count()
     cross_minimizers = cross.select("minimizer").distinct().count()
     minimizers = pairs.count() - cross_pairs + cross_minimizers
-    candidate_minimizers = candidate_pairs.select("minimizer").distinct().count()
     bytes_in = int(inputs["bytes"] or 0)
     shipped_bytes = int(shipped["bytes"] or 0)
     bytes_removed = int(cut["cut"] or 0)
@@ -263,8 +239,6 @@ def _pass_metrics(
         "windows": int(chunks["windows"] or 0),
         "minimizers": minimizers,
         "cross_minimizers": cross_minimizers,
-        "candidate_minimizers": candidate_minimizers,
-        "bytes_searched_in_chunks": int(searched["bytes"] or 0),
         "superkmers_shipped": int(shipped["superkmers"]),
         "bytes_shipped": shipped_bytes,
         "shipped_ratio": round(shipped_bytes / bytes_in, 6) if bytes_in else 0.0,

@@ -12,8 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from dedup_spark.columns import BYTES, CUT_BYTES, DROP, GROUP, ID, RANGE, SPANS, WINDOWS
-from dedup_spark.exactsubstr.chunk_task import MinimizerPairs
-from dedup_spark.exactsubstr.tasks import ApplyTask
+from dedup_spark.exactsubstr.tasks import ApplyTask, MinimizerPairs
 from dedup_spark.session import task_slots
 from dedup_spark.sparkops import Steps, whole_rounds
 
@@ -108,26 +107,6 @@ def minimizer_pairs(chunk_pieces: DataFrame, k: int, w: int) -> DataFrame:
     """Distinct (`chunk`, `minimizer`) of every window of the pieces."""
     pairs = chunk_pieces.select("chunk", "owned", "data").mapInArrow(MinimizerPairs(k, w), "chunk long, minimizer long")
     return pairs.distinct()
-
-
-def minimizer_positions(chunk_pieces: DataFrame, k: int, w: int) -> DataFrame:
-    """`chunk, minimizer, positions`: distinct (chunk, minimizer) of every window of the pieces, and how many minimizer
-    positions of the chunk attain the value (`minimizers.minimizer_positions`)."""
-    schema = "chunk long, minimizer long, positions long"
-    pairs = chunk_pieces.select("chunk", "owned", "data").mapInArrow(MinimizerPairs(k, w, positions=True), schema)
-    return pairs.groupBy("chunk", "minimizer").agg(F.sum("positions").alias("positions"))
-
-
-def candidates(pairs: DataFrame) -> DataFrame:
-    """`chunk, minimizer, cross` of the minimizer values attained at two or more minimizer positions in the corpus
-    (`pairs` from `minimizer_positions`); `cross`: the value is in two or more chunks."""
-    by_value = Window.partitionBy("minimizer")
-    return (
-        pairs.withColumn("total", F.sum("positions").over(by_value))
-        .withColumn("chunks", F.count(F.lit(1)).over(by_value))
-        .filter(F.col("total") >= 2)
-        .select("chunk", "minimizer", (F.col("chunks") >= 2).alias("cross"))
-    )
 
 
 SPAN_TYPE = T.ArrayType(T.StructType([T.StructField("start", T.IntegerType()), T.StructField("end", T.IntegerType())]))

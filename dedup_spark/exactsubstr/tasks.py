@@ -1,5 +1,4 @@
-"""What ExactSubstr's Spark tasks run: one sorted stream of shipped super-k-mers, one batch of documents (one chunk:
-`chunk_task.py`).
+"""What ExactSubstr's Spark tasks run: one chunk, one sorted stream of shipped super-k-mers, one batch of documents.
 
 No Spark here: the task callables take pandas/Arrow data and return pandas/Arrow data, so unit tests call them
 directly. Every task reports *findings* in one schema (`FINDINGS_SCHEMA`), told apart by `kind`:
@@ -8,8 +7,7 @@ directly. Every task reports *findings* in one schema (`FINDINGS_SCHEMA`), told 
           all with minimizer `minimizer` (int64 view of the uint64 value);
 - `top`:  a repeated substring for the report (`top.py`): `data`, `count` = occurrences in the corpus
           of its first k bytes; only tasks that see every occurrence of a window report it, so counts are exact;
-- `fold`: merge statistics: `count` copies folded, `start` their bytes, `end` bytes searched;
-- `chunk`: chunk statistics: `end` bytes searched (the candidate stretches, `chunk_task.py`).
+- `fold`: merge statistics: `count` copies folded, `start` their bytes, `end` bytes searched.
 Unused columns hold 0, "" or b"" (never null, so pandas keeps integer columns integer).
 
 OpenMP threads of libdivsufsort (measured with pydivsufsort's bundled libgomp): libgomp reads OMP_NUM_THREADS
@@ -29,9 +27,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # one Spark task = one core; must
 
 import ctypes  # noqa: E402
 import glob  # noqa: E402
-from collections.abc import Iterator, Sequence  # noqa: E402
+from collections.abc import Callable, Iterator, Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from functools import cache  # noqa: E402
+from functools import cache, partial  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -39,6 +37,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
 from dedup_spark.columns import BYTES, CUT_BYTES, DROP, ID, SPANS, WINDOWS
+from dedup_spark.exactsubstr.minimizers import superkmers_batch  # noqa: E402
 from dedup_spark.exactsubstr.spans import cut, removal_spans  # noqa: E402
 from dedup_spark.exactsubstr.suffix_array import PieceColumns, RepeatResult, find_repeats  # noqa: E402
 from dedup_spark.exactsubstr.top import collapse_repeats, weighted_window_counts  # noqa: E402
@@ -106,9 +105,6 @@ class Findings:
     def add_fold_stats(self, copies: int, copy_bytes: int, searched_bytes: int) -> None:
         self._add("fold", 1, count=[copies], start=[copy_bytes], end=[searched_bytes])
 
-    def add_chunk_stats(self, searched_bytes: int) -> None:
-        self._add("chunk", 1, end=[searched_bytes])
-
     def add_tops(self, entries: list[tuple[bytes, int]]) -> None:
         self._add("top", len(entries), data=[e[0] for e in entries], count=[e[1] for e in entries])
 
@@ -128,14 +124,119 @@ class Findings:
         )
 
 
-def ranks(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _ranks(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(sorted distinct ids, rank of each id): ranks keep corpus order (Python str order = UTF-8 byte order)."""
     return np.unique(np.asarray(ids, dtype=object), return_inverse=True)
 
 
-def policy_spans(findings: Findings, result: RepeatResult, uniq: np.ndarray, policy: str) -> None:
+def _policy_spans(findings: Findings, result: RepeatResult, uniq: np.ndarray, policy: str) -> None:
     runs = result.repeated if policy == "strike_all" else result.non_first
     findings.add_spans(uniq[runs.doc_rank].tolist(), runs.doc_start, runs.doc_end)
+
+
+def window_minimizer_values(windows: Sequence[bytes], k: int, w: int) -> np.ndarray:
+    """Minimizer value (uint64) of each k-byte window."""
+    if not windows:
+        return np.empty(0, dtype=np.uint64)
+    return superkmers_batch(windows, np.ones(len(windows), dtype=np.int64), k, w).minimizer
+
+
+def piece_columns(
+    pieces: pd.DataFrame, minimizers: pd.DataFrame
+) -> tuple[list[str], np.ndarray, list[bytes], np.ndarray, np.ndarray]:
+    """One chunk's pieces (`_dd_id, start, owned, data`) and a set of its minimizers (`minimizer`) as the
+    arguments of `ChunkTask.run` and `superkmers_to_ship`: ids, starts, datas, owned, minimizers (uint64)."""
+    return (
+        pieces[ID].tolist(),
+        pieces["start"].to_numpy(np.int64),
+        pieces["data"].tolist(),
+        pieces["owned"].to_numpy(np.int64),
+        minimizers["minimizer"].to_numpy(np.int64).view(np.uint64),
+    )
+
+
+def superkmers_to_ship(
+    ids: list[str], starts: np.ndarray, datas: list[bytes], owned: np.ndarray, wanted: np.ndarray, k: int, w: int
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, list[bytes]]:
+    """The super-k-mers of the pieces whose minimizer is in `wanted`, as (ids, start, end, minimizer, data):
+    document-relative window starts [start, end) and their bytes (with k-1 bytes of context)."""
+    runs = superkmers_batch(datas, owned, k, w)
+    ship = np.isin(runs.minimizer, wanted)
+    piece, lo, hi = runs.piece[ship], runs.start[ship], runs.end[ship]
+    return (
+        [ids[p] for p in piece.tolist()],
+        starts[piece] + lo,
+        starts[piece] + hi,
+        runs.minimizer[ship],
+        [datas[p][a : b + k - 1] for p, a, b in zip(piece.tolist(), lo.tolist(), hi.tolist(), strict=True)],
+    )
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """cogroup(...).applyInPandas function: one chunk's pieces + its cross minimizers -> findings.
+
+    pieces: `_dd_id, start, owned, data` (window starts [start, start + owned) of `_dd_id`, data = their bytes
+    plus k-1 context); cross: `minimizer` values this chunk shares with another chunk.
+    Emits the policy's spans (exact for every window whose minimizer is not cross: all its occurrences are
+    in this chunk), top substrings among those windows, and the super-k-mers whose minimizer is cross.
+    """
+
+    k: int
+    w: int
+    policy: str
+    top_n: int
+
+    def udf(self) -> Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]:
+        """The function for applyInPandas (a partial: Spark reads the argument count from its signature)."""
+        return partial(_chunk_udf, self)
+
+    def frames(self, pieces: pd.DataFrame, cross: pd.DataFrame) -> pd.DataFrame:
+        limit_openmp_threads()
+        return self.run(*piece_columns(pieces, cross)).to_pandas()
+
+    def run(
+        self, ids: list[str], starts: np.ndarray, datas: list[bytes], owned: np.ndarray, cross: np.ndarray
+    ) -> Findings:
+        findings = Findings()
+        if not ids:
+            return findings
+        uniq, rank = _ranks(ids)
+        result = find_repeats(PieceColumns(rank, starts, datas, owned), self.k, top_n=self.top_n * TOP_POOL_FACTOR)
+        _policy_spans(findings, result, uniq, self.policy)
+        # Counts of windows with a cross minimizer are partial here; the merge reports those.
+        windows = [g.window for g in result.top]
+        local = ~np.isin(window_minimizer_values(windows, self.k, self.w), cross)
+        tops = [(g.window, g.count) for g, keep in zip(result.top, local, strict=True) if keep]
+        findings.add_tops(collapse_repeats(tops, self.k, 2 * self.top_n))
+        if len(cross):
+            findings.add_superkmers(*superkmers_to_ship(ids, starts, datas, owned, cross, self.k, self.w))
+        return findings
+
+
+def _chunk_udf(task: ChunkTask, pieces: pd.DataFrame, cross: pd.DataFrame) -> pd.DataFrame:
+    return task.frames(pieces, cross)
+
+
+@dataclass(frozen=True)
+class MinimizerPairs:
+    """mapInArrow function: pieces (`chunk, owned, data`) -> distinct (`chunk`, `minimizer`) of their windows."""
+
+    k: int
+    w: int
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            chunks = batch.column("chunk").to_numpy()
+            runs = superkmers_batch(batch.column("data").to_pylist(), batch.column("owned").to_numpy(), self.k, self.w)
+            run_chunks = chunks[runs.piece]
+            values = runs.minimizer.view(np.int64)
+            for chunk in np.unique(run_chunks).tolist():
+                distinct = np.unique(values[run_chunks == chunk])
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array(np.full(len(distinct), chunk, dtype=np.int64)), pa.array(distinct)],
+                    names=["chunk", "minimizer"],
+                )
 
 
 @dataclass(frozen=True)
@@ -220,11 +321,11 @@ class MergeTask:
     def search(self, reps: dict[str, list]) -> Findings:
         """Suffix array over representatives; spans of the policy and top substrings (exact counts)."""
         findings = Findings()
-        uniq, rank = ranks(reps[ID])
+        uniq, rank = _ranks(reps[ID])
         owned = np.fromiter((len(d) - self.k + 1 for d in reps["data"]), dtype=np.int64, count=len(rank))
         pool = self.top_n * TOP_POOL_FACTOR
         result = find_repeats(PieceColumns(rank, reps["start"], reps["data"], owned), self.k, top_n=pool)
-        policy_spans(findings, result, uniq, self.policy)
+        _policy_spans(findings, result, uniq, self.policy)
         if self.top_n:
             copies = np.asarray(reps["copies"], dtype=np.int64)
             candidates = [g.window for g in result.top]

@@ -166,25 +166,6 @@ def test_one_document_repeated_10000_times(spark, tmp_path, policy):
     assert second["count"] == 10_000 and doc.endswith(second["snippet"]) and len(second["snippet"]) > 10
 
 
-@pytest.mark.parametrize("policy", POLICIES)
-def test_repeats_inside_one_superkmer_are_found(spark, tmp_path, policy):
-    """Periodic text repeats a window inside one super-k-mer whose minimizer value occurs nowhere else: the
-    candidate filter must count minimizer positions, not super-k-mers, or it would skip these repeats."""
-    texts = ["head 0x00,\n" + "0x00,\n" * 6 + "tail", "zq" * 9 + "!", "unique text, nothing shared", "abcabcab" + "c"]
-    spans, survivors, removed, metrics = run(spark, tmp_path, texts, policy=policy, chunk_size=64)
-    want_spans, want_texts, want_removed = expected(texts, policy, 20)
-    assert spans[1] == want_spans and any(want_spans[0]) and any(want_spans[1])
-    assert {i: t for i, (t, _) in survivors.items()} == want_texts and set(removed) == want_removed
-    datas = [t.encode() for t in texts]
-    runs = superkmers_batch(datas, [len(d) for d in datas], K, 3)
-    values, counts = np.unique(runs.minimizer, return_counts=True)
-    single = set(values[counts == 1].tolist())
-    columns = zip(runs.piece.tolist(), runs.minimizer.tolist(), runs.start.tolist(), runs.end.tolist(), strict=True)
-    # the documents with a super-k-mer alone with its value that holds a window twice
-    alone = {p for p, v, s, e in columns if v in single and len({datas[p][i : i + K] for i in range(s, e)}) < e - s}
-    assert alone >= {0, 1}
-
-
 def test_second_pass_finds_repeats_the_first_one_created(spark, tmp_path):
     texts = adversarial_corpus(seed=3)
     spans, survivors, removed, metrics = run(

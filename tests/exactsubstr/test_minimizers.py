@@ -11,7 +11,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 from dedup_spark.exactsubstr import minimizers
 from dedup_spark.exactsubstr.minimizers import (
     HASH_BASE,
-    minimizer_positions,
     sliding_min,
     superkmers,
     superkmers_batch,
@@ -79,8 +78,6 @@ def test_sliding_min_matches_naive(width: int) -> None:
     got = sliding_min(values, width)
     expected = sliding_window_view(values, width).min(axis=1) if width <= 100 else values[:0]
     assert np.array_equal(got, expected)
-    largest = sliding_window_view(values, width).max(axis=1) if width <= 100 else values[:0]
-    assert np.array_equal(sliding_min(values, width, largest=True), largest)
 
 
 def test_identical_windows_get_identical_minimizers_anywhere() -> None:
@@ -150,53 +147,3 @@ def test_minimizer_values_spread_over_partitions() -> None:
     mins, _, _ = superkmers(data, len(data), 32, 8)
     shares = np.bincount((mins % np.uint64(4)).astype(np.int64), minlength=4) / len(mins)
     assert shares.min() > 0.15
-
-
-def brute_positions(datas: list[bytes], owned: list[int], k: int, w: int) -> dict[tuple[int, int], int]:
-    """(piece, value) -> w-gram positions of the piece whose hash is the minimizer of an owned window holding them."""
-    found: dict[tuple[int, int], int] = {}
-    for piece, (data, count) in enumerate(zip(datas, owned, strict=True)):
-        values = brute_minimizers(data, k, w)
-        positions = {
-            (i, values[j])
-            for j in range(max(0, min(count, len(data) - k + 1)))
-            for i in range(j, j + k - w + 1)
-            if brute_wgram(data[i : i + w]) == values[j]
-        }
-        for _, value in positions:
-            found[(piece, value)] = found.get((piece, value), 0) + 1
-    return found
-
-
-@pytest.mark.parametrize(("k", "w", "batch"), [(1, 1, 1 << 20), (5, 2, 1 << 20), (8, 3, 1 << 20), (8, 3, 7), (9, 9, 5)])
-def test_minimizer_positions_match_brute_force(monkeypatch: pytest.MonkeyPatch, k: int, w: int, batch: int) -> None:
-    monkeypatch.setattr(minimizers, "_POSITION_BATCH_BYTES", batch)
-    rng = random.Random(k * 10 + w + batch)
-    datas = [random_bytes(rng, rng.randrange(0, 50), rng.choice([b"ab", b"abcdefgh"])) for _ in range(30)]
-    owned = [rng.choice([0, 1, 1000, rng.randrange(0, 50)]) for _ in datas]
-    got = minimizer_positions(datas, owned, k, w)
-    columns = zip(got.piece.tolist(), got.minimizer.tolist(), got.positions.tolist(), strict=True)
-    counted = {(p, v): c for p, v, c in columns}
-    expected = brute_positions(datas, owned, k, w)
-    if batch >= 1 << 20:
-        assert counted == expected
-    else:  # pieces counted in parts: a position in an overlap may count twice, never less
-        assert counted.keys() == expected.keys() and all(counted[key] >= n for key, n in expected.items())
-
-
-def test_a_repeat_inside_one_superkmer_counts_twice() -> None:
-    """Periodic text: one super-k-mer, one minimizer value, many occurrences of one window. Counting super-k-mers per
-    value would call its windows unique; counting minimizer positions does not."""
-    k, w = 20, 4
-    data = b"unique head " + b"0x00,\n" * 12 + b" unique tail"
-    runs = superkmers_batch([data], [len(data)], k, w)
-    repeated = {data[i : i + k] for i in range(len(data) - k + 1) if data.count(data[i : i + k]) >= 2}
-    periodic = [
-        v
-        for v, s, e in zip(runs.minimizer.tolist(), runs.start.tolist(), runs.end.tolist(), strict=True)
-        if any(data[i : i + k] in repeated for i in range(s, e)) and runs.minimizer.tolist().count(v) == 1
-    ]
-    assert periodic  # a value held by one super-k-mer only, whose windows repeat
-    got = minimizer_positions([data], [len(data)], k, w)
-    counts = dict(zip(got.minimizer.tolist(), got.positions.tolist(), strict=True))
-    assert all(counts[v] >= 2 for v in periodic)
