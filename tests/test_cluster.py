@@ -146,7 +146,9 @@ def test_executors_import_the_shipped_package(cluster, package, tmp_path):
     log = tmp_path / "probe.log"
     process = cluster.submit(cluster.submit_command(package, "tests/cluster.py", []), log)
     assert cluster.wait(process, log, JOB_TIMEOUT) == 0, tail(log, 80)
-    rows = [json.loads(line[6:]) for line in log.read_text().splitlines() if line.startswith("PROBE ")]
+    # raw_decode: the job's stdout and Spark's stderr share the log, and a log line can land before the newline.
+    probes = [line[6:] for line in log.read_text().splitlines() if line.startswith("PROBE ")]
+    rows = [json.JSONDecoder().raw_decode(probe)[0] for probe in probes]
     assert len(rows) == 8, tail(log, 80)
     assert {r["executor"] for r in rows} == {"0", "1"}, rows  # both workers' executors ran tasks
     for row in rows:
