@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 from pathlib import Path
@@ -52,3 +53,16 @@ def kill_when(command: list[str], line: str, **popen) -> list[str]:
             process.wait()
     assert process.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
     return seen
+
+
+def random_doc(rng: random.Random, words: int) -> str:
+    """`words` random words from a 5,000-word vocabulary: two such documents share few 5-word shingles."""
+    return " ".join(f"w{rng.randrange(5000)}" for _ in range(words))
+
+
+def changed_words(text: str, rng: random.Random, count: int) -> str:
+    """`text` with `count` of its words replaced by new ones: a near copy when `count` is small."""
+    words = text.split()
+    for i in rng.sample(range(len(words)), count):
+        words[i] = f"new{rng.randrange(10**6)}"
+    return " ".join(words)

@@ -21,37 +21,26 @@ from dedup_spark.index.store import DOCS_SCHEMA, FINGERPRINT_KEY, FORMAT_KEY, In
 from dedup_spark.stage import StageContext
 from tests.exactsubstr.exact_oracle import oracle_spans
 from tests.exactsubstr.test_exactsubstr import adversarial_corpus
-from tests.helpers import read_output, report, write_jsonl
-
-
-def _doc(rng: random.Random, words: int = 200) -> str:
-    return " ".join(f"w{rng.randrange(5000)}" for _ in range(words))
-
-
-def _changed(text: str, rng: random.Random, count: int) -> str:
-    words = text.split()
-    for i in rng.sample(range(len(words)), count):
-        words[i] = f"new{rng.randrange(10**6)}"
-    return " ".join(words)
+from tests.helpers import changed_words, random_doc, read_output, report, write_jsonl
 
 
 def batches(seed: int = 11) -> list[dict[str, str]]:
     """Three batches: each has its own documents, near copies inside itself, and near or exact copies of
     documents of the batches before it (some of them removed there, so not in the index)."""
     rng = random.Random(seed)
-    a = {f"a{i:02d}": _doc(rng) for i in range(12)}
-    a["a90"] = _changed(a["a00"], rng, 1)  # a near copy inside batch A: removed there
-    b = {f"b{i:02d}": _doc(rng) for i in range(10)}
-    b["b50"] = _changed(a["a01"], rng, 1)  # near copies of the index
-    b["b51"] = _changed(a["a01"], rng, 2)
+    a = {f"a{i:02d}": random_doc(rng, 200) for i in range(12)}
+    a["a90"] = changed_words(a["a00"], rng, 1)  # a near copy inside batch A: removed there
+    b = {f"b{i:02d}": random_doc(rng, 200) for i in range(10)}
+    b["b50"] = changed_words(a["a01"], rng, 1)  # near copies of the index
+    b["b51"] = changed_words(a["a01"], rng, 2)
     b["b52"] = a["a02"].upper()  # exact after normalisation
-    b["b53"] = _changed(a["a90"], rng, 1)  # near a90, which A removed, and a00, which A kept
-    b["b54"] = _changed(b["b00"], rng, 1)  # a near copy inside the batch
-    b["b55"] = _changed(a["a03"], rng, 100)  # far below the threshold
-    c = {f"c{i:02d}": _doc(rng) for i in range(8)}
-    c["c50"] = _changed(b["b01"], rng, 1)
-    c["c51"] = _changed(a["a04"], rng, 1)
-    c["c52"] = _changed(b["b54"], rng, 1)  # near b54, which B removed, and b00, which B kept
+    b["b53"] = changed_words(a["a90"], rng, 1)  # near a90, which A removed, and a00, which A kept
+    b["b54"] = changed_words(b["b00"], rng, 1)  # a near copy inside the batch
+    b["b55"] = changed_words(a["a03"], rng, 100)  # far below the threshold
+    c = {f"c{i:02d}": random_doc(rng, 200) for i in range(8)}
+    c["c50"] = changed_words(b["b01"], rng, 1)
+    c["c51"] = changed_words(a["a04"], rng, 1)
+    c["c52"] = changed_words(b["b54"], rng, 1)  # near b54, which B removed, and b00, which B kept
     return [a, b, c]
 
 

@@ -8,31 +8,20 @@ import random
 
 from dedup_spark.neardup.normalize import normalize
 from dedup_spark.neardup.shingles import word_shingles
-from tests.helpers import read_output, report, write_jsonl
-
-
-def _doc(rng: random.Random, words: int = 100) -> str:
-    return " ".join(f"w{rng.randrange(5000)}" for _ in range(words))
-
-
-def _changed(text: str, rng: random.Random, count: int) -> str:
-    words = text.split()
-    for i in rng.sample(range(len(words)), count):
-        words[i] = f"new{rng.randrange(10**6)}"
-    return " ".join(words)
+from tests.helpers import changed_words, random_doc, read_output, report, write_jsonl
 
 
 def _corpora() -> tuple[dict[str, str], dict[str, str]]:
     rng = random.Random(7)
-    held_out = {f"e{i:02d}": _doc(rng) for i in range(10)}
-    train = {f"b{i:02d}": _doc(rng) for i in range(40)}
+    held_out = {f"e{i:02d}": random_doc(rng, 100) for i in range(10)}
+    train = {f"b{i:02d}": random_doc(rng, 100) for i in range(40)}
     for i in range(5):
-        train[f"t{i:02d}"] = _changed(held_out[f"e{i:02d}"], rng, 1)  # near copies of held-out documents
-    train["t00x"] = _changed(held_out["e00"], rng, 2)  # a second near copy of e00
+        train[f"t{i:02d}"] = changed_words(held_out[f"e{i:02d}"], rng, 1)  # near copies of held-out documents
+    train["t00x"] = changed_words(held_out["e00"], rng, 2)  # a second near copy of e00
     train["x05"] = held_out["e05"].upper()  # an exact copy after normalisation
-    train["far06"] = _changed(held_out["e06"], rng, 40)  # far below the threshold
+    train["far06"] = changed_words(held_out["e06"], rng, 40)  # far below the threshold
     for i in range(5):
-        train[f"n{i:02d}"] = _changed(train[f"b{i:02d}"], rng, 1)  # near copies inside the train set
+        train[f"n{i:02d}"] = changed_words(train[f"b{i:02d}"], rng, 1)  # near copies inside the train set
     return train, held_out
 
 

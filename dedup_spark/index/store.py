@@ -31,16 +31,15 @@ must not be added; running the same command again checks it against both.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 
 from dedup_spark.errors import IndexConflictError, UsageError
 from dedup_spark.io import storage
+from dedup_spark.io.writers import delta_add_actions
 
 FORMAT_VERSION = 1
 FORMAT_KEY = "dedup_spark.index_format"
@@ -147,7 +146,7 @@ class Index:
         folder = f"batch-{new_version}-{uuid.uuid4().hex[:12]}"  # not "_"-prefixed: VACUUM would skip it
         target = storage.join(self.table, folder)
         frame.write.mode("error").parquet(storage.to_spark_path(target))
-        actions, schema = _add_actions(self.table, folder)
+        actions, schema = delta_add_actions(self.table, folder)
         metadata = {
             FORMAT_KEY: str(FORMAT_VERSION),
             FINGERPRINT_KEY: fingerprint,
@@ -184,29 +183,3 @@ def _foreign_entries(path: str) -> list[str]:
     fs, inner = storage.filesystem(path)
     names = [info.path.rsplit("/", 1)[-1] for info in fs.get_file_info(pafs.FileSelector(inner, recursive=False))]
     return [name for name in names if name != "_work"]
-
-
-def _add_actions(table: str, folder: str) -> tuple[list[Any], Any]:
-    """Delta add actions for the Parquet files Spark wrote into `table/folder`, and their Arrow schema."""
-    from deltalake.transaction import AddAction
-
-    fs, _ = storage.filesystem(table)
-    actions, schema = [], None
-    for file in sorted(f for f in storage.list_files(storage.join(table, folder)) if f.endswith(".parquet")):
-        _, inner = storage.filesystem(file)
-        meta = pq.read_metadata(inner, filesystem=fs)
-        schema = schema or meta.schema.to_arrow_schema()
-        info = fs.get_file_info(inner)
-        actions.append(
-            AddAction(
-                path=f"{folder}/{file.rsplit('/', 1)[-1]}",
-                size=info.size,
-                partition_values={},
-                modification_time=int(info.mtime.timestamp() * 1000),
-                data_change=True,
-                stats=json.dumps({"numRecords": meta.num_rows}),
-            )
-        )
-    if schema is None:  # Spark writes at least one file, with the schema, even for no rows
-        raise RuntimeError(f"Spark wrote no Parquet file under {table}/{folder}")
-    return actions, schema

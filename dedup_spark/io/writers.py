@@ -21,6 +21,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
@@ -105,7 +106,7 @@ class OutputWriter:
 
     def _write_delta_with_delta_rs(self, target: str, frame: DataFrame) -> None:
         from deltalake import Schema
-        from deltalake.transaction import AddAction, create_table_with_add_actions
+        from deltalake.transaction import create_table_with_add_actions
 
         if storage.exists(target) and not storage.exists(storage.join(target, "_delta_log")):
             # An older Parquet output in the way: move it aside, it is deleted at commit.
@@ -113,27 +114,7 @@ class OutputWriter:
         # Not "_"-prefixed: VACUUM and readers skip such folders.
         folder = f"run-{self.run_tag}"
         frame.write.mode("error").parquet(storage.to_spark_path(storage.join(target, folder)))
-        files = [f for f in storage.list_files(storage.join(target, folder)) if f.endswith(".parquet")]
-        fs, _ = storage.filesystem(target)
-        actions = []
-        schema = None
-        for file in files:
-            _, inner = storage.filesystem(file)
-            meta = pq.read_metadata(inner, filesystem=fs)
-            schema = schema or meta.schema.to_arrow_schema()
-            info = fs.get_file_info(inner)
-            actions.append(
-                AddAction(
-                    path=f"{folder}/{file.rsplit('/', 1)[-1]}",
-                    size=info.size,
-                    partition_values={},
-                    modification_time=int(info.mtime.timestamp() * 1000),
-                    data_change=True,
-                    stats=json.dumps({"numRecords": meta.num_rows}),
-                )
-            )
-        if schema is None:  # Spark always writes at least one file, with the schema, even for no rows
-            raise RuntimeError(f"Spark wrote no Parquet file for {target}")
+        actions, schema = delta_add_actions(target, folder)
         create_table_with_add_actions(target, Schema.from_arrow(schema), actions, mode="overwrite", configuration=None)
 
     def _trash(self, path: str) -> None:
@@ -356,3 +337,30 @@ def open_output_writer(spark: SparkSession, output: OutputConfig) -> OutputWrite
     if is_table_prefix(output.path):
         return TableOutputWriter(spark, parse_table_prefix(output.path), output.format)
     return OutputWriter(spark, output.path, output.format, output.delta_writer)
+
+
+def delta_add_actions(table: str, folder: str) -> tuple[list[Any], Any]:
+    """Delta add actions for the Parquet files Spark wrote into `table/folder`, and their Arrow schema (for
+    delta-rs to commit them: the output writer and the index)."""
+    from deltalake.transaction import AddAction
+
+    fs, _ = storage.filesystem(table)
+    actions, schema = [], None
+    for file in sorted(f for f in storage.list_files(storage.join(table, folder)) if f.endswith(".parquet")):
+        _, inner = storage.filesystem(file)
+        meta = pq.read_metadata(inner, filesystem=fs)
+        schema = schema or meta.schema.to_arrow_schema()
+        info = fs.get_file_info(inner)
+        actions.append(
+            AddAction(
+                path=f"{folder}/{file.rsplit('/', 1)[-1]}",
+                size=info.size,
+                partition_values={},
+                modification_time=int(info.mtime.timestamp() * 1000),
+                data_change=True,
+                stats=json.dumps({"numRecords": meta.num_rows}),
+            )
+        )
+    if schema is None:  # Spark writes at least one file, with the schema, even for no rows
+        raise RuntimeError(f"Spark wrote no Parquet file under {table}/{folder}")
+    return actions, schema
