@@ -330,3 +330,67 @@ def test_batches_a_b_c_through_the_index_equal_the_oracles(run_cli, tmp_path):
                            "--index-mode=read-only", *common, stages="neardup,exactsubstr")  # fmt: skip
     assert code == 0 and _removed(read_only) == {"r1": ("held_out", "b01")}
     assert report(read_only)["index"]["version_after"] == 2 and _index_rows(index) == everything
+
+
+def _index_state(index) -> dict[str, tuple]:
+    """What the index holds, per id, with the minimizer sets in order (their order is the aggregation's)."""
+    return {
+        i: (
+            r["batch"],
+            r["text"],
+            r["text_hash"],
+            r["norm_hash"],
+            tuple(r["band_keys"]),
+            tuple(sorted(r["minimizers"])),
+        )
+        for i, r in _index_rows(index).items()
+    }
+
+
+@pytest.mark.slow
+def test_the_same_outputs_and_index_whatever_the_partitioning(run_cli, tmp_path):
+    """Batches A then B through an index, both stages, split two ways: one task slot, one shard per KiB and
+    ExactSubstr chunks of 4 windows (many chunks, cross-chunk merges), against four slots, each batch read from three
+    files, default shards and chunks. Outputs and the index are the same row for row."""
+    from tests.helpers import read_output as rows_of
+
+    k = 50
+    common = ("--stages=neardup,exactsubstr", "--set", "input.id_column=id", "--set", f"exactsubstr.min_length={k}",
+              "--set", "exactsubstr.min_remaining_chars=0")  # fmt: skip
+    layouts = {
+        "fine": (
+            "--set",
+            "spark.task_slots=1",
+            "--set",
+            "ingest.shard_size=1024",
+            "--set",
+            f"exactsubstr.chunk_size={4 * k}",
+        ),  # fmt: skip
+        "coarse": ("--set", "spark.task_slots=4"),
+    }
+    seen, splits = {}, {"fine": [], "coarse": []}
+    for layout, settings in layouts.items():
+        index = tmp_path / f"index-{layout}"
+        outputs = []
+        for name, batch in zip("ab", _planted_batches()[:2], strict=True):
+            records = [{"id": i, "text": t} for i, t in sorted(batch.items())]
+            source = tmp_path / f"{layout}-{name}"
+            source.mkdir()
+            parts = 1 if layout == "fine" else 3
+            for part in range(parts):
+                write_jsonl(source / f"part-{part}.jsonl", records[part::parts])
+            out = tmp_path / f"out-{layout}-{name}"
+            assert run_cli("run", f"--input={source}", f"--output={out}", f"--index={index}", *common, *settings) == 0
+            removed = sorted((r["id"], r["reason"], r["cluster_id"]) for r in rows_of(out / "removed"))
+            kept = sorted((r["id"], r["text"]) for r in rows_of(out / "data"))
+            spans = sorted((r["doc_id"], r["start"], r["end"]) for r in rows_of(out / "exact" / "spans"))
+            outputs.append((removed, kept, spans, report(out)["removed_by_reason"]))
+            stages = {s["name"]: s["details"] for s in report(out)["stages"]}
+            splits[layout].append((stages["ingest"]["shards"], stages["exactsubstr"]["chunks"]))
+        seen[layout] = (outputs, _index_state(index))
+    assert seen["fine"] == seen["coarse"]
+    (a, b), state = seen["fine"]
+    assert b[0] and b[2] and any(reason == "near_duplicate_of_index" for _, reason, _ in b[0])  # not vacuous
+    assert {row[0] for row in state.values()} == {0, 1}
+    assert all(shards > 4 and chunks > 4 for shards, chunks in splits["fine"]), splits  # really split finely
+    assert splits["fine"] != splits["coarse"], splits
