@@ -1,9 +1,11 @@
-"""examples/airflow/: the DAGs load in a real Airflow, pass valid dedup-spark arguments and are idempotent by run_id.
+"""examples/airflow/: the DAGs load in a real Airflow, pass valid dedup-spark arguments and are idempotent by run_id
+(the on-demand DAGs) or by logical date (the daily DAG, whose runs also go one at a time, in order).
 
 Airflow lives in its own venv (`bash scripts/airflow_venv.sh` creates `.venv-airflow`; `.ci/run` does so, and
 `DEDUP_SPARK_AIRFLOW_PYTHON` may name another interpreter). One subprocess in that venv fills a DagBag from
-examples/airflow/ and renders the templated arguments with the DAGs' own Jinja environments for a few run ids; the
-tests below check what it reports. Without the venv they are skipped, except under CI, where they fail.
+examples/airflow/ and renders the templated arguments with the DAGs' own Jinja environments for a few run ids and
+logical dates, and for a scheduled DAG also for its first scheduled runs as its timetable makes them; the tests
+below check what it reports. Without the venv they are skipped, except under CI, where they fail.
 """
 
 from __future__ import annotations
