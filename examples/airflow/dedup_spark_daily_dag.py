@@ -22,8 +22,9 @@ A retry, or the day cleared and run again, runs the same command: before the ind
 steps completed in `<output_root>/D/_work` (the index version read is part of their fingerprint, so they are
 recomputed if the index moved); after the commit, dedup-spark recognises the batch by its input fingerprint,
 checks it against the index as it was before its own commit and adds nothing (`already_added_at_version` in
-report.json), so it writes the same outputs. Exit 2 from a conflicting commit is retried like any failure and
-succeeds: the retry checks the batch against the new version. See README "Daily batches against an index".
+report.json), so it writes the same outputs. Exit 2 from a conflicting commit (another writer added to the index
+meanwhile; nothing of this batch was added) is retried like any failure: the retry checks the batch against the
+new version and adds it. See README "Daily batches against an index", "When a run fails halfway".
 
 After a day fails for good (the DAG is paused): fix the cause, clear that day's task (it runs again with the
 same command), then unpause; the days missed meanwhile follow in order. In that order: unpaused first, the
