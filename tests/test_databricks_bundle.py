@@ -2,7 +2,9 @@
 entry point and parameters resolve to our CLI the way a Databricks python_wheel_task calls it.
 
 No Databricks here: the YAML is checked against the documented bundle schema by hand, and the tasks are run
-through the real entry point (argparse, config resolution, resume fingerprints) with the pipeline replaced.
+through the real entry point (argparse, config resolution, resume fingerprints) with the pipeline replaced, after
+the bundle's ${...} and the job parameters' {{...}} are resolved as the CLI and Databricks resolve them. The daily
+job's own checks are in tests/test_databricks_daily.py.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ def _entry_point(wheel_task: dict) -> metadata.EntryPoint:
 
 @pytest.fixture(scope="module")
 def bundle() -> dict:
+    return load_bundle()
+
+
+def load_bundle() -> dict:
     """databricks.yml with the files of its `include` globs merged in (resources are keyed by name)."""
     root = yaml.safe_load(BUNDLE.read_text())
     root["_files"] = {}
@@ -67,7 +73,12 @@ def bundle() -> dict:
     return root
 
 
-JOBS = ("dedup_spark", "dedup_spark_serverless")  # a job cluster (classic compute); serverless compute
+# A job cluster (classic compute); the daily batch against the index (job cluster); serverless compute.
+JOBS = ("dedup_spark", "dedup_spark_daily", "dedup_spark_serverless")
+CLUSTER_JOBS = ("dedup_spark", "dedup_spark_daily")
+# The day a schedule triggers a run of the daily job, and a day given by hand (`--params batch_date=...`).
+TRIGGER_DATE, GIVEN_DATE = "2026-12-07", "2026-12-05"
+_DYNAMIC = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +95,11 @@ def job(jobs) -> dict:
 @pytest.fixture(params=JOBS)
 def any_job(request, jobs) -> dict:
     return jobs[request.param]
+
+
+@pytest.fixture(params=CLUSTER_JOBS)
+def cluster_job_name(request) -> str:
+    return request.param
 
 
 def _values(bundle: dict, target: str) -> dict[str, object]:
@@ -106,6 +122,38 @@ def _substitute(value: object, values: dict[str, object]) -> object:
     for _ in range(5):  # a target's value may itself hold a reference
         value = _REFERENCE.sub(lambda m: str(values[m.group(1)]), value)
     return value
+
+
+def _run_parameters(job: dict, given: dict[str, str]) -> dict[str, str]:
+    """The job parameters of a run, as Databricks sets them: the defaults, with the dynamic value references of the
+    trigger resolved (a scheduled run at TRIGGER_DATE), overridden by those given (`--params`)."""
+    trigger = {"job.trigger.time.iso_date": TRIGGER_DATE}
+    defaults = {p["name"]: _DYNAMIC.sub(lambda m: trigger[m.group(1)], p["default"]) for p in job.get("parameters", [])}
+    assert set(given) <= set(defaults), "a parameter the job does not declare"
+    return {**defaults, **given}
+
+
+def _resolve_dynamic(value: object, parameters: dict[str, str]) -> object:
+    """Replace {{job.parameters.<name>}} as Databricks does when a task starts; any other {{...}} is an error here."""
+    if isinstance(value, list):
+        return [_resolve_dynamic(v, parameters) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def one(match: re.Match) -> str:
+        namespace, _, name = match.group(1).rpartition(".")
+        assert namespace == "job.parameters" and name in parameters, f"unknown reference {match.group(0)}"
+        return parameters[name]
+
+    return _DYNAMIC.sub(one, value)
+
+
+def _resolve_dynamic_tasks(tasks: list[dict], parameters: dict[str, str]) -> list[dict]:
+    """The tasks as they start: their parameters' {{job.parameters.<name>}} resolved."""
+    for task in tasks:
+        wheel_task = task["python_wheel_task"]
+        wheel_task["parameters"] = _resolve_dynamic(wheel_task["parameters"], parameters)
+    return tasks
 
 
 def _references(value: object) -> set[str]:
@@ -143,7 +191,8 @@ def test_every_variable_used_is_defined_and_every_defined_one_used(bundle):
     assert all(v.get("description") for v in bundle["variables"].values())
 
 
-def test_job_chains_three_wheel_tasks_on_one_job_cluster(bundle, job):
+def test_job_chains_three_wheel_tasks_on_one_job_cluster(bundle, jobs, cluster_job_name):
+    job = jobs[cluster_job_name]
     tasks = job["tasks"]
     assert [t["task_key"] for t in tasks] == list(STEPS)
     assert "depends_on" not in tasks[0]
@@ -159,7 +208,7 @@ def test_job_chains_three_wheel_tasks_on_one_job_cluster(bundle, job):
         assert task["job_cluster_key"] == cluster["job_cluster_key"]
         assert set(task["python_wheel_task"]) == {"package_name", "entry_point", "parameters"}
         (library,) = task["libraries"]
-        whl = (bundle["_files"]["dedup_spark"].parent / library["whl"]).resolve(strict=False)
+        whl = (bundle["_files"][cluster_job_name].parent / library["whl"]).resolve(strict=False)
         assert whl.parent == wheel_dir and whl.name == "*.whl"
 
 
@@ -205,14 +254,12 @@ def test_package_name_and_entry_point_resolve_like_databricks_does(any_job):
         assert _entry_point(wheel_task).load() is getattr(cli, target.split(":")[1])
 
 
-@pytest.mark.parametrize("target", ["dev", "prod"])
-def test_task_parameters_resolve_to_our_cli_and_chain_through_resume(bundle, any_job, target, monkeypatch):
-    """Each task, called as Databricks calls it (sys.argv = [package, *parameters]), resolves to the config we
-    expect; the three tasks differ only in --stop-after, so each reuses the steps the one before completed."""
+def _call_tasks(tasks: list[dict], monkeypatch) -> list:
+    """Call each task's entry point as Databricks does (sys.argv = [package, *parameters]) with the pipeline
+    replaced; returns the configs it was given."""
     import dedup_spark.pipeline
     import dedup_spark.session
 
-    values = _values(bundle, target)
     configs = []
 
     class Report:
@@ -225,23 +272,44 @@ def test_task_parameters_resolve_to_our_cli_and_chain_through_resume(bundle, any
 
     monkeypatch.setattr(dedup_spark.pipeline, "run_pipeline", fake_pipeline)
     monkeypatch.setattr(dedup_spark.session, "get_or_create_session", lambda *a, **k: None)
-    tasks = _substitute(any_job["tasks"], values)
     for task in tasks:
         wheel_task = task["python_wheel_task"]
         assert not _references(wheel_task), "unresolved ${...} in the parameters"
+        assert not _DYNAMIC.search(" ".join(wheel_task["parameters"])), "unresolved {{...}} in the parameters"
         monkeypatch.setattr(sys, "argv", [wheel_task["package_name"], *wheel_task["parameters"]])
         assert _entry_point(wheel_task).load()() in (0, None)  # success, whichever of the two it is
+    return configs
+
+
+@pytest.mark.parametrize("target", ["dev", "prod"])
+def test_task_parameters_resolve_to_our_cli_and_chain_through_resume(bundle, any_job, target, monkeypatch):
+    """Each task, called as Databricks calls it, resolves to the config we expect; the three tasks differ only in
+    --stop-after, so each reuses the steps the one before completed."""
+    values = _values(bundle, target)
+    daily = "schedule" in any_job
+    tasks = _resolve_dynamic_tasks(_substitute(any_job["tasks"], values), _run_parameters(any_job, {}))
+    configs = _call_tasks(tasks, monkeypatch)
     assert len(configs) == 3
 
     catalog, schema, prefix = values["var.catalog"], values["var.schema"], values["var.output_prefix"]
     work = f"/Volumes/{catalog}/{schema}/{values['var.work_volume']}/{prefix}"
+    volume = f"/Volumes/{catalog}/{schema}/{values['var.daily_volume']}"
     for config, step in zip(configs, STEPS, strict=True):
-        assert config.input.path == "main.raw.corpus" and config.input.text_column == "text"
+        assert config.input.text_column == "text"
         assert config.input.id_column is None  # the empty default: derived ids
-        assert config.output.path == f"{catalog}.{schema}.{prefix}" and config.output.format == "delta"
-        assert writers.is_table_prefix(config.output.path)
-        assert writers.parse_table_prefix(config.output.path).table("data") == f"{catalog}.{schema}.{prefix}_data"
-        assert writers.output_files_dir(config.output) == work
+        assert config.output.format == "delta"
+        if daily:  # the day's batch, a folder of its own for the day's outputs, the index
+            assert config.input.path == f"{volume}/batches/{TRIGGER_DATE}/"
+            assert config.output.path == f"{volume}/out/{TRIGGER_DATE}"
+            assert not writers.is_table_prefix(config.output.path)  # a folder: the date's dashes are no table name
+            assert writers.output_files_dir(config.output) == config.output.path
+            assert config.index.path == f"{volume}/index" and config.index.mode == "update"
+        else:
+            assert config.input.path == "main.raw.corpus" and config.index.path is None
+            assert config.output.path == f"{catalog}.{schema}.{prefix}"
+            assert writers.is_table_prefix(config.output.path)
+            assert writers.parse_table_prefix(config.output.path).table("data") == f"{catalog}.{schema}.{prefix}_data"
+            assert writers.output_files_dir(config.output) == work
         assert config.output.overwrite and config.stages == ("neardup", "exactsubstr")
         assert config.stop_after == (None if step == "exactsubstr" else step)
         serverless = "environments" in any_job
