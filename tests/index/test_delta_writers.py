@@ -302,3 +302,14 @@ def test_spark_history_without_user_metadata_names_the_fix(tmp_path):
     fake.commit(None)
     with pytest.raises(UsageError, match="index format \\['None'\\].*index.delta_writer=deltalake"):
         Index.open(fake, path, delta_writer="spark")
+
+
+def test_index_delta_writer_setting_is_checked():
+    from dedup_spark.config import resolve_config
+    from dedup_spark.errors import ConfigError
+
+    paths = {"input.path": "in", "output.path": "out"}
+    assert resolve_config(None, paths, ["index.delta_writer=spark"]).index.delta_writer == "spark"
+    assert resolve_config(None, paths, []).index.delta_writer == "auto"
+    with pytest.raises(ConfigError, match="index.delta_writer='jvm' is not one of auto, spark, deltalake"):
+        resolve_config(None, paths, ["index.delta_writer=jvm"])
