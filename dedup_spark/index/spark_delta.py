@@ -12,7 +12,7 @@ delta-rs cannot commit to (UC volumes, cloud URIs whose credentials only the clu
   second because the commit at version read + 1 does not carry this commit's token.
 
 Untested against a real JVM Delta here (no Delta jars on our machines): the tests check these calls on a fake
-session (tests/index/test_spark_delta.py).
+session (tests/index/test_delta_writers.py).
 """
 
 from __future__ import annotations
