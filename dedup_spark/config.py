@@ -157,6 +157,9 @@ class IndexConfig:
     path: str | None = None
     # update: check the batch against the index, then add its survivors in one commit; read-only: check only.
     mode: str = "update"
+    # How to read and commit the index's Delta table: "auto" uses Spark's own Delta when the session has Delta
+    # (Databricks: /Volumes and cloud URIs delta-rs may not commit to), else delta-rs; "spark" or "deltalake" force one.
+    delta_writer: str = "auto"
 
 
 @dataclass(frozen=True)

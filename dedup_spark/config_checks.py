@@ -117,11 +117,12 @@ def check_paths(input_path: str, output_path: str, protect: tuple[str, ...]) -> 
 
 
 def check_index(index: Any, input_path: str, output_path: str, output_mode: str) -> None:
-    """index.mode is known; the index overlaps neither input nor output; annotate (nothing is kept or cut, so
-    nothing could be added) may only read it."""
+    """index.mode and index.delta_writer are known; the index overlaps neither input nor output; annotate (nothing
+    is kept or cut, so nothing could be added) may only read it."""
     from dedup_spark.io.paths import overlap
 
     check_choice("index.mode", index.mode, ("update", "read-only"))
+    check_choice("index.delta_writer", index.delta_writer, ("auto", "spark", "deltalake"))
     if index.path is None:
         return
     if overlap(index.path, input_path) or overlap(index.path, output_path):

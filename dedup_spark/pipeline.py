@@ -69,7 +69,7 @@ def run_pipeline(spark: SparkSession, config: RunConfig) -> RunReport:
     report.input_format = source.format
     steps = resume.steps_to_run(config)
     identity = resume.input_identity(spark, source)
-    index = incremental.open_index(config, identity)  # --index: the version read is part of the fingerprint
+    index = incremental.open_index(spark, config, identity)  # --index: the version read is part of the fingerprint
     if index is not None:
         identity = dataclasses.replace(identity, key={**identity.key, "index": index.key()})
     if config.protect:  # held-out sets are read in the ingest step: their files are part of its fingerprint

@@ -169,17 +169,17 @@ def _append(spark, index: Index, ids: list[str], fingerprint: str) -> int:
 
 def test_one_commit_per_run_and_a_conflict_is_refused(spark, tmp_path):
     path = str(tmp_path / "index")
-    assert Index.open(path).version == -1
-    assert _append(spark, Index.open(path), ["a", "b"], "fp-a") == 0
-    one, two = Index.open(path), Index.open(path)  # two runs read version 0
+    assert Index.open(spark, path).version == -1
+    assert _append(spark, Index.open(spark, path), ["a", "b"], "fp-a") == 0
+    one, two = Index.open(spark, path), Index.open(spark, path)  # two runs read version 0
     assert _append(spark, one, ["c"], "fp-c") == 1
     with pytest.raises(IndexConflictError, match="run the same command again"):
         _append(spark, two, ["d"], "fp-d")
-    latest = Index.open(path)
+    latest = Index.open(spark, path)
     assert latest.version == 1 and latest.documents == 3 and latest.added_by("fp-c") == 1
     assert latest.added_by("fp-d") is None
     assert sorted(r["id"] for r in latest.docs(spark).collect()) == ["a", "b", "c"]
-    assert sorted(r["id"] for r in Index.open(path, version=0).docs(spark).collect()) == ["a", "b"]
+    assert sorted(r["id"] for r in Index.open(spark, path, version=0).docs(spark).collect()) == ["a", "b"]
     # Two first runs: the second one's create fails the same way.
     with pytest.raises(IndexConflictError):
         _append(spark, Index(path, -1), ["e"], "fp-e")
@@ -195,15 +195,15 @@ def test_format_version_and_foreign_folders_are_checked(spark, tmp_path):
     metadata = {FORMAT_KEY: "99", FINGERPRINT_KEY: "x"}
     create_table_with_add_actions(str(other / "docs"), schema, [], commit_properties=CommitProperties(metadata))
     with pytest.raises(UsageError, match="index format"):
-        Index.open(str(other))
+        Index.open(spark, str(other))
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "file.txt").write_text("x")
     with pytest.raises(UsageError, match="holds no dedup-spark index"):
-        Index.open(str(foreign))
+        Index.open(spark, str(foreign))
 
 
-def test_index_create_then_run_and_errors(run_cli, tmp_path, capsys):
+def test_index_create_then_run_and_errors(spark, run_cli, tmp_path, capsys):
     a, b, _ = batches()
     corpus = write_jsonl(tmp_path / "corpus.jsonl", [{"id": k, "text": v} for k, v in sorted(a.items())])
     index = tmp_path / "index"
@@ -220,23 +220,23 @@ def test_index_create_then_run_and_errors(run_cli, tmp_path, capsys):
     clash = {"a05": "entirely different words " * 10}  # an id the index holds, with a new text
     code, out = _run(run_cli, tmp_path, "clash", clash, f"--index={index}")
     assert code == 3 and "ids the index holds already: a05 (batch 0)" in capsys.readouterr().err
-    assert Index.open(str(index)).version == 0
+    assert Index.open(spark, str(index)).version == 0
 
 
-def test_a_concurrent_commit_fails_the_run_with_exit_2_and_a_rerun_succeeds(run_cli, tmp_path, monkeypatch, capsys):
+def test_a_concurrent_commit_fails_the_run_with_exit_2_and_a_rerun_succeeds(
+    spark, run_cli, tmp_path, monkeypatch, capsys
+):
     """Another run commits between this run's read of the index and its commit: exit 2, nothing added; the same
     command again (with --overwrite) is checked against the new version and adds the batch."""
-    from pyspark.sql import SparkSession
-
     from dedup_spark.index import incremental
 
     index = tmp_path / "index"
-    _append(SparkSession.getActiveSession(), Index.open(str(index)), ["seed"], "fp-seed")
+    _append(spark, Index.open(spark, str(index)), ["seed"], "fp-seed")
     opened = incremental.open_index
 
-    def open_then_another_run_commits(config, identity):
-        run = opened(config, identity)
-        _append(SparkSession.getActiveSession(), Index.open(str(index)), ["other"], "fp-other")
+    def open_then_another_run_commits(session, config, identity):
+        run = opened(session, config, identity)
+        _append(spark, Index.open(spark, str(index)), ["other"], "fp-other")
         return run
 
     monkeypatch.setattr(incremental, "open_index", open_then_another_run_commits)
@@ -254,13 +254,13 @@ def test_a_concurrent_commit_fails_the_run_with_exit_2_and_a_rerun_succeeds(run_
     assert set(_index_rows(index)) == {"seed", "other", "n1", "n2"} and report(out)["index"]["version_after"] == 2
 
 
-def test_a_stopped_run_adds_nothing_until_it_finishes(run_cli, tmp_path, capsys):
+def test_a_stopped_run_adds_nothing_until_it_finishes(spark, run_cli, tmp_path, capsys):
     index = tmp_path / "index"
     batch = {"s1": "some document text " * 5}
     code, _ = _run(run_cli, tmp_path, "s", batch, f"--index={index}", "--dry-run", stages="none")
     assert code == 0 and "version -1 (0 documents), mode update; adds the survivors" in capsys.readouterr().out
     code, out = _run(run_cli, tmp_path, "s", batch, f"--index={index}", "--stop-after=ingest", stages="none")
-    assert code == 0 and Index.open(str(index)).version == -1
+    assert code == 0 and Index.open(spark, str(index)).version == -1
     code = run_cli("run", f"--input={tmp_path / 's.jsonl'}", f"--output={out}", f"--index={index}", "--stages=none",
                    "--set", "input.id_column=id")  # fmt: skip
     assert code == 0 and set(_index_rows(index)) == {"s1"}

@@ -96,11 +96,11 @@ def stored_settings(config: RunConfig) -> dict[str, str]:
     return {SIGNATURES_KEY: signature_settings(config), MINIMIZERS_KEY: minimizer_settings(config)}
 
 
-def open_index(config: RunConfig, identity: InputIdentity) -> IndexRun | None:
+def open_index(spark: SparkSession, config: RunConfig, identity: InputIdentity) -> IndexRun | None:
     """Step 1 (see the module docstring); None without --index."""
     if not config.index.path:
         return None
-    latest = Index.open(config.index.path)
+    latest = Index.open(spark, config.index.path, delta_writer=config.index.delta_writer)
     if latest.version < 0 and config.index.mode == "read-only":
         raise InputError(
             f"--index={config.index.path} holds no index and --index-mode=read-only does not create one: "
@@ -108,7 +108,7 @@ def open_index(config: RunConfig, identity: InputIdentity) -> IndexRun | None:
         )
     fingerprint = input_fingerprint(identity)
     added = latest.added_by(fingerprint)
-    view = latest if added is None else Index.open(config.index.path, version=added - 1)
+    view = latest if added is None else latest.at(added - 1)
     if added is not None:
         log.info(
             "index: this input was added at version %s already; checking it against version %s, adding nothing",
@@ -214,7 +214,7 @@ def finish(spark: SparkSession, config: RunConfig, run: IndexRun | None, report:
             report.write(files_dir)
             raise
         log.info("index: added %s documents as version %s", added, version_after)
-    after = Index.open(config.index.path, version=version_after) if version_after >= 0 else run.latest
+    after = run.latest.at(version_after) if version_after >= 0 else run.latest
     entry.update(
         version_after=version_after,
         documents_added=added,
@@ -225,7 +225,9 @@ def finish(spark: SparkSession, config: RunConfig, run: IndexRun | None, report:
     )
     # Disk per byte of text held: text, signatures, minimizers, every version's files and the log.
     entry["size_on_disk_per_text_byte"] = (
-        round(entry["size_on_disk_bytes"] / after.text_bytes, 3) if after.text_bytes else None
+        round(entry["size_on_disk_bytes"] / after.text_bytes, 3)
+        if after.text_bytes and entry["size_on_disk_bytes"] is not None
+        else None
     )
     report.write(files_dir)
 
@@ -296,7 +298,7 @@ def create_index(spark: SparkSession, config: RunConfig, index_path: str) -> dic
     from dedup_spark.io.readers import read_input, resolve_source
     from dedup_spark.resume import input_identity
 
-    index = Index.open(index_path)
+    index = Index.open(spark, index_path, delta_writer=config.index.delta_writer)
     if index.version >= 0:
         raise InputError(
             f"--index={index_path} holds an index already (version {index.version}, {index.documents} documents): "
@@ -328,7 +330,7 @@ def create_index(spark: SparkSession, config: RunConfig, index_path: str) -> dic
         "text_bytes": result.text_bytes,
         "rows_read": result.rows_read,
         "quarantined_by_reason": result.quarantined_by_reason,
-        "size_on_disk_bytes": Index.open(index_path).size_on_disk(),
+        "size_on_disk_bytes": index.at().size_on_disk(),
     }
     log.info("index created: %s", summary)
     return summary

@@ -10,27 +10,37 @@ Layout: `INDEX/docs`, a Delta table with one row per kept document (`DOCS_SCHEMA
              so a later run joins its batch's LSH bands against the index's without hashing the index again
   minimizers the distinct ExactSubstr minimizers of the text's windows (`exactsubstr/against.py`), so a later
              run searches only the index documents that share one with its batch
-Spark writes the Parquet files of a commit into the table folder (`batch-<n>-<token>/`) and delta-rs commits
-them, so the table is a real Delta table that delta-spark and Databricks read (`deltalake`, offline).
+Which Delta writer (`index.delta_writer`, like `output.delta_writer`): `auto` uses Spark's own Delta when the
+session has Delta (Databricks, clusters with the Delta jars: `spark_delta.py`), else delta-rs (`delta_rs.py`:
+Spark writes the Parquet files into the table folder, `batch-<n>-<token>/`, and delta-rs commits them); `spark`
+or `deltalake` force one. On Databricks the index lives on /Volumes/... or cloud URIs where delta-rs may not be
+able to commit (no credentials in Python, FUSE without atomic rename), so auto picks Spark's Delta there. Either
+way the table is a real Delta table that both read. The Spark-Delta path is untested against a real JVM Delta
+here (our machines have no Delta jars): its tests run it on a fake session.
 
-Every commit carries custom metadata (the Delta commitInfo): `dedup_spark.index_format` (FORMAT_VERSION,
+Every commit carries metadata, as one JSON object in the commit's `userMetadata` (and, from delta-rs, also as
+top-level commitInfo keys, where indexes written before userMetadata keep it; `commits.py`):
+`dedup_spark.index_format` (FORMAT_VERSION,
 checked on open: an index of another format is refused, exit 2), `dedup_spark.input_fingerprint` (the batch's
 input files, sizes and times, or its Delta version), `dedup_spark.signatures` (a hash of the NearDup settings and
 dedup-spark version the signatures were computed with: a run reuses them only when every commit it reads has
-its own, `Index.settings_match`), `dedup_spark.minimizers` (the same for min_length and minimizer width) and its
-counts. A batch whose fingerprint is already in the
+its own, `Index.settings_match`), `dedup_spark.minimizers` (the same for min_length and minimizer width), a random
+`dedup_spark.commit_token` and its counts. A batch whose fingerprint is already in the
 history is not added again (`Index.added_by`).
 
 Why the index cannot be corrupted: a run reads the table at version v (`Index.open`), checks its batch against
-that snapshot and adds its survivors with ONE commit, pinned to version v + 1 with no retry
-(`max_commit_retries=0`). A run that dies before the commit leaves only unreferenced Parquet files (never read:
-Delta readers follow the log). If another run committed v + 1 first, Delta's put-if-absent commit fails and this
-run raises IndexConflictError (exit 2): its batch was not checked against the other run's documents, so it
-must not be added; running the same command again checks it against both.
+that snapshot and adds its survivors with ONE commit, pinned to version v + 1 with no retry. A run that dies
+before the commit leaves at most unreferenced Parquet files (never read: Delta readers follow the log). If
+another run committed v + 1 first, this run raises IndexConflictError (exit 2): its batch was not checked against
+the other run's documents, so it must not be added; running the same command again checks it against both.
+delta-rs pins by committing with `max_commit_retries=0` (Delta's put-if-absent of version v + 1 fails); Spark's
+Delta pins with the app transaction `txnAppId`/`txnVersion` = v + 1, and the run checks afterwards that version
+v + 1 carries its token (`spark_delta.py`). Both writers record that app transaction, so they pin alike.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,8 +48,13 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 from dedup_spark.errors import IndexConflictError, UsageError
+from dedup_spark.index.commits import TOKEN_KEY, CommitConflict, DeltaBackend
+from dedup_spark.index.delta_rs import DeltaRs
+from dedup_spark.index.spark_delta import SparkDelta
 from dedup_spark.io import storage
-from dedup_spark.io.writers import delta_add_actions
+from dedup_spark.session import session_has_delta
+
+log = logging.getLogger("dedup_spark")
 
 FORMAT_VERSION = 1
 FORMAT_KEY = "dedup_spark.index_format"
@@ -53,8 +68,12 @@ DOCS_SCHEMA = (
 )
 
 
-def _uri(path: str) -> str:
-    return path.removeprefix("file://")
+def choose_backend(spark: SparkSession, delta_writer: str = "auto") -> DeltaBackend:
+    """index.delta_writer: "spark" (Spark's own Delta), "deltalake" (delta-rs), "auto" (Spark's when the session
+    has Delta)."""
+    if delta_writer == "spark" or (delta_writer == "auto" and session_has_delta(spark)):
+        return SparkDelta(spark)
+    return DeltaRs()
 
 
 @dataclass
@@ -65,42 +84,55 @@ class Index:
     version: int
     documents: int = 0
     text_bytes: int = 0
-    # Commit metadata of every version, newest first (the Delta history's commitInfo).
+    # Commit metadata of every version, newest first (the Delta history's commit metadata), each with "version".
     history: list[dict[str, Any]] = field(default_factory=list)
+    backend: DeltaBackend = field(default_factory=DeltaRs, repr=False, compare=False)
 
     @property
     def table(self) -> str:
         return storage.join(self.path, DOCS_TABLE)
 
     @classmethod
-    def open(cls, path: str, version: int | None = None) -> Index:
+    def open(cls, spark: SparkSession, path: str, version: int | None = None, delta_writer: str = "auto") -> Index:
         """The index at `path` (its newest version, or `version`); an empty one (version -1) when there is none.
+        `delta_writer` picks how Delta is read and written (`choose_backend`).
 
         Raises UsageError (exit 2) for a folder that is not an index, or an index of another format version.
         """
-        from deltalake import DeltaTable
+        return cls._load(path, version, choose_backend(spark, delta_writer))
 
+    def at(self, version: int | None = None) -> Index:
+        """The same index at `version` (None: its newest), read through the same Delta writer."""
+        return Index._load(self.path, version, self.backend)
+
+    @classmethod
+    def _load(cls, path: str, version: int | None, backend: DeltaBackend) -> Index:
         table = storage.join(path, DOCS_TABLE)
         if version is not None and version < 0:  # the snapshot before the first commit: empty
-            return cls(path, -1)
+            return cls(path, -1, backend=backend)
         if not storage.exists(storage.join(table, "_delta_log")):
             if _foreign_entries(path) and not storage.exists(table):
                 raise UsageError(
                     f"--index={path} is a folder that holds no dedup-spark index (no {DOCS_TABLE}/_delta_log): "
                     "pass the index's folder, or an empty or new folder to start one"
                 )
-            return cls(path, -1)
-        delta = DeltaTable(_uri(table), version=version)
-        history = delta.history()
-        formats = {str(entry.get(FORMAT_KEY)) for entry in history if entry["version"] <= delta.version()}
+            return cls(path, -1, backend=backend)
+        snapshot, seen = backend.history(table, version)
+        formats = {str(entry.get(FORMAT_KEY)) for entry in seen}
         if formats != {str(FORMAT_VERSION)}:
+            hint = ""
+            if backend.name == "spark" and "None" in formats:
+                hint = (
+                    "; an index written before commit metadata moved into userMetadata shows none to Spark's "
+                    "DESCRIBE HISTORY: open it with --set index.delta_writer=deltalake"
+                )
             raise UsageError(
                 f"--index={path} has index format {sorted(formats)}, this dedup-spark reads format {FORMAT_VERSION}: "
-                "use the dedup-spark version that wrote it, or seed a new index (dedup-spark index create)"
+                "use the dedup-spark version that wrote it, or seed a new index (dedup-spark index create)" + hint
             )
-        seen = [entry for entry in history if entry["version"] <= delta.version()]
         documents = sum(int(entry.get("documents_added", 0)) for entry in seen)
-        return cls(path, delta.version(), documents, sum(int(entry.get("text_bytes_added", 0)) for entry in seen), seen)
+        text_bytes = sum(int(entry.get("text_bytes_added", 0)) for entry in seen)
+        return cls(path, snapshot, documents, text_bytes, seen, backend)
 
     def key(self) -> dict[str, Any]:
         """What a run's resume fingerprint holds of the index: its path and the version read."""
@@ -119,59 +151,50 @@ class Index:
         return self.version >= 0 and all(entry.get(name) == key for entry in self.history)
 
     def docs(self, spark: SparkSession) -> DataFrame:
-        """The documents of this snapshot (`DOCS_SCHEMA`), read by Spark from the files the snapshot lists."""
+        """The documents of this snapshot (`DOCS_SCHEMA`)."""
         if self.version < 0:
             return spark.createDataFrame([], DOCS_SCHEMA)
-        from deltalake import DeltaTable
+        frame = self.backend.docs(spark, self.table, self.version)
+        return spark.createDataFrame([], DOCS_SCHEMA) if frame is None else frame
 
-        uris = [_uri(u) for u in DeltaTable(_uri(self.table), version=self.version).file_uris()]
-        if not uris:
-            return spark.createDataFrame([], DOCS_SCHEMA)
-        return spark.read.parquet(*[storage.to_spark_path(u) for u in uris])
-
-    def size_on_disk(self) -> int:
-        """Bytes of every file under the index folder (data of all versions and the log)."""
-        return sum(size for _, size in storage.list_files_with_sizes(self.path)) if self.version >= 0 else 0
+    def size_on_disk(self) -> int | None:
+        """Bytes of every file under the index folder (data of all versions and the log); None where this
+        process cannot list the storage (a cloud URI whose credentials only the cluster holds)."""
+        if self.version < 0:
+            return 0
+        try:
+            return sum(size for _, size in storage.list_files_with_sizes(self.path))
+        except OSError as exc:
+            log.warning("index: cannot list %s to measure its size (%s): size_on_disk_bytes is null", self.path, exc)
+            return None
 
     def append(self, frame: DataFrame, fingerprint: str, counts: dict[str, Any]) -> int:
         """Add `frame` (DOCS_SCHEMA, `batch` = the new version) in one commit pinned to version + 1; returns it.
 
         Raises IndexConflictError when another run committed first (see the module docstring).
         """
-        from deltalake import CommitProperties, DeltaTable, Schema
-        from deltalake.exceptions import CommitFailedError
-        from deltalake.transaction import create_table_with_add_actions
-
-        new_version = self.version + 1
-        folder = f"batch-{new_version}-{uuid.uuid4().hex[:12]}"  # not "_"-prefixed: VACUUM would skip it
-        target = storage.join(self.table, folder)
-        frame.write.mode("error").parquet(storage.to_spark_path(target))
-        actions, schema = delta_add_actions(self.table, folder)
         metadata = {
             FORMAT_KEY: str(FORMAT_VERSION),
             FINGERPRINT_KEY: fingerprint,
+            TOKEN_KEY: uuid.uuid4().hex,
             **{k: str(v) for k, v in counts.items()},
         }
-        properties = CommitProperties(custom_metadata=metadata, max_commit_retries=0)
         try:
-            if self.version < 0:
-                create_table_with_add_actions(
-                    _uri(self.table), Schema.from_arrow(schema), actions, mode="error", commit_properties=properties
-                )
-            else:
-                DeltaTable(_uri(self.table), version=self.version).create_write_transaction(
-                    actions, mode="append", schema=Schema.from_arrow(schema), commit_properties=properties
-                )
-        except Exception as exc:
-            storage.delete(target)  # never referenced by the log: no reader sees these files
-            if isinstance(exc, CommitFailedError) or (self.version < 0 and "exist" in str(exc).lower()):
+            self.backend.append(frame, self.table, self.version, metadata)
+        except CommitConflict as exc:
+            if exc.landed_at is not None:
                 raise IndexConflictError(
-                    f"--index={self.path} changed while this run worked (it read version {self.version}; another run "
-                    "committed first): nothing was added; run the same command again (with --overwrite) to check "
-                    "the batch against the new version"
+                    f"--index={self.path}: this run's documents were added as version {exc.landed_at}, but version "
+                    f"{self.version + 1} was committed meanwhile by a writer that does not pin its commits (an older "
+                    "dedup-spark?), so the batch was not checked against it: check that version's documents "
+                    f"against this batch by hand ({exc})"
                 ) from exc
-            raise
-        return new_version
+            raise IndexConflictError(
+                f"--index={self.path} changed while this run worked (it read version {self.version}; another run "
+                "committed first): nothing was added; run the same command again (with --overwrite) to check "
+                f"the batch against the new version ({self.backend.name}: {exc})"
+            ) from exc
+        return self.version + 1
 
 
 def _foreign_entries(path: str) -> list[str]:
