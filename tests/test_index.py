@@ -15,7 +15,7 @@ import pytest
 
 from dedup_spark.config import build_config
 from dedup_spark.errors import IndexConflictError, UsageError
-from dedup_spark.exactsubstr.against import doc_minimizers
+from dedup_spark.exactsubstr.against import doc_superkmers
 from dedup_spark.exactsubstr.stage import ExactSubstr
 from dedup_spark.index.store import DOCS_SCHEMA, FINGERPRINT_KEY, FORMAT_KEY, Index
 from dedup_spark.stage import StageContext
@@ -124,9 +124,10 @@ def test_neardup_against_the_index_equals_protect(run_cli, tmp_path):
 def test_exactsubstr_against_the_index_equals_keep_first_oracle(spark, tmp_path):
     """Index texts first, never cut; the batch in id order: spans equal the brute-force oracle restricted to it."""
     texts = adversarial_corpus(seed=3)
-    index_texts, batch_texts = texts[:20], texts[20:]
+    # Copies inside the index (whole and inside other text): their super-k-mers are stored once.
+    index_texts, batch_texts = texts[:20] + [texts[0], "zz" + texts[3] + "zz"], texts[20:]
     k = 8
-    for policy, stored in (("keep_first", False), ("strike_all", False), ("keep_first", True)):
+    for policy, stored in (("keep_first", False), ("strike_all", False), ("keep_first", True), ("strike_all", True)):
         config = build_config(
             {
                 "input.path": "in",
@@ -144,8 +145,8 @@ def test_exactsubstr_against_the_index_equals_keep_first_oracle(spark, tmp_path)
         # Index ids sort after the batch's: the index comes first because it is the index, not by its ids.
         index_rows = [(f"x{i:05d}", t, len(t.encode())) for i, t in enumerate(index_texts)]
         index = spark.createDataFrame(index_rows, "_dd_id string, text string, _dd_bytes long")
-        if stored:  # as the index stores them: only index documents sharing a minimizer with the batch are searched
-            index = index.join(doc_minimizers(index, "text", k, 3), "_dd_id", "left")
+        if stored:  # as the index stores them: only the index's super-k-mers with a minimizer of the batch are read
+            index = index.join(doc_superkmers(index, "text", k, 3), "_dd_id", "left")
         ctx = StageContext(spark, config, str(tmp_path / f"{policy}-{stored}"), None, index)
         result = ExactSubstr().run(ctx, docs)
         spans: dict[int, list] = defaultdict(list)
@@ -162,7 +163,7 @@ def test_exactsubstr_against_the_index_equals_keep_first_oracle(spark, tmp_path)
 
 
 def _append(spark, index: Index, ids: list[str], fingerprint: str) -> int:
-    rows = [(i, index.version + 1, i * 3, 3 * len(i), i, i, 1, [1, 2], [3]) for i in ids]
+    rows = [(i, index.version + 1, i * 3, 3 * len(i), i, i, 1, [1, 2], [(0, 1, 3)]) for i in ids]
     frame = spark.createDataFrame(rows, DOCS_SCHEMA)
     return index.append(frame, fingerprint, {"documents_added": len(ids), "text_bytes_added": 0})
 
@@ -309,7 +310,7 @@ def test_batches_a_b_c_through_the_index_equal_the_oracles(run_cli, tmp_path):
         reused = details["neardup"].get("index_signatures_reused", 0)
         assert reused == (len(before) if name == "b" else 0), name
         searched = details["exactsubstr"].get("index", {}).get("index_documents_searched")
-        assert name == "a" or 0 < searched < len(before), (name, searched)  # stored minimizers were used
+        assert name == "a" or 0 < searched < len(before), (name, searched)  # stored super-k-mers were used
 
         survivors = sorted((i, t) for i, t in batch.items() if i not in got)
         index_texts = [r["text"] for _, r in sorted(before.items())]
@@ -341,7 +342,7 @@ def _index_state(index) -> dict[str, tuple]:
             r["text_hash"],
             r["norm_hash"],
             tuple(r["band_keys"]),
-            tuple(sorted(r["minimizers"])),
+            tuple((s["start"], s["end"], s["minimizer"]) for s in r["superkmers"]),
         )
         for i, r in _index_rows(index).items()
     }
@@ -394,3 +395,26 @@ def test_the_same_outputs_and_index_whatever_the_partitioning(run_cli, tmp_path)
     assert {row[0] for row in state.values()} == {0, 1}
     assert all(shards > 4 and chunks > 4 for shards, chunks in splits["fine"]), splits  # really split finely
     assert splits["fine"] != splits["coarse"], splits
+
+
+def test_stored_superkmers_hold_every_distinct_window_of_the_index_once(spark):
+    """doc_superkmers against brute force: the windows of the stored super-k-mers are exactly the distinct k-byte
+    windows of all texts, no two stored super-k-mers have the same bytes, and a document whose text an earlier one
+    holds whole stores nothing."""
+    k, w = 8, 3
+    texts = adversarial_corpus(seed=5)[:30]
+    texts += [texts[2], "ab" + texts[4] + "cd"]  # a whole copy (last in id order) and a copy inside other text
+    rows = [(f"x{i:03d}", t, len(t.encode())) for i, t in enumerate(texts)]
+    frame = spark.createDataFrame(rows, "_dd_id string, text string, _dd_bytes long")
+    stored = {r["_dd_id"]: r["_dd_superkmers"] for r in doc_superkmers(frame, "text", k, w).collect()}
+    seen, contents = set(), []
+    for doc_id, superkmers in stored.items():
+        data = texts[int(doc_id[1:])].encode()
+        assert superkmers == sorted(superkmers, key=lambda s: (s["start"], s["end"]))
+        for s in superkmers:
+            contents.append(data[s["start"] : s["end"] + k - 1])
+            seen.update(data[i : i + k] for i in range(s["start"], s["end"]))
+    every = {t.encode()[i : i + k] for t in texts for i in range(len(t.encode()) - k + 1)}
+    assert seen == every
+    assert len(contents) == len(set(contents))
+    assert f"x{len(texts) - 2:03d}" not in stored  # the whole copy of texts[2]

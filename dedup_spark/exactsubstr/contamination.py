@@ -199,6 +199,22 @@ def shared_windows(
         "shipped",
         chunk_pieces.groupBy("chunk").cogroup(shared_pairs.groupBy("chunk")).applyInPandas(ship.udf(), SHIPPED_SCHEMA),
     )
+    windows, totals = search_shipped(spark, step, shipped, k, size)
+    metrics = {
+        "min_length": k,
+        "chunks": chunk_pieces.select("chunk").distinct().count(),
+        "shared_minimizers": both.count(),
+        **totals,
+        "steps": step.table(),
+    }
+    return windows, metrics
+
+
+def search_shipped(
+    spark: SparkSession, step: Steps, shipped: DataFrame, k: int, size: int
+) -> tuple[DataFrame, dict[str, int]]:
+    """Step 4 (merge) over shipped super-k-mers of both sets (SHIPPED_SCHEMA, prefixed ids): the window-start runs
+    shared between the sets, and the counts of what was shipped."""
     totals = shipped.agg(
         F.count(F.lit(1)).alias("superkmers"), F.sum(F.col("end") - F.col("start") + (k - 1)).alias("bytes")
     ).first()
@@ -213,13 +229,9 @@ def shared_windows(
         )
     else:
         windows = spark.createDataFrame([], WINDOWS_SCHEMA)
-    metrics = {
-        "min_length": k,
-        "chunks": chunk_pieces.select("chunk").distinct().count(),
-        "shared_minimizers": both.count(),
+    counts = {
         "superkmers_shipped": int(totals["superkmers"]),
         "bytes_shipped": shipped_bytes,
         "merge_partitions": partitions,
-        "steps": step.table(),
     }
-    return windows, metrics
+    return windows, counts

@@ -33,10 +33,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dedup_spark import __version__
-from dedup_spark.columns import BYTES, ID, INDEX_ID_PREFIX, MINIMIZERS, col
+from dedup_spark.columns import BYTES, ID, INDEX_ID_PREFIX, SUPERKMERS, col
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import InputError
-from dedup_spark.exactsubstr.against import doc_minimizers
+from dedup_spark.exactsubstr.against import SUPERKMERS_TYPE, doc_superkmers
 from dedup_spark.index.store import FORMAT_VERSION, MINIMIZERS_KEY, SIGNATURES_KEY, Index
 from dedup_spark.io import storage
 from dedup_spark.io.writers import read_table
@@ -85,7 +85,7 @@ def signature_settings(config: RunConfig) -> str:
 
 
 def minimizer_settings(config: RunConfig) -> str:
-    """A hash of what the stored minimizers depend on: min_length, minimizer width, version."""
+    """A hash of what the stored super-k-mers depend on: min_length, minimizer width, version."""
     ex = config.exactsubstr
     settings = {"min_length": ex.min_length, "width": ex.width, "dedup_spark_version": __version__}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:32]
@@ -146,11 +146,11 @@ def reference_docs(
         )
     stored = run.view.docs(spark)
     text = config.input.text_column
-    minimizers = []
+    superkmers = []
     if run.view.settings_match(MINIMIZERS_KEY, minimizer_settings(config)):
-        minimizers.append(F.col("minimizers").alias(MINIMIZERS))
+        superkmers.append(F.col("superkmers").alias(SUPERKMERS))
     for_exact = stored.select(
-        F.col("id").alias(ID), F.col("text").alias(text), F.col("bytes").alias(BYTES), *minimizers
+        F.col("id").alias(ID), F.col("text").alias(text), F.col("bytes").alias(BYTES), *superkmers
     )
     extra = []
     if config.input.id_column:  # the keep order reads the id column first, with the input's type
@@ -223,7 +223,7 @@ def finish(spark: SparkSession, config: RunConfig, run: IndexRun | None, report:
         text_bytes_after=after.text_bytes,
         size_on_disk_bytes=after.size_on_disk(),
     )
-    # Disk per byte of text held: text, signatures, minimizers, every version's files and the log.
+    # Disk per byte of text held: text, signatures, super-k-mers, every version's files and the log.
     entry["size_on_disk_per_text_byte"] = (
         round(entry["size_on_disk_bytes"] / after.text_bytes, 3)
         if after.text_bytes and entry["size_on_disk_bytes"] is not None
@@ -248,17 +248,17 @@ def _survivors(spark: SparkSession, config: RunConfig, report: RunReport, batch:
 
 def index_rows(docs: DataFrame, batch: int, config: RunConfig) -> DataFrame:
     """`id, text` -> index rows (`store.DOCS_SCHEMA`) of batch `batch`, with NearDup signatures and ExactSubstr
-    minimizers.
+    super-k-mers.
 
     The signatures are those NearDup computes for the same text and settings (`neardup.signatures`), so a later
-    run with these settings can use them in place of hashing the index; the minimizers let ExactSubstr search
-    only the index documents that share one with its batch (`exactsubstr/against.py`; see `reference_docs`)."""
+    run with these settings can use them in place of hashing the index; the super-k-mers let ExactSubstr read
+    only the index text around the minimizers of its batch (`exactsubstr/against.py`; see `reference_docs`)."""
     nd, lsh, ex = config.neardup, resolve_lsh(config.neardup), config.exactsubstr
     sign = signature_batches(nd, lsh, "text")
     signatures = docs.select(F.col("id").alias(ID), "text").mapInArrow(sign, SIGNATURE_SCHEMA)
     sized = docs.select(F.col("id").alias(ID), "text", F.octet_length("text").cast("long").alias(BYTES))
-    minimizers = doc_minimizers(sized, "text", ex.min_length, ex.width).withColumnRenamed(ID, "id")
-    with_all = docs.join(signatures.withColumnRenamed(ID, "id"), "id").join(minimizers, "id", "left")
+    superkmers = doc_superkmers(sized, "text", ex.min_length, ex.width).withColumnRenamed(ID, "id")
+    with_all = docs.join(signatures.withColumnRenamed(ID, "id"), "id").join(superkmers, "id", "left")
     return with_all.select(
         "id",
         F.lit(batch).cast("long").alias("batch"),
@@ -268,7 +268,7 @@ def index_rows(docs: DataFrame, batch: int, config: RunConfig) -> DataFrame:
         "norm_hash",
         "n_shingles",
         "band_keys",
-        F.coalesce(MINIMIZERS, F.array().cast("array<bigint>")).alias("minimizers"),
+        F.coalesce(SUPERKMERS, F.array().cast(SUPERKMERS_TYPE)).alias("superkmers"),
     )
 
 
