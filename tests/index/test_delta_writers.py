@@ -18,7 +18,9 @@ from dedup_spark.errors import IndexConflictError, UsageError
 from dedup_spark.index.commits import APP_ID, TOKEN_KEY, read_metadata
 from dedup_spark.index.delta_rs import DeltaRs
 from dedup_spark.index.spark_delta import SparkDelta, is_concurrency_error
-from dedup_spark.index.store import DOCS_SCHEMA, FINGERPRINT_KEY, FORMAT_KEY, Index, choose_backend
+from dedup_spark.index.store import DOCS_SCHEMA, FINGERPRINT_KEY, FORMAT_KEY, FORMAT_VERSION, Index, choose_backend
+
+FORMAT = str(FORMAT_VERSION)
 
 
 def _log(table: Path) -> dict[int, list[dict[str, Any]]]:
@@ -46,7 +48,7 @@ def test_delta_rs_commits_carry_user_metadata_and_the_app_transaction(spark, tmp
     for version, fingerprint, added in ((0, "fp-a", "1"), (1, "fp-b", "2")):
         info = next(a["commitInfo"] for a in log[version] if "commitInfo" in a)
         stored = json.loads(info["userMetadata"])
-        assert stored[FORMAT_KEY] == "1" and stored[FINGERPRINT_KEY] == fingerprint
+        assert stored[FORMAT_KEY] == FORMAT and stored[FINGERPRINT_KEY] == fingerprint
         assert stored["documents_added"] == added and len(stored[TOKEN_KEY]) == 32
         assert info[FINGERPRINT_KEY] == fingerprint  # the top-level keys stay, for older dedup-spark
         tokens.add(stored[TOKEN_KEY])
@@ -63,20 +65,20 @@ def test_history_reads_user_metadata_first_and_top_level_keys_of_older_indexes(s
 
     schema = Schema.from_arrow(pa.schema([("id", pa.string())]))
     both = {
-        FORMAT_KEY: "1",
+        FORMAT_KEY: FORMAT,
         FINGERPRINT_KEY: "fp-top",
-        "userMetadata": json.dumps({FORMAT_KEY: "1", FINGERPRINT_KEY: "fp-json"}),
+        "userMetadata": json.dumps({FORMAT_KEY: FORMAT, FINGERPRINT_KEY: "fp-json"}),
     }
     create_table_with_add_actions(str(tmp_path / "new" / "docs"), schema, [], commit_properties=CommitProperties(both))
     new = Index.open(spark, str(tmp_path / "new"), delta_writer="deltalake")
     assert new.added_by("fp-json") == 0 and new.added_by("fp-top") is None
-    older = {FORMAT_KEY: "1", FINGERPRINT_KEY: "fp-old"}  # as indexes written before userMetadata hold it
+    older = {FORMAT_KEY: FORMAT, FINGERPRINT_KEY: "fp-old"}  # as indexes written before userMetadata hold it
     create_table_with_add_actions(str(tmp_path / "old" / "docs"), schema, [], commit_properties=CommitProperties(older))
     assert Index.open(spark, str(tmp_path / "old"), delta_writer="deltalake").added_by("fp-old") == 0
 
 
 def test_read_metadata_both_forms():
-    top = {"version": 3, FORMAT_KEY: "1", FINGERPRINT_KEY: "x", "operation": "WRITE"}
+    top = {"version": 3, FORMAT_KEY: FORMAT, FINGERPRINT_KEY: "x", "operation": "WRITE"}
     assert read_metadata(top) == top
     assert read_metadata({**top, "userMetadata": json.dumps({FINGERPRINT_KEY: "y"})}) == {FINGERPRINT_KEY: "y"}
     assert read_metadata({"userMetadata": "a note someone typed"}) == {}  # not ours: no keys
@@ -208,7 +210,7 @@ def test_auto_picks_spark_delta_when_the_session_has_delta(tmp_path):
     assert isinstance(choose_backend(with_delta, "deltalake"), DeltaRs)
     # Index.open reads the history through Spark then (a delta-rs read of this empty folder would fail).
     with_delta.table_dir = tmp_path / "index" / "docs"
-    with_delta.commit(json.dumps({FORMAT_KEY: "1", FINGERPRINT_KEY: "fp", "documents_added": "4"}), 0)
+    with_delta.commit(json.dumps({FORMAT_KEY: FORMAT, FINGERPRINT_KEY: "fp", "documents_added": "4"}), 0)
     index = Index.open(with_delta, str(tmp_path / "index"))
     assert (index.version, index.documents, index.added_by("fp")) == (0, 4, 0)
     assert with_delta.queries == [f"DESCRIBE HISTORY delta.`{tmp_path / 'index' / 'docs'}`"]
@@ -225,7 +227,7 @@ def test_spark_commit_passes_the_pinning_options_and_reads_back(tmp_path):
     assert first["options"]["txnAppId"] == APP_ID == second["options"]["txnAppId"]
     assert (first["options"]["txnVersion"], second["options"]["txnVersion"]) == ("0", "1")
     stored = json.loads(second["options"]["userMetadata"])
-    assert stored[FORMAT_KEY] == "1" and stored[FINGERPRINT_KEY] == "fp-b" and stored["documents_added"] == "1"
+    assert stored[FORMAT_KEY] == FORMAT and stored[FINGERPRINT_KEY] == "fp-b" and stored["documents_added"] == "1"
     assert stored[TOKEN_KEY] != json.loads(first["options"]["userMetadata"])[TOKEN_KEY]
 
     latest = Index.open(fake, path, delta_writer="spark")
@@ -257,7 +259,7 @@ def test_spark_commit_after_a_later_run_still_succeeds(tmp_path):
 
     def save_then_another_run_commits(options, fmt, mode, target):
         original(options, fmt, mode, target)
-        fake.commit(json.dumps({FORMAT_KEY: "1", TOKEN_KEY: "theirs"}), 2)
+        fake.commit(json.dumps({FORMAT_KEY: FORMAT, TOKEN_KEY: "theirs"}), 2)
 
     fake.save = save_then_another_run_commits
     assert mine.append(FakeFrame(fake), "fp-mine", {}) == 1
@@ -267,7 +269,7 @@ def test_spark_commit_after_an_unpinned_writer_says_where_it_landed(tmp_path):
     fake, path = _spark_index(tmp_path)
     Index.open(fake, path, delta_writer="spark").append(FakeFrame(fake), "fp-a", {})
     mine = Index.open(fake, path, delta_writer="spark")
-    fake.before_write = lambda: fake.commit(json.dumps({FORMAT_KEY: "1"}))  # no app transaction
+    fake.before_write = lambda: fake.commit(json.dumps({FORMAT_KEY: FORMAT}))  # no app transaction
     with pytest.raises(IndexConflictError, match="added as version 2, but version 1 was committed meanwhile"):
         mine.append(FakeFrame(fake), "fp-mine", {})
 
