@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from dedup_spark.columns import BYTES, ID, INDEX_ID_PREFIX, PROTECTED, PROTECTED_ID_PREFIX, SIZE, WITH_PROTECTED
@@ -80,7 +80,8 @@ class NearDup:
     def run(self, ctx: StageContext, docs: DataFrame) -> StageOutput:
         """Held-out documents (`ctx.protected`) are clustered with the input, come first in every cluster's keep
         order and are never removed; input documents of a cluster that holds one are removed with reason
-        `contamination` (others with `near_duplicate`)."""
+        `contamination` (others with `near_duplicate`). Pairs of two held-out documents are neither verified nor
+        edges: clusters join held-out documents only through input documents."""
         return _run(ctx, docs)
 
 
@@ -110,7 +111,11 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
             .select(F.col("rep").alias("u"), F.col(ID).alias("v"))
         )
         representatives = matchable.join(exact_edges.select(F.col("v").alias(ID)), ID, "left_anti")
-        candidates = step("candidates", candidate_pairs(representatives))
+        # A pair of two held-out documents decides nothing (neither is ever removed): not verified, no edge. With
+        # --index these are most pairs, and their number grows with the index, not with the batch.
+        both_held_out = _held_out("u") & _held_out("v")
+        exact_edges = exact_edges.filter(~both_held_out)
+        candidates = step("candidates", candidate_pairs(representatives).filter(~both_held_out))
 
         # Every document that can end in a cluster is on a candidate pair or an exact-copy pair: read those rows
         # from the corpus once; verification, clusters, removed rows and excerpts all work on this subset.
@@ -177,6 +182,11 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
         tables={CLUSTERS_TABLE: clusters.select(F.col(ID).alias("doc_id"), *CLUSTER_COLUMNS)},
         metrics=metrics,
     )
+
+
+def _held_out(column: str) -> Column:
+    """True for the id of a held-out document (`--protect`, `--index`)."""
+    return F.col(column).startswith(PROTECTED_ID_PREFIX) | F.col(column).startswith(INDEX_ID_PREFIX)
 
 
 def _with_protected(docs: DataFrame, protected: DataFrame | None) -> DataFrame:
