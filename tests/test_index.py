@@ -418,3 +418,25 @@ def test_stored_superkmers_hold_every_distinct_window_of_the_index_once(spark):
     assert seen == every
     assert len(contents) == len(set(contents))
     assert f"x{len(texts) - 2:03d}" not in stored  # the whole copy of texts[2]
+
+
+def test_another_index_at_the_same_path_is_not_taken_for_the_one_a_stopped_run_read(run_cli, tmp_path):
+    """The resume fingerprint holds the index's commit token: an index deleted and seeded again at the same path
+    (version 0 again) makes a resumed run recompute its steps, and it is checked against the new index."""
+    import shutil
+
+    index = tmp_path / "index"
+    first = write_jsonl(tmp_path / "first.jsonl", [{"id": "f1", "text": "words of the first index " * 8}])
+    second = write_jsonl(tmp_path / "second.jsonl", [{"id": "s1", "text": "words of the second index " * 8}])
+    seed = ("--set", "input.id_column=id")
+    assert run_cli("index", "create", f"--input={first}", f"--index={index}", *seed) == 0
+    batch = {"n1": "words of the second index " * 8, "n2": "a document of its own " * 8}
+    code, out = _run(run_cli, tmp_path, "n", batch, f"--index={index}", "--stop-after=neardup")
+    assert code == 0
+    shutil.rmtree(index)
+    assert run_cli("index", "create", f"--input={second}", f"--index={index}", *seed) == 0
+    code = run_cli("run", f"--input={tmp_path / 'n.jsonl'}", f"--output={out}", f"--index={index}",
+                   "--stages=neardup", *seed)  # fmt: skip
+    assert code == 0
+    assert not [s["name"] for s in report(out)["stages"] if s.get("reused")]
+    assert _removed(out) == {"n1": ("held_out", "s1")}

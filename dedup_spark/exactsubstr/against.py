@@ -44,6 +44,8 @@ from dedup_spark.sparkops import Steps
 SUPERKMERS_TYPE = "array<struct<start:int,end:int,minimizer:bigint>>"
 # The batch's distinct minimizers are broadcast to the scan of the stored super-k-mers up to this many.
 BROADCAST_MINIMIZERS = 8_000_000
+# The index documents' hits (their super-k-mers to read) are broadcast to the scan of the texts up to this size.
+BROADCAST_HITS_BYTES = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -151,12 +153,18 @@ def _runs_from_stored(
         wanted = F.broadcast(wanted)
     stored = reference.select(ID, F.explode(SUPERKMERS).alias("s")).select(ID, "s.minimizer", "s.start", "s.end")
     hits = step("index_superkmers", stored.join(wanted, "minimizer", "left_semi"))
-    # Written first: the planner then sees that the hits are few and broadcasts them to the scan of the texts.
-    data = F.encode(text_column, "UTF-8").substr(F.col("start") + 1, F.col("end") - F.col("start") + (k - 1))
+    # One row per index document with its hits, broadcast to the scan of the index texts when small: the texts
+    # are read once and never shuffled.
+    by_doc = hits.groupBy(ID).agg(F.collect_list(F.struct("minimizer", "start", "end")).alias("hits"))
+    by_doc = step("index_hits", by_doc)
+    if step.figures["index_hits"]["bytes"] <= BROADCAST_HITS_BYTES:
+        by_doc = F.broadcast(by_doc)
+    data = F.encode(text_column, "UTF-8").substr(F.col("h.start") + 1, F.col("h.end") - F.col("h.start") + (k - 1))
     from_index = (
         reference.select(ID, text_column)
-        .join(hits, ID)
-        .select("minimizer", data.alias("data"), F.concat(F.lit(TRAIN_PREFIX), ID).alias(ID), "start", "end")
+        .join(by_doc, ID)
+        .select(ID, text_column, F.explode("hits").alias("h"))
+        .select("h.minimizer", data.alias("data"), F.concat(F.lit(TRAIN_PREFIX), ID).alias(ID), "h.start", "h.end")
     )
     shared = hits.select("minimizer").distinct()
     pairs = batch_pairs.join(shared, "minimizer").select("chunk", "minimizer")

@@ -137,8 +137,10 @@ class Index:
         return cls(path, snapshot, documents, text_bytes, seen, backend)
 
     def key(self) -> dict[str, Any]:
-        """What a run's resume fingerprint holds of the index: its path and the version read."""
-        return {"path": self.path, "version": self.version}
+        """What a run's resume fingerprint holds of the index: its path, the version read and that version's commit
+        token, so another index made at the same path (deleted and seeded again) is not taken for this one."""
+        token = self.history[0].get(TOKEN_KEY) if self.history else None
+        return {"path": self.path, "version": self.version, "commit_token": token}
 
     def added_by(self, fingerprint: str) -> int | None:
         """The version whose commit added a batch with this input fingerprint, or None."""
