@@ -159,11 +159,13 @@ def _runs_from_stored(
     by_doc = step("index_hits", by_doc)
     if step.figures["index_hits"]["bytes"] <= BROADCAST_HITS_BYTES:
         by_doc = F.broadcast(by_doc)
-    data = F.encode(text_column, "UTF-8").substr(F.col("h.start") + 1, F.col("h.end") - F.col("h.start") + (k - 1))
+    # Each text encoded once, before its hits are exploded (not once per hit).
+    data = F.col("utf8").substr(F.col("h.start") + 1, F.col("h.end") - F.col("h.start") + (k - 1))
     from_index = (
         reference.select(ID, text_column)
         .join(by_doc, ID)
-        .select(ID, text_column, F.explode("hits").alias("h"))
+        .select(ID, F.encode(text_column, "UTF-8").alias("utf8"), "hits")
+        .select(ID, "utf8", F.explode("hits").alias("h"))
         .select("h.minimizer", data.alias("data"), F.concat(F.lit(TRAIN_PREFIX), ID).alias(ID), "h.start", "h.end")
     )
     shared = hits.select("minimizer").distinct()
