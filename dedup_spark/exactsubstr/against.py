@@ -181,11 +181,10 @@ def _runs_from_stored(
     runs = windows.filter(F.col(ID).startswith(EVAL_PREFIX)).select(
         F.expr(f"substring({ID}, {len(EVAL_PREFIX) + 1})").alias(ID), "start", "end"
     )
-    searched = hits.agg(F.countDistinct(ID).alias("docs")).first()["docs"]
     metrics = {
         "min_length": k,
         "index_superkmers_searched": step.figures["index_superkmers"]["rows"],
-        "index_documents_searched": int(searched),
+        "index_documents_searched": step.figures["index_hits"]["rows"],  # one row per document
         **totals,
         "steps": step.table(),
     }
