@@ -2,9 +2,8 @@
 and how it is pinned to one table version.
 
 Metadata: the commit's metadata dict (string values) is stored as one JSON object in the commit's `userMetadata`,
-the commitInfo field Spark's Delta writes from the writer option `userMetadata` and shows in `DESCRIBE HISTORY`.
-Indexes written before this stored the keys only at the top level of the commitInfo (delta-rs custom metadata);
-`read_metadata` falls back to those.
+the commitInfo field Spark's Delta writes from the writer option `userMetadata` and shows in `DESCRIBE HISTORY`
+(delta-rs writes it as custom metadata of that name).
 
 Pinning: every commit records the Delta app transaction (`txn` action) `APP_ID` with version = the table version
 it must become. Spark's idempotent writes (writer options `txnAppId`, `txnVersion`) skip a write whose txnVersion
@@ -61,13 +60,10 @@ def user_metadata(metadata: Mapping[str, str]) -> str:
 
 
 def read_metadata(commit: Mapping[str, Any]) -> dict[str, Any]:
-    """A commit's metadata: the JSON object in its `userMetadata` when it holds one, else its top-level keys."""
+    """A commit's metadata: the JSON object in its `userMetadata`; {} when it holds none (not our commit)."""
     stored = commit.get(USER_METADATA)
-    if isinstance(stored, str):
-        try:
-            parsed = json.loads(stored)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            return parsed
-    return {k: v for k, v in commit.items() if k != USER_METADATA}
+    try:
+        parsed = json.loads(stored) if isinstance(stored, str) else None
+    except ValueError:
+        parsed = None
+    return parsed if isinstance(parsed, dict) else {}

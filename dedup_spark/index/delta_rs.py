@@ -51,9 +51,8 @@ class DeltaRs:
         target = storage.join(table, folder)
         frame.write.mode("error").parquet(storage.to_spark_path(target))
         actions, schema = delta_add_actions(table, folder)
-        # The keys stay at the top level too, where dedup-spark versions before userMetadata read them.
         properties = CommitProperties(
-            custom_metadata={**metadata, USER_METADATA: user_metadata(metadata)},
+            custom_metadata={USER_METADATA: user_metadata(metadata)},
             max_commit_retries=0,
             app_transactions=[Transaction(APP_ID, new_version)],
         )

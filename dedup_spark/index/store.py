@@ -19,8 +19,7 @@ able to commit (no credentials in Python, FUSE without atomic rename), so auto p
 way the table is a real Delta table that both read. The Spark-Delta path is untested against a real JVM Delta
 here (our machines have no Delta jars): its tests run it on a fake session.
 
-Every commit carries metadata, as one JSON object in the commit's `userMetadata` (and, from delta-rs, also as
-top-level commitInfo keys, where indexes written before userMetadata keep it; `commits.py`):
+Every commit carries metadata, as one JSON object in the commit's `userMetadata` (`commits.py`):
 `dedup_spark.index_format` (FORMAT_VERSION,
 checked on open: an index of another format is refused, exit 2), `dedup_spark.input_fingerprint` (the batch's
 input files, sizes and times, or its Delta version), `dedup_spark.signatures` (a hash of the NearDup settings and
@@ -122,15 +121,9 @@ class Index:
         snapshot, seen = backend.history(table, version)
         formats = {str(entry.get(FORMAT_KEY)) for entry in seen}
         if formats != {str(FORMAT_VERSION)}:
-            hint = ""
-            if backend.name == "spark" and "None" in formats:
-                hint = (
-                    "; an index written before commit metadata moved into userMetadata shows none to Spark's "
-                    "DESCRIBE HISTORY: open it with --set index.delta_writer=deltalake"
-                )
             raise UsageError(
                 f"--index={path} has index format {sorted(formats)}, this dedup-spark reads format {FORMAT_VERSION}: "
-                "use the dedup-spark version that wrote it, or seed a new index (dedup-spark index create)" + hint
+                "use the dedup-spark version that wrote it, or seed a new index (dedup-spark index create)"
             )
         documents = sum(int(entry.get("documents_added", 0)) for entry in seen)
         text_bytes = sum(int(entry.get("text_bytes_added", 0)) for entry in seen)

@@ -50,7 +50,6 @@ def test_delta_rs_commits_carry_user_metadata_and_the_app_transaction(spark, tmp
         stored = json.loads(info["userMetadata"])
         assert stored[FORMAT_KEY] == FORMAT and stored[FINGERPRINT_KEY] == fingerprint
         assert stored["documents_added"] == added and len(stored[TOKEN_KEY]) == 32
-        assert info[FINGERPRINT_KEY] == fingerprint  # the top-level keys stay, for older dedup-spark
         tokens.add(stored[TOKEN_KEY])
         assert [a["txn"] for a in log[version] if "txn" in a] == [{"appId": APP_ID, "version": version}]
     assert len(tokens) == 2
@@ -58,7 +57,7 @@ def test_delta_rs_commits_carry_user_metadata_and_the_app_transaction(spark, tmp
     assert (index.version, index.documents, index.added_by("fp-a"), index.added_by("fp-b")) == (1, 3, 0, 1)
 
 
-def test_history_reads_user_metadata_first_and_top_level_keys_of_older_indexes(spark, tmp_path):
+def test_history_reads_user_metadata_and_refuses_format_1_commits(spark, tmp_path):
     import pyarrow as pa
     from deltalake import CommitProperties, Schema
     from deltalake.transaction import create_table_with_add_actions
@@ -72,14 +71,15 @@ def test_history_reads_user_metadata_first_and_top_level_keys_of_older_indexes(s
     create_table_with_add_actions(str(tmp_path / "new" / "docs"), schema, [], commit_properties=CommitProperties(both))
     new = Index.open(spark, str(tmp_path / "new"), delta_writer="deltalake")
     assert new.added_by("fp-json") == 0 and new.added_by("fp-top") is None
-    older = {FORMAT_KEY: FORMAT, FINGERPRINT_KEY: "fp-old"}  # as indexes written before userMetadata hold it
+    older = {FORMAT_KEY: "1", FINGERPRINT_KEY: "fp-old"}  # format 1 kept its keys at the top level only
     create_table_with_add_actions(str(tmp_path / "old" / "docs"), schema, [], commit_properties=CommitProperties(older))
-    assert Index.open(spark, str(tmp_path / "old"), delta_writer="deltalake").added_by("fp-old") == 0
+    with pytest.raises(UsageError, match="index format \\['None'\\]"):
+        Index.open(spark, str(tmp_path / "old"), delta_writer="deltalake")
 
 
-def test_read_metadata_both_forms():
+def test_read_metadata_reads_user_metadata_only():
     top = {"version": 3, FORMAT_KEY: FORMAT, FINGERPRINT_KEY: "x", "operation": "WRITE"}
-    assert read_metadata(top) == top
+    assert read_metadata(top) == {}
     assert read_metadata({**top, "userMetadata": json.dumps({FINGERPRINT_KEY: "y"})}) == {FINGERPRINT_KEY: "y"}
     assert read_metadata({"userMetadata": "a note someone typed"}) == {}  # not ours: no keys
     assert read_metadata({"userMetadata": None}) == {}
@@ -298,11 +298,11 @@ def test_other_spark_errors_are_not_conflicts(tmp_path):
         Index.open(fake, path, delta_writer="spark").append(FakeFrame(fake), "fp-a", {})
 
 
-def test_spark_history_without_user_metadata_names_the_fix(tmp_path):
-    """An index written before userMetadata: Spark's DESCRIBE HISTORY shows none of its keys."""
+def test_spark_history_without_user_metadata_is_another_format(tmp_path):
+    """A commit without our userMetadata (format 1, or not ours): DESCRIBE HISTORY shows no format."""
     fake, path = _spark_index(tmp_path)
     fake.commit(None)
-    with pytest.raises(UsageError, match="index format \\['None'\\].*index.delta_writer=deltalake"):
+    with pytest.raises(UsageError, match="index format \\['None'\\].*seed a new index"):
         Index.open(fake, path, delta_writer="spark")
 
 
