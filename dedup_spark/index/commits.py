@@ -59,9 +59,9 @@ def user_metadata(metadata: Mapping[str, str]) -> str:
     return json.dumps(dict(metadata), sort_keys=True)
 
 
-def read_metadata(commit: Mapping[str, Any]) -> dict[str, Any]:
-    """A commit's metadata: the JSON object in its `userMetadata`; {} when it holds none (not our commit)."""
-    stored = commit.get(USER_METADATA)
+def read_metadata(stored: str | None) -> dict[str, Any]:
+    """A commit's metadata from its `userMetadata` value: the JSON object it holds; {} when it holds none (not our
+    commit)."""
     try:
         parsed = json.loads(stored) if isinstance(stored, str) else None
     except ValueError:

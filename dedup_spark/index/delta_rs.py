@@ -29,7 +29,7 @@ class DeltaRs:
         delta = DeltaTable(_uri(table), version=version)
         newest = delta.version()
         entries = [
-            {**read_metadata(entry), "version": int(entry["version"])}
+            {**read_metadata(entry.get(USER_METADATA)), "version": int(entry["version"])}
             for entry in delta.history()
             if entry["version"] <= newest
         ]

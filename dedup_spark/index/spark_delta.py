@@ -59,7 +59,7 @@ class SparkDelta:
         """Every commit's metadata, newest first (from userMetadata; a commit without it gives {})."""
         quoted = storage.to_spark_path(table).replace("`", "``")
         rows = self.spark.sql(f"DESCRIBE HISTORY delta.`{quoted}`").select("version", USER_METADATA).collect()
-        entries = [{**read_metadata({USER_METADATA: r[USER_METADATA]}), "version": int(r["version"])} for r in rows]
+        entries = [{**read_metadata(r[USER_METADATA]), "version": int(r["version"])} for r in rows]
         return sorted(entries, key=lambda e: -e["version"])
 
     def history(self, table: str, version: int | None) -> tuple[int, list[dict[str, Any]]]:
