@@ -10,7 +10,8 @@ small index and against the large one (`run --index=...`, as a daily run: checke
 hard-linked copy of the index made before the clock starts, so every repeat starts from the same index; Delta never
 rewrites a file); default stages (neardup, exactsubstr), local mode, all cores. Each configuration's fastest run
 is kept. Targets (issue 17): batch + index <= 1.5x the batch alone; large index <= 1.2x small index; the index's size on
-disk per GB of text is reported. The split and the indexes are kept in --work and reused by later runs.
+disk per GB of text is reported. The split and the indexes are kept in --work and reused by later runs (indexes of
+the current index format only).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from breakdown import print_steps, steps  # benchmarks/ is on sys.path when a script of it runs
+
+from dedup_spark.index.store import FORMAT_VERSION
 
 CORES = os.cpu_count() or 1
 ENV = {
@@ -77,13 +80,14 @@ def create_indexes(work: Path) -> dict[str, dict]:
     for name in ("small", "large"):
         index = work / f"index-{name}"
         info = work / f"index-{name}.json"
-        if not info.exists():
+        if not info.exists() or json.loads(info.read_text()).get("format") != FORMAT_VERSION:
+            shutil.rmtree(index, ignore_errors=True)
             seconds = dedup_spark("index", "create", f"--input={work / name}", f"--index={index}",
                                   "--set", "input.id_column=id")  # fmt: skip
             text = sum(text_mb(pq.read_table(f, columns=["text"])) for f in (work / name).glob("*.parquet"))
             disk = sum(f.stat().st_size for f in index.rglob("*") if f.is_file())
-            info.write_text(json.dumps({"seconds": round(seconds, 1), "text_mb": round(text, 1),
-                                        "disk_mb": round(disk / 1e6, 1),
+            info.write_text(json.dumps({"format": FORMAT_VERSION, "seconds": round(seconds, 1),
+                                        "text_mb": round(text, 1), "disk_mb": round(disk / 1e6, 1),
                                         "disk_per_gb_text_gb": round(disk / (text * 1e6), 3)}))  # fmt: skip
         created[name] = json.loads(info.read_text())
         print(f"index {name}: {created[name]}", file=sys.stderr, flush=True)

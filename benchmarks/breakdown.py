@@ -17,6 +17,8 @@ def steps(report: dict[str, Any]) -> list[dict[str, Any]]:
         if not inner:
             rows.append({"step": stage["name"], "seconds": stage["seconds"], "rows": stage.get("rows_out")})
         rows += [{**step, "step": f"{stage['name']}/{step['step']}"} for step in inner]
+        searched = (stage.get("details", {}).get("index") or {}).get("steps") or []  # run --index: its search
+        rows += [{**step, "step": f"{stage['name']}/index/{step['step']}"} for step in searched]
     return [{"files": None, "bytes": None, **row} for row in rows]
 
 

@@ -117,7 +117,7 @@ def test_neardup_against_the_index_equals_protect(run_cli, tmp_path):
 
 
 def _append(spark, index: Index, ids: list[str], fingerprint: str) -> int:
-    rows = [(i, index.version + 1, i * 3, 3 * len(i), i, i, 1, [1, 2], [(0, 1, 3)]) for i in ids]
+    rows = [(i, index.version + 1, i * 3, 3 * len(i), i, i, 1, [1, 2], [(0, 1, 3, b"d" * 16, [7])]) for i in ids]
     frame = spark.createDataFrame(rows, DOCS_SCHEMA)
     return index.append(frame, fingerprint, {"documents_added": len(ids), "text_bytes_added": 0})
 
@@ -296,7 +296,7 @@ def _index_state(index) -> dict[str, tuple]:
             r["text_hash"],
             r["norm_hash"],
             tuple(r["band_keys"]),
-            tuple((s["start"], s["end"], s["minimizer"]) for s in r["superkmers"]),
+            tuple((s["start"], s["end"], s["minimizer"], s["digest"], tuple(s["keys"])) for s in r["superkmers"]),
         )
         for i, r in _index_rows(index).items()
     }

@@ -175,9 +175,7 @@ def _run_pass(
     index_metrics = None
     if index is not None:  # run --index: the windows the index's texts hold are cut too
         folder = storage.join(work_dir, "index")
-        shared, index_metrics = runs_shared_with(
-            spark, docs, index, config, folder, batch_pieces=chunk_pieces, batch_pairs=pairs
-        )
+        shared, index_metrics = runs_shared_with(spark, docs, index, config, folder)
         runs = runs.unionByName(shared)
     touched = step("touched", cut(docs, runs, text_column, k, ex.min_remaining_chars))
     columns = docs.columns

@@ -8,9 +8,10 @@ Layout: `INDEX/docs`, a Delta table with one row per kept document (`DOCS_SCHEMA
   text_hash  first 32 hex digits of the SHA-256 of the text (an exact-duplicate key)
   norm_hash, n_shingles, band_keys   NearDup's signature of the text (`neardup.signatures.SIGNATURE_SCHEMA`),
              so a later run joins its batch's LSH bands against the index's without hashing the index again
-  superkmers ExactSubstr's super-k-mers of the text (start, end, minimizer), each distinct one stored with the
-             first document holding it in its commit (`exactsubstr/against.doc_superkmers`), so a later run reads
-             only the index text around the minimizers its batch holds, and a repeated header once
+  superkmers ExactSubstr's super-k-mers of the text (start, end, minimizer, a digest of their bytes, their
+             context keys), each distinct one stored with the first document holding it in its commit
+             (`exactsubstr/against.doc_superkmers`), so a later run reads only the index text that can share a
+             window with its batch, settles long shared passages by digest, and reads a repeated header once
 Which Delta writer (`index.delta_writer`, like `output.delta_writer`): `auto` uses Spark's own Delta when the
 session has Delta (Databricks, clusters with the Delta jars: `spark_delta.py`), else delta-rs (`delta_rs.py`:
 Spark writes the Parquet files into the table folder, `batch-<n>-<token>/`, and delta-rs commits them); `spark`
@@ -56,8 +57,8 @@ from dedup_spark.session import session_has_delta
 
 log = logging.getLogger("dedup_spark")
 
-# 2: superkmers replaced the per-document minimizer sets of format 1.
-FORMAT_VERSION = 2
+# 2: superkmers replaced the per-document minimizer sets of format 1; 3: each super-k-mer has a digest and keys.
+FORMAT_VERSION = 3
 FORMAT_KEY = "dedup_spark.index_format"
 FINGERPRINT_KEY = "dedup_spark.input_fingerprint"
 DOCS_TABLE = "docs"
@@ -65,7 +66,8 @@ SIGNATURES_KEY = "dedup_spark.signatures"
 MINIMIZERS_KEY = "dedup_spark.minimizers"
 DOCS_SCHEMA = (
     "id string, batch long, text string, bytes long, text_hash string, norm_hash string, n_shingles int, "
-    "band_keys array<bigint>, superkmers array<struct<start:int,end:int,minimizer:bigint>>"
+    "band_keys array<bigint>, "
+    "superkmers array<struct<start:int,end:int,minimizer:bigint,digest:binary,keys:array<int>>>"
 )
 
 

@@ -18,7 +18,8 @@ def test_exactsubstr_against_the_index_equals_keep_first_oracle(spark, tmp_path)
     """Index texts first, never cut; the batch in id order: spans equal the brute-force oracle restricted to it."""
     texts = adversarial_corpus(seed=3)
     # Copies inside the index (whole and inside other text): their super-k-mers are stored once.
-    index_texts, batch_texts = texts[:20] + [texts[0], "zz" + texts[3] + "zz"], texts[20:]
+    # A batch text holding an index text: the inside of the copy is settled by digest, its edges by the merge.
+    index_texts, batch_texts = texts[:20] + [texts[0], "zz" + texts[3] + "zz"], texts[20:] + ["qq" + texts[5] + "qq"]
     k = 8
     for policy, stored in (("keep_first", False), ("strike_all", False), ("keep_first", True), ("strike_all", True)):
         config = build_config(
@@ -38,7 +39,7 @@ def test_exactsubstr_against_the_index_equals_keep_first_oracle(spark, tmp_path)
         # Index ids sort after the batch's: the index comes first because it is the index, not by its ids.
         index_rows = [(f"x{i:05d}", t, len(t.encode())) for i, t in enumerate(index_texts)]
         index = spark.createDataFrame(index_rows, "_dd_id string, text string, _dd_bytes long")
-        if stored:  # as the index stores them: only the index's super-k-mers with a minimizer of the batch are read
+        if stored:  # as the index stores them: only the index's super-k-mers with a key of the batch are read
             index = index.join(doc_superkmers(index, "text", k, 3), "_dd_id", "left")
         ctx = StageContext(spark, config, str(tmp_path / f"{policy}-{stored}"), None, index)
         result = ExactSubstr().run(ctx, docs)
@@ -53,6 +54,8 @@ def test_exactsubstr_against_the_index_equals_keep_first_oracle(spark, tmp_path)
         assert shared["documents_sharing_with_index"] > 0 and shared["bytes_shared_with_index"] > 0
         searched = shared["index_documents_searched"]
         assert searched is None if not stored else 0 < searched < len(index_texts)
+        if stored:  # both ways of step 3 and 4 were taken: shared whole by digest, and merged byte by byte
+            assert shared["batch_superkmers_shared_whole"] > 0 and shared["superkmers_shipped"] > 0
 
 
 def test_stored_superkmers_hold_every_distinct_window_of_the_index_once(spark):

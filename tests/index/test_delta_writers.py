@@ -32,7 +32,7 @@ def _log(table: Path) -> dict[int, list[dict[str, Any]]]:
 
 
 def _append(spark, index: Index, ids: list[str], fingerprint: str) -> int:
-    rows = [(i, index.version + 1, i * 3, 3 * len(i), i, i, 1, [1, 2], [(0, 1, 3)]) for i in ids]
+    rows = [(i, index.version + 1, i * 3, 3 * len(i), i, i, 1, [1, 2], [(0, 1, 3, b"d" * 16, [7])]) for i in ids]
     return index.append(spark.createDataFrame(rows, DOCS_SCHEMA), fingerprint, {"documents_added": len(ids)})
 
 

@@ -1,0 +1,136 @@
+"""Context keys of super-k-mers: which of a reference's super-k-mers can share a window with a batch.
+
+A super-k-mer's minimizer says little in source code, where 32-byte grams recur everywhere: a batch's minimizers
+select most of a reference. A shared window says more. A window W (k bytes) has a leftmost minimum w-gram at offset q,
+0 <= q <= k - w, and q depends on W's bytes only. That w-gram leaves q bytes of W before it and k - w - q after it,
+so one side has at least C = ceil((k - w) / 2) bytes. So every super-k-mer gets keys: for each w-gram of it that is
+the minimum of some window (found among all of them, ties included), a *before* key hashing (minimizer, the C bytes
+before the w-gram) when those bytes lie inside the super-k-mer, and an *after* key hashing (minimizer, the C bytes
+after it) likewise. Two super-k-mers holding one window W both hold W's w-gram and its C bytes on the long side, so
+they share that key: a super-k-mer none of whose keys the batch has shares no window with it. The converse fails
+only by collisions of the 32-bit keys (rate about distinct batch keys / 2^32), which select a super-k-mer for
+nothing: more work, never another result.
+
+Keys depend on the super-k-mer's bytes and its neighbours (a w-gram counts when it is the minimum of any window
+around it), so identical super-k-mers may get different extra keys; the key of every window they hold is in both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from dedup_spark.exactsubstr.minimizers import HASH_BASE, SuperKmers, mix64, sliding_min, wgram_hashes
+
+_U64_MAX = np.uint64((1 << 64) - 1)
+# Positions per segment of `_minimum_positions`: temporaries of a few tens of MB whatever the text's size.
+_SEGMENT = 1 << 20
+# Pieces are concatenated into texts of about this many bytes (fewer numpy calls for many small documents).
+_BATCH_BYTES = 1 << 22
+# Salts of the two sides, so a before key and an after key over the same bytes differ.
+_BEFORE, _AFTER = np.uint64(0x243F6A8885A308D3), np.uint64(0x13198A2E03707344)
+
+
+def context_length(k: int, w: int) -> int:
+    """C = ceil((k - w) / 2): the bytes every window has on one side of its minimum w-gram."""
+    return (k - w + 1) // 2
+
+
+def superkmer_keys(datas: Sequence[bytes], runs: SuperKmers, k: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of `runs` (super-k-mers of `datas`, as `superkmers_batch` returns them, sorted by piece and start).
+
+    Returns (run, key): int64 indexes into `runs` and int32 keys, sorted by run then key, without repeats.
+    """
+    lengths = np.fromiter((len(d) for d in datas), dtype=np.int64, count=len(datas))
+    cum = np.cumsum(lengths)
+    run_parts: list[np.ndarray] = []
+    key_parts: list[np.ndarray] = []
+    first = 0
+    while first < len(datas):
+        base = cum[first - 1] if first else 0
+        end = max(first + 1, int(np.searchsorted(cum, base + _BATCH_BYTES, side="right")))
+        lo, hi = np.searchsorted(runs.piece, [first, end])
+        if hi > lo:
+            offsets = np.concatenate(([0], np.cumsum(lengths[first:end])))
+            text = np.frombuffer(b"".join(datas[first:end]), dtype=np.uint8)
+            at = offsets[runs.piece[lo:hi] - first]
+            run, key = _keys(text, runs.minimizer[lo:hi], at + runs.start[lo:hi], at + runs.end[lo:hi], k, w)
+            run_parts.append(run + lo)
+            key_parts.append(key)
+        first = end
+    if not run_parts:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32)
+    run, key = np.concatenate(run_parts), np.concatenate(key_parts)
+    order = np.lexsort((key, run))
+    run, key = run[order], key[order]
+    fresh = np.ones(len(run), dtype=bool)
+    fresh[1:] = (run[1:] != run[:-1]) | (key[1:] != key[:-1])
+    return run[fresh], key[fresh]
+
+
+def _keys(
+    text: np.ndarray, minimizer: np.ndarray, start: np.ndarray, end: np.ndarray, k: int, w: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(run, key) of runs given in text coordinates: run r owns window starts [start[r], end[r])."""
+    c = context_length(k, w)
+    positions, hashes = _minimum_positions(text, k, w)
+    # The w-grams of run r start in [start, end + k - w); those holding its minimizer are its minimum w-grams.
+    lo = np.searchsorted(positions, start)
+    counts = np.searchsorted(positions, end + (k - w)) - lo
+    run = np.repeat(np.arange(len(start)), counts)
+    index = np.arange(len(run)) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
+    at = positions[index]
+    mine = hashes[index] == minimizer[run]
+    run, at = run[mine], at[mine]
+    before = at - c >= start[run]
+    after = at + w + c <= end[run] + (k - 1)
+    keys = [
+        _key(minimizer[run[before]], _hash_at(text, at[before] - c, c), _BEFORE),
+        _key(minimizer[run[after]], _hash_at(text, at[after] + w, c), _AFTER),
+    ]
+    return np.concatenate((run[before], run[after])), np.concatenate(keys)
+
+
+def _minimum_positions(text: np.ndarray, k: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (sorted) and hashes of the w-grams of `text` that are the minimum of at least one window.
+
+    Every window containing w-gram p has a minimum <= hash(p); p is the minimum of one of them exactly when the
+    largest of their minima equals hash(p). The largest is a sliding minimum over complements.
+    """
+    span = k - w + 1  # w-grams per window
+    n_grams, n_windows = len(text) - w + 1, len(text) - k + 1
+    positions: list[np.ndarray] = []
+    hashes: list[np.ndarray] = []
+    for lo in range(0, max(n_grams, 0), _SEGMENT):
+        hi = min(n_grams, lo + _SEGMENT)
+        first, last = max(0, lo - span + 1), min(n_windows, hi)  # the windows holding w-grams [lo, hi)
+        if last <= first:
+            break
+        grams = wgram_hashes(text[first : last - 1 + k], w)  # w-grams first .. last + span - 2
+        flipped = np.full(last - first + 2 * (span - 1), _U64_MAX, dtype=np.uint64)
+        flipped[span - 1 : span - 1 + last - first] = ~sliding_min(grams, span)
+        largest = ~sliding_min(flipped, span)  # largest[t]: over the windows holding w-gram first + t
+        part = slice(lo - first, hi - first)
+        found = np.flatnonzero(grams[part] == largest[part])
+        positions.append(found + lo)
+        hashes.append(grams[part][found])
+    if not positions:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
+    return np.concatenate(positions).astype(np.int64), np.concatenate(hashes)
+
+
+def _hash_at(text: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """Polynomial hash of text[s : s + length] for each s in starts (uint64)."""
+    acc = np.zeros(len(starts), dtype=np.uint64)
+    base = np.uint64(HASH_BASE)
+    for j in range(length):
+        acc *= base
+        acc += text[starts + j]
+    return acc
+
+
+def _key(minimizer: np.ndarray, context: np.ndarray, side: np.uint64) -> np.ndarray:
+    """32-bit key of (minimizer, context hash, side): the high half of a mixed 64-bit value."""
+    mixed = mix64(mix64(context ^ side) ^ minimizer)
+    return (mixed >> np.uint64(32)).astype(np.uint32).view(np.int32)
