@@ -47,7 +47,7 @@ from dedup_spark.config import RunConfig
 from dedup_spark.exactsubstr.contamination import search_shipped, shared_windows
 from dedup_spark.exactsubstr.context_keys import superkmer_keys
 from dedup_spark.exactsubstr.minimizers import superkmers_batch
-from dedup_spark.sparkops import Steps
+from dedup_spark.sparkops import Steps, small_shuffles
 
 SUPERKMERS_TYPE = "array<struct<start:int,end:int,minimizer:bigint,digest:binary,keys:array<int>>>"
 ROWS_SCHEMA = f"{ID} string, minimizer long, start int, end int, digest binary, keys array<int>"
@@ -153,32 +153,33 @@ def _runs_from_stored(
     k, text_column = ex.min_length, config.input.text_column
     step = Steps(spark, work_dir)
     batch = step("batch_superkmers", superkmer_rows(docs, text_column, k, ex.width))  # 1.
-    keys = step("batch_keys", batch.select(F.explode("keys").alias("key")).distinct())
-    if step.figures["batch_keys"]["rows"] <= BROADCAST_KEYS:
-        keys = F.broadcast(keys)
-    stored = reference.select(ID, F.explode(SUPERKMERS).alias("s")).select(
-        ID, "s.minimizer", "s.start", "s.end", "s.digest", F.explode("s.keys").alias("key")
-    )
-    candidates = step("index_candidates", stored.join(keys, "key", "left_semi"))  # 2.
-    whole = step(  # 3.
-        "shared_whole",
-        batch.join(candidates.select("minimizer", "digest").distinct(), ["minimizer", "digest"], "left_semi").select(
-            ID, "start", "end"
-        ),
-    )
-    rest = batch.join(whole, [ID, "start"], "left_anti").select(
-        ID, "minimizer", "start", "end", F.explode("keys").alias("key")
-    )
-    common = rest.select("key").intersect(candidates.select("key"))  # 4.
-    superkmer = [ID, "minimizer", "start", "end"]
-    from_index = step("index_superkmers", candidates.join(common, "key", "left_semi").select(*superkmer).distinct())
-    from_batch = step("batch_merged", rest.join(common, "key", "left_semi").select(*superkmer).distinct())
-    shipped = step(
-        "shipped",
-        _cut_out(step, "index", reference, text_column, from_index, k, TRAIN_PREFIX).unionByName(
-            _cut_out(step, "batch", docs, text_column, from_batch, k, EVAL_PREFIX)
-        ),
-    )
+    # The joins below handle about one row per batch super-k-mer: shuffles sized to that, not to the session's.
+    with small_shuffles(spark, step.figures["batch_superkmers"]["rows"]):
+        keys = step("batch_keys", batch.select(F.explode("keys").alias("key")).distinct())
+        if step.figures["batch_keys"]["rows"] <= BROADCAST_KEYS:
+            keys = F.broadcast(keys)
+        stored = reference.select(ID, F.explode(SUPERKMERS).alias("s")).select(
+            ID, "s.minimizer", "s.start", "s.end", "s.digest", F.explode("s.keys").alias("key")
+        )
+        candidates = step("index_candidates", stored.join(keys, "key", "left_semi"))  # 2.
+        matched = candidates.select("minimizer", "digest").distinct()
+        whole = step(  # 3.
+            "shared_whole", batch.join(matched, ["minimizer", "digest"], "left_semi").select(ID, "start", "end")
+        )
+        rest = batch.join(whole, [ID, "start"], "left_anti").select(
+            ID, "minimizer", "start", "end", F.explode("keys").alias("key")
+        )
+        common = step("shared_keys", rest.select("key").intersect(candidates.select("key")))  # 4.
+        superkmer = [ID, "minimizer", "start", "end"]
+        from_index = candidates.join(common, "key", "left_semi").select(*superkmer).distinct()
+        from_index = step("index_superkmers", from_index)
+        from_batch = step("batch_merged", rest.join(common, "key", "left_semi").select(*superkmer).distinct())
+        shipped = step(
+            "shipped",
+            _cut_out(step, "index", reference, text_column, from_index, k, TRAIN_PREFIX).unionByName(
+                _cut_out(step, "batch", docs, text_column, from_batch, k, EVAL_PREFIX)
+            ),
+        )
     windows, totals = search_shipped(spark, step, shipped, k, ex.chunk_size)
     runs = windows.filter(F.col(ID).startswith(EVAL_PREFIX)).select(_unprefixed(EVAL_PREFIX), "start", "end")
     metrics = {

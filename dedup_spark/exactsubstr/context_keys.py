@@ -56,17 +56,14 @@ def superkmer_keys(datas: Sequence[bytes], runs: SuperKmers, k: int, w: int) -> 
             text = np.frombuffer(b"".join(datas[first:end]), dtype=np.uint8)
             at = offsets[runs.piece[lo:hi] - first]
             run, key = _keys(text, runs.minimizer[lo:hi], at + runs.start[lo:hi], at + runs.end[lo:hi], k, w)
-            run_parts.append(run + lo)
-            key_parts.append(key)
+            # One sort of (run, key) packed in 64 bits orders the batch's pairs and drops repeats.
+            packed = np.unique((run + lo) << 32 | key.view(np.uint32).astype(np.int64))
+            run_parts.append(packed >> 32)
+            key_parts.append((packed & 0xFFFFFFFF).astype(np.uint32).view(np.int32))
         first = end
     if not run_parts:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32)
-    run, key = np.concatenate(run_parts), np.concatenate(key_parts)
-    order = np.lexsort((key, run))
-    run, key = run[order], key[order]
-    fresh = np.ones(len(run), dtype=bool)
-    fresh[1:] = (run[1:] != run[:-1]) | (key[1:] != key[:-1])
-    return run[fresh], key[fresh]
+    return np.concatenate(run_parts), np.concatenate(key_parts)
 
 
 def _keys(
