@@ -252,7 +252,7 @@ def index_rows(docs: DataFrame, batch: int, config: RunConfig) -> DataFrame:
 
     The signatures are those NearDup computes for the same text and settings (`neardup.signatures`), so a later
     run with these settings can use them in place of hashing the index; the super-k-mers let ExactSubstr read
-    only the index text around the minimizers of its batch (`exactsubstr/against.py`; see `reference_docs`)."""
+    only the index text that can share a window with its batch (`exactsubstr/against.py`; see `reference_docs`)."""
     nd, lsh, ex = config.neardup, resolve_lsh(config.neardup), config.exactsubstr
     sign = signature_batches(nd, lsh, "text")
     signatures = docs.select(F.col("id").alias(ID), "text").mapInArrow(sign, SIGNATURE_SCHEMA)
