@@ -21,13 +21,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dedup_spark.exactsubstr.minimizers import HASH_BASE, SuperKmers, mix64, sliding_min, wgram_hashes
+from dedup_spark.exactsubstr.minimizers import HASH_BASE, SuperKmers, byte_batches, mix64, sliding_min, wgram_hashes
 
 _U64_MAX = np.uint64((1 << 64) - 1)
 # Positions per segment of `_minimum_positions`: temporaries of a few tens of MB whatever the text's size.
 _SEGMENT = 1 << 20
-# Pieces are concatenated into texts of about this many bytes (fewer numpy calls for many small documents).
-_BATCH_BYTES = 1 << 22
 # Salts of the two sides, so a before key and an after key over the same bytes differ.
 _BEFORE, _AFTER = np.uint64(0x243F6A8885A308D3), np.uint64(0x13198A2E03707344)
 
@@ -43,13 +41,9 @@ def superkmer_keys(datas: Sequence[bytes], runs: SuperKmers, k: int, w: int) -> 
     Returns (run, key): int64 indexes into `runs` and int32 keys, sorted by run then key, without repeats.
     """
     lengths = np.fromiter((len(d) for d in datas), dtype=np.int64, count=len(datas))
-    cum = np.cumsum(lengths)
     run_parts: list[np.ndarray] = []
     key_parts: list[np.ndarray] = []
-    first = 0
-    while first < len(datas):
-        base = cum[first - 1] if first else 0
-        end = max(first + 1, int(np.searchsorted(cum, base + _BATCH_BYTES, side="right")))
+    for first, end in byte_batches(lengths):
         lo, hi = np.searchsorted(runs.piece, [first, end])
         if hi > lo:
             offsets = np.concatenate(([0], np.cumsum(lengths[first:end])))
@@ -60,7 +54,6 @@ def superkmer_keys(datas: Sequence[bytes], runs: SuperKmers, k: int, w: int) -> 
             packed = np.unique((run + lo) << 32 | key.view(np.uint32).astype(np.int64))
             run_parts.append(packed >> 32)
             key_parts.append((packed & 0xFFFFFFFF).astype(np.uint32).view(np.int32))
-        first = end
     if not run_parts:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32)
     return np.concatenate(run_parts), np.concatenate(key_parts)

@@ -15,7 +15,7 @@ Work is done in segments of `_SEGMENT_WINDOWS` windows so temporaries stay small
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -187,19 +187,22 @@ def superkmers_batch(datas: Sequence[bytes], owned: Sequence[int] | np.ndarray, 
     n_owned = np.clip(owned_arr, 0, np.maximum(lengths - k + 1, 0))
     # Only bytes covered by owned windows matter; trimming makes every window of a trimmed piece owned.
     used = np.where(n_owned > 0, n_owned + k - 1, 0)
-    parts: list[SuperKmers] = []
-    batch_first = 0
-    cum_used = np.cumsum(used)
-    while batch_first < len(datas):
-        base = cum_used[batch_first - 1] if batch_first else 0
-        batch_end = int(np.searchsorted(cum_used, base + _BATCH_BYTES, side="right"))
-        batch_end = max(batch_end, batch_first + 1)
-        parts.append(_superkmers_of_batch(datas, used, n_owned, batch_first, batch_end, k, w))
-        batch_first = batch_end
+    parts = [_superkmers_of_batch(datas, used, n_owned, first, end, k, w) for first, end in byte_batches(used)]
     if not parts:
         empty = np.empty(0, dtype=np.int64)
         return SuperKmers(empty, np.empty(0, dtype=np.uint64), empty.copy(), empty.copy())
     return SuperKmers(*(np.concatenate(cols) for cols in zip(*parts, strict=True)))
+
+
+def byte_batches(sizes: np.ndarray) -> Iterator[tuple[int, int]]:
+    """Consecutive ranges [first, end) of items whose sizes add up to about `_BATCH_BYTES` (at least one item)."""
+    cum = np.cumsum(sizes)
+    first = 0
+    while first < len(sizes):
+        base = cum[first - 1] if first else 0
+        end = max(first + 1, int(np.searchsorted(cum, base + _BATCH_BYTES, side="right")))
+        yield first, end
+        first = end
 
 
 def _superkmers_of_batch(
