@@ -27,6 +27,8 @@ INGEST_COLUMNS = (FILE, REASON, RAW, ID, BYTES, ORDER, COPY, SHARD)
 # NearDup (neardup/).
 PROTECTED = "_dd_protected"  # a held-out document of `run --protect`
 WITH_PROTECTED = "_dd_with_protected"  # a cluster holding a held-out document
+# A literal true on the --index documents among the held-out ones: a filter on it drops their scan from the plan.
+INDEXED = "_dd_indexed"
 SIZE = "_dd_size"
 RANK = "_dd_rank"
 EDGE_COMPONENT = "_dd_edge_component"

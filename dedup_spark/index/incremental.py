@@ -33,7 +33,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dedup_spark import __version__
-from dedup_spark.columns import BYTES, ID, INDEX_ID_PREFIX, SUPERKMERS, col
+from dedup_spark.columns import BYTES, ID, INDEX_ID_PREFIX, INDEXED, SUPERKMERS, col
 from dedup_spark.config import RunConfig
 from dedup_spark.errors import InputError
 from dedup_spark.exactsubstr.against import SUPERKMERS_TYPE, doc_superkmers
@@ -161,6 +161,7 @@ def reference_docs(
         F.col("text").alias(text),
         F.col("bytes").alias(BYTES),
         *extra,
+        F.lit(True).alias(INDEXED),
     )
     if protected is not None:
         for_neardup = protected.unionByName(for_neardup, allowMissingColumns=True)

@@ -2,6 +2,8 @@
 
 Steps, each a Spark stage whose result is written under the stage's work folder:
 1. signatures   per document (Arrow batches in Python): normalised text hash, shingle count, LSH band keys.
+   near_input   (only with held-out documents: --protect, --index) the input documents and the held-out ones
+                sharing a band bucket with one of them; the rest decide nothing (`_near_input`).
 2. exact        documents with identical normalised text form a group; its lowest id is the representative,
                 and only representatives go on to banding (identical copies still end up in one cluster).
 3. candidates   per (band, key) bucket, sorted by id, each member is paired with the bucket's first member and
@@ -29,7 +31,16 @@ from typing import Any, ClassVar
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from dedup_spark.columns import BYTES, ID, INDEX_ID_PREFIX, PROTECTED, PROTECTED_ID_PREFIX, SIZE, WITH_PROTECTED
+from dedup_spark.columns import (
+    BYTES,
+    ID,
+    INDEX_ID_PREFIX,
+    INDEXED,
+    PROTECTED,
+    PROTECTED_ID_PREFIX,
+    SIZE,
+    WITH_PROTECTED,
+)
 from dedup_spark.config import NeardupConfig, RunConfig
 from dedup_spark.errors import ConfigError, InputError
 from dedup_spark.excerpts import collect_heads, side_by_side
@@ -95,14 +106,18 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
     docs = _with_protected(docs, protected)
     # run --index: the index's signatures as stored (same settings and version), so the index is not re-hashed.
     known = ctx.protected_signatures
-    to_sign = docs if known is None else docs.filter(~F.col(ID).startswith(INDEX_ID_PREFIX))
+    to_sign = docs if known is None else docs.filter(F.col(INDEXED).isNull())  # the index's texts are not read
 
     with file_per_task(spark):  # signatures cost CPU per byte: one ingest shard per task keeps the cores busy
         computed = to_sign.select(ID, text_column).mapInArrow(signature_batches(nd, lsh, text_column), SIGNATURE_SCHEMA)
-        signatures = step("signatures", computed if known is None else computed.unionByName(known))
+        signatures = step("signatures", computed)  # the index's stored signatures are not copied
+    if known is not None:
+        signatures = signatures.unionByName(known)
     # After the signatures the stage works on ids, pairs and a subset of the corpus: size its shuffles to that.
     with small_shuffles(spark, step.figures["signatures"]["rows"] * lsh.bands):
         matchable = signatures.filter(F.col("n_shingles") > 0)
+        if protected is not None:
+            matchable = step("near_input", _near_input(matchable))
         groups = matchable.groupBy("norm_hash").agg(F.min(ID).alias("rep"), F.count(F.lit(1)).alias("copies"))
         groups = step("exact", groups.filter(F.col("copies") > 1))  # written: few rows, read by several steps
         exact_edges = (
@@ -160,7 +175,7 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
         reason = F.when(by_index, "near_duplicate_of_index")
         reason = reason.when(F.col(WITH_PROTECTED), "contamination").otherwise("near_duplicate")
         removed_ids = clusters.filter(~F.col("kept")).select(ID, "cluster_id", reason.alias("reason"))
-        removed = involved.join(removed_ids, ID).drop(PROTECTED)
+        removed = involved.join(removed_ids, ID).drop(PROTECTED, INDEXED)
         metrics = _metrics(signatures, groups, step.figures["candidates"]["rows"], verified, clusters, lsh, rounds)
         metrics["cluster_rule"] = lsh.cluster_rule
         if lsh.cluster_rule == "anchored":  # removed only after passing the keeper check: none fails it
@@ -182,6 +197,25 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
         tables={CLUSTERS_TABLE: clusters.select(F.col(ID).alias("doc_id"), *CLUSTER_COLUMNS)},
         metrics=metrics,
     )
+
+
+def _near_input(matchable: DataFrame) -> DataFrame:
+    """The input documents' signatures, and those of the held-out documents sharing a band bucket with one of them.
+
+    A held-out document in no bucket of an input document is on no pair that decides anything: pairs of two
+    held-out documents are dropped, and its exact copies (same normalised text, so same band keys) are in no such
+    bucket either. Every bucket holding an input document keeps all its members, so the candidate pairs are those
+    of the whole set; the steps after this one cost what the input's neighbourhood costs, not what the held-out
+    set (a large --index) does.
+    """
+    held_out = _held_out(ID)
+    inputs = matchable.filter(~held_out)
+
+    def buckets(frame: DataFrame) -> DataFrame:
+        return frame.select(ID, F.posexplode("band_keys").alias("band", "key"))
+
+    near = buckets(matchable.filter(held_out)).join(buckets(inputs).drop(ID), ["band", "key"], "left_semi")
+    return inputs.unionByName(matchable.join(near.select(ID), ID, "left_semi"))
 
 
 def _held_out(column: str) -> Column:
@@ -235,7 +269,7 @@ def _metrics(
         "verify_edit": lsh.verify_edit,
         "edit_threshold": lsh.edit_threshold,
         "s_curve": s_curve(lsh.bands, lsh.rows),
-        "too_short": signatures.filter(F.col("n_shingles") == 0).count(),
+        "too_short": signatures.filter((F.col("n_shingles") == 0) & ~_held_out(ID)).count(),
         "exact_duplicate_groups": int(exact["groups"] or 0),
         "exact_duplicate_copies": int(exact["copies"] or 0),
         "candidate_pairs": candidate_pairs,
