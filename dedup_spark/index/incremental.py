@@ -203,11 +203,13 @@ def finish(spark: SparkSession, config: RunConfig, run: IndexRun | None, report:
     report.index = entry
     version_after, added, added_bytes = run.latest.version, 0, 0
     if run.mode == "update" and run.added_at is None:
-        frame = _survivors(spark, config, report, run.latest.version + 1)
-        _check_new_ids(frame, run.latest, spark)
-        totals = frame.agg(F.count(F.lit(1)).alias("n"), F.sum("bytes").alias("b")).first()
+        survivors = _survivors(spark, config, report)
+        _check_new_ids(survivors, run.latest, spark)
+        # From data/ itself: counted on the index rows, the join with their signatures would hash the batch again.
+        totals = survivors.agg(F.count(F.lit(1)).alias("n"), F.sum(F.octet_length("text")).alias("b")).first()
         added, added_bytes = int(totals["n"]), int(totals["b"] or 0)
         counts = {"documents_added": added, "text_bytes_added": added_bytes, **stored_settings(config)}
+        frame = index_rows(survivors, run.latest.version + 1, config)
         try:
             version_after = run.latest.append(frame, run.fingerprint, counts)
         except Exception as exc:
@@ -240,11 +242,11 @@ def _read_output(spark: SparkSession, config: RunConfig, report: RunReport, name
     return spark.read.table(location)  # --output names catalog tables
 
 
-def _survivors(spark: SparkSession, config: RunConfig, report: RunReport, batch: int) -> DataFrame:
-    """data/ as index rows (`store.DOCS_SCHEMA`): what this run kept, with the text as written."""
+def _survivors(spark: SparkSession, config: RunConfig, report: RunReport) -> DataFrame:
+    """`id, text` of data/: what this run kept, with the text as written."""
     data = _read_output(spark, config, report, "data")
     doc_id = col(config.input.id_column).cast("string") if config.input.id_column else col(config.output.id_column)
-    return index_rows(data.select(doc_id.alias("id"), col(config.input.text_column).alias("text")), batch, config)
+    return data.select(doc_id.alias("id"), col(config.input.text_column).alias("text"))
 
 
 def index_rows(docs: DataFrame, batch: int, config: RunConfig) -> DataFrame:
