@@ -21,9 +21,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dedup_spark.exactsubstr.minimizers import HASH_BASE, SuperKmers, byte_batches, mix64, sliding_min, wgram_hashes
+from dedup_spark.exactsubstr.minimizers import (
+    HASH_BASE,
+    U64_MAX,
+    SuperKmers,
+    byte_batches,
+    mix64,
+    sliding_min,
+    wgram_hashes,
+)
 
-_U64_MAX = np.uint64((1 << 64) - 1)
 # Positions per segment of `_minimum_positions`: temporaries of a few tens of MB whatever the text's size.
 _SEGMENT = 1 << 20
 # Salts of the two sides, so a before key and an after key over the same bytes differ.
@@ -98,7 +105,7 @@ def _minimum_positions(text: np.ndarray, k: int, w: int) -> tuple[np.ndarray, np
         if last <= first:
             break
         grams = wgram_hashes(text[first : last - 1 + k], w)  # w-grams first .. last + span - 2
-        flipped = np.full(last - first + 2 * (span - 1), _U64_MAX, dtype=np.uint64)
+        flipped = np.full(last - first + 2 * (span - 1), U64_MAX, dtype=np.uint64)
         flipped[span - 1 : span - 1 + last - first] = ~sliding_min(grams, span)
         largest = ~sliding_min(flipped, span)  # largest[t]: over the windows holding w-gram first + t
         part = slice(lo - first, hi - first)

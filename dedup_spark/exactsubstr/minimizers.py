@@ -23,7 +23,7 @@ import numpy as np
 #: Odd 64-bit multiplier of the polynomial w-gram hash (odd, so it is invertible mod 2^64).
 HASH_BASE = 0x9E3779B97F4A7C15
 _U64_MASK = (1 << 64) - 1
-_U64_MAX = np.uint64(_U64_MASK)
+U64_MAX = np.uint64(_U64_MASK)
 # Windows per segment: 1M windows keeps each temporary at ~8 MB (cache friendly, bounded memory).
 _SEGMENT_WINDOWS = 1 << 20
 # Pieces are processed in batches of about this many bytes by `superkmers_batch` (temporaries ~17 B/byte).
@@ -112,7 +112,7 @@ def sliding_min(values: np.ndarray, width: int) -> np.ndarray:
     if width == 1:
         return values.copy()
     n_blocks = -(-n // width)
-    padded = np.full(n_blocks * width, _U64_MAX, dtype=np.uint64)
+    padded = np.full(n_blocks * width, U64_MAX, dtype=np.uint64)
     padded[:n] = values
     # Accumulating along axis 0 of the (width, n_blocks) transposed view is a vector op per row:
     # about twice as fast as accumulating along short rows.

@@ -78,8 +78,6 @@ def test_history_reads_user_metadata_and_refuses_format_1_commits(spark, tmp_pat
 
 
 def test_read_metadata_reads_user_metadata_only():
-    top = {"version": 3, FORMAT_KEY: FORMAT, FINGERPRINT_KEY: "x", "operation": "WRITE"}
-    assert read_metadata(top.get("userMetadata")) == {}  # top-level keys are not read
     assert read_metadata(json.dumps({FINGERPRINT_KEY: "y"})) == {FINGERPRINT_KEY: "y"}
     assert read_metadata("a note someone typed") == {}  # not ours: no keys
     assert read_metadata(None) == {}
