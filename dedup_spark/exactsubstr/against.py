@@ -45,8 +45,7 @@ from pyspark.sql import functions as F
 from dedup_spark.columns import BYTES, EVAL_PREFIX, ID, SUPERKMERS, TRAIN_PREFIX
 from dedup_spark.config import RunConfig
 from dedup_spark.exactsubstr.contamination import search_shipped, shared_windows
-from dedup_spark.exactsubstr.context_keys import superkmer_keys
-from dedup_spark.exactsubstr.minimizers import superkmers_batch
+from dedup_spark.exactsubstr.context_keys import superkmers_with_keys
 from dedup_spark.sparkops import Steps, small_shuffles
 
 SUPERKMERS_TYPE = "array<struct<start:int,end:int,minimizer:bigint,digest:binary,keys:array<int>>>"
@@ -61,7 +60,7 @@ BROADCAST_HITS_BYTES = 128 * 1024 * 1024
 class DocSuperkmerRows:
     """mapInArrow function: documents (`_dd_id`, `data` = UTF-8 bytes) -> one row per super-k-mer (ROWS_SCHEMA):
     `minimizer`, `start`, `end` (window starts [start, end)), `digest` (BLAKE2b-128 of its bytes) and `keys`
-    (`context_keys.superkmer_keys`)."""
+    (`context_keys.superkmers_with_keys`)."""
 
     k: int
     w: int
@@ -71,13 +70,12 @@ class DocSuperkmerRows:
         for batch in batches:
             ids = batch.column(ID).to_pylist()
             datas = batch.column("data").to_pylist()
-            runs = superkmers_batch(datas, [len(d) - k + 1 for d in datas], k, self.w)
+            runs, key_run, keys = superkmers_with_keys(datas, k, self.w)
             pieces, starts, ends = runs.piece.tolist(), runs.start.tolist(), runs.end.tolist()
             digests = [
                 hashlib.blake2b(datas[p][a : b + k - 1], digest_size=16).digest()
                 for p, a, b in zip(pieces, starts, ends, strict=True)
             ]
-            key_run, keys = superkmer_keys(datas, runs, k, self.w)
             offsets = np.searchsorted(key_run, np.arange(len(pieces) + 1)).astype(np.int32)
             yield pa.RecordBatch.from_arrays(
                 [

@@ -27,6 +27,7 @@ from dedup_spark.exactsubstr.minimizers import (
     SuperKmers,
     byte_batches,
     mix64,
+    runs_of_pieces,
     sliding_min,
     wgram_hashes,
 )
@@ -42,36 +43,51 @@ def context_length(k: int, w: int) -> int:
     return (k - w + 1) // 2
 
 
-def superkmer_keys(datas: Sequence[bytes], runs: SuperKmers, k: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keys of `runs` (super-k-mers of `datas`, as `superkmers_batch` returns them, sorted by piece and start).
+def superkmers_with_keys(datas: Sequence[bytes], k: int, w: int) -> tuple[SuperKmers, np.ndarray, np.ndarray]:
+    """The super-k-mers of whole documents (as `superkmers_batch` with every window owned) and their keys.
 
-    Returns (run, key): int64 indexes into `runs` and int32 keys, sorted by run then key, without repeats.
+    Returns (runs, run, key): `run` int64 indexes into `runs` and `key` int32 keys, sorted by run then key,
+    without repeats. The w-gram hashes and window minima are computed once for both.
     """
     lengths = np.fromiter((len(d) for d in datas), dtype=np.int64, count=len(datas))
-    run_parts: list[np.ndarray] = []
-    key_parts: list[np.ndarray] = []
-    for first, end in byte_batches(lengths):
-        lo, hi = np.searchsorted(runs.piece, [first, end])
-        if hi > lo:
-            offsets = np.concatenate(([0], np.cumsum(lengths[first:end])))
-            text = np.frombuffer(b"".join(datas[first:end]), dtype=np.uint8)
-            at = offsets[runs.piece[lo:hi] - first]
-            run, key = _keys(text, runs.minimizer[lo:hi], at + runs.start[lo:hi], at + runs.end[lo:hi], k, w)
-            # One sort of (run, key) packed in 64 bits orders the batch's pairs and drops repeats.
-            packed = np.unique((run + lo) << 32 | key.view(np.uint32).astype(np.int64))
-            run_parts.append(packed >> 32)
-            key_parts.append((packed & 0xFFFFFFFF).astype(np.uint32).view(np.int32))
-    if not run_parts:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32)
-    return np.concatenate(run_parts), np.concatenate(key_parts)
+    owned = np.maximum(lengths - k + 1, 0)
+    used = np.where(owned > 0, lengths, 0)
+    parts: list[tuple[SuperKmers, np.ndarray]] = []
+    done = 0  # runs found in earlier batches
+    for first, end in byte_batches(used):
+        pieces = np.arange(first, end)[owned[first:end] > 0]
+        if len(pieces) == 0:
+            continue
+        text = np.frombuffer(b"".join(datas[i] for i in pieces), dtype=np.uint8)
+        minima, positions, hashes = _minima_and_positions(text, k, w)
+        runs = runs_of_pieces(minima, pieces, used[pieces], owned[pieces])
+        at = np.concatenate(([0], np.cumsum(used[pieces])))[np.searchsorted(pieces, runs.piece)]
+        run, key = _keys(text, positions, hashes, runs.minimizer, at + runs.start, at + runs.end, k, w)
+        # One sort of (run, key) packed in 64 bits orders the batch's pairs and drops repeats.
+        parts.append((runs, np.unique((run + done) << 32 | key.view(np.uint32).astype(np.int64))))
+        done += len(runs.piece)
+    if not parts:
+        empty = np.empty(0, dtype=np.int64)
+        none = SuperKmers(empty, np.empty(0, dtype=np.uint64), empty.copy(), empty.copy())
+        return none, empty.copy(), np.empty(0, dtype=np.int32)
+    runs = SuperKmers(*(np.concatenate(cols) for cols in zip(*(r for r, _ in parts), strict=True)))
+    packed = np.concatenate([p for _, p in parts])
+    return runs, packed >> 32, (packed & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
 
 
 def _keys(
-    text: np.ndarray, minimizer: np.ndarray, start: np.ndarray, end: np.ndarray, k: int, w: int
+    text: np.ndarray,
+    positions: np.ndarray,
+    hashes: np.ndarray,
+    minimizer: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    k: int,
+    w: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(run, key) of runs given in text coordinates: run r owns window starts [start[r], end[r])."""
+    """(run, key) of runs given in text coordinates (run r owns window starts [start[r], end[r])), from the
+    positions and hashes of the text's minimum w-grams (`_minima_and_positions`)."""
     c = context_length(k, w)
-    positions, hashes = _minimum_positions(text, k, w)
     # The w-grams of run r start in [start, end + k - w); those holding its minimizer are its minimum w-grams.
     lo = np.searchsorted(positions, start)
     counts = np.searchsorted(positions, end + (k - w)) - lo
@@ -89,14 +105,16 @@ def _keys(
     return np.concatenate((run[before], run[after])), np.concatenate(keys)
 
 
-def _minimum_positions(text: np.ndarray, k: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (sorted) and hashes of the w-grams of `text` that are the minimum of at least one window.
+def _minima_and_positions(text: np.ndarray, k: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The minimizer of every window of `text` (as `minimizers.window_minimizers`), and the positions (sorted) and
+    hashes of the w-grams that are the minimum of at least one window.
 
     Every window containing w-gram p has a minimum <= hash(p); p is the minimum of one of them exactly when the
     largest of their minima equals hash(p). The largest is a sliding minimum over complements.
     """
     span = k - w + 1  # w-grams per window
     n_grams, n_windows = len(text) - w + 1, len(text) - k + 1
+    minima = np.empty(max(n_windows, 0), dtype=np.uint64)
     positions: list[np.ndarray] = []
     hashes: list[np.ndarray] = []
     for lo in range(0, max(n_grams, 0), _SEGMENT):
@@ -105,16 +123,17 @@ def _minimum_positions(text: np.ndarray, k: int, w: int) -> tuple[np.ndarray, np
         if last <= first:
             break
         grams = wgram_hashes(text[first : last - 1 + k], w)  # w-grams first .. last + span - 2
+        minima[first:last] = window_min = sliding_min(grams, span)  # segments overlap: same values written twice
         flipped = np.full(last - first + 2 * (span - 1), U64_MAX, dtype=np.uint64)
-        flipped[span - 1 : span - 1 + last - first] = ~sliding_min(grams, span)
+        flipped[span - 1 : span - 1 + last - first] = ~window_min
         largest = ~sliding_min(flipped, span)  # largest[t]: over the windows holding w-gram first + t
         part = slice(lo - first, hi - first)
         found = np.flatnonzero(grams[part] == largest[part])
         positions.append(found + lo)
         hashes.append(grams[part][found])
     if not positions:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
-    return np.concatenate(positions).astype(np.int64), np.concatenate(hashes)
+        return minima, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
+    return minima, np.concatenate(positions).astype(np.int64), np.concatenate(hashes)
 
 
 def _hash_at(text: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:

@@ -215,14 +215,21 @@ def _superkmers_of_batch(
         empty = np.empty(0, dtype=np.int64)
         return SuperKmers(empty, np.empty(0, dtype=np.uint64), empty.copy(), empty.copy())
     text = np.frombuffer(b"".join(memoryview(datas[i])[: used[i]] for i in keep), dtype=np.uint8)
-    values = window_minimizers(text, k, w)
-    starts_c = np.concatenate(([0], np.cumsum(used[keep])[:-1])).astype(np.int64)
-    owned_k = n_owned[keep]
+    return runs_of_pieces(window_minimizers(text, k, w), keep, used[keep], n_owned[keep])
+
+
+def runs_of_pieces(values: np.ndarray, pieces: np.ndarray, used: np.ndarray, owned: np.ndarray) -> SuperKmers:
+    """Super-k-mer runs of pieces laid back to back in one text, from the minimizer of every window of that text.
+
+    pieces: the pieces' numbers, in text order; used: each one's bytes in the text; owned (> 0): how many of its
+    first windows it owns. Windows straddling two pieces are ignored. Returns runs in piece coordinates.
+    """
+    starts_c = np.concatenate(([0], np.cumsum(used)[:-1])).astype(np.int64)
     n_windows = len(values)
-    # owned[i]: window i lies inside one piece (built as +1 at piece start, -1 after its last window).
+    # owned_mask[i]: window i lies inside one piece (built as +1 at piece start, -1 after its last window).
     delta = np.zeros(n_windows + 1, dtype=np.int8)
     delta[starts_c] += 1
-    delta[starts_c + owned_k] -= 1
+    delta[starts_c + owned] -= 1
     owned_mask = np.cumsum(delta[:-1], dtype=np.int8).view(bool)
     # A run starts at an owned window whose predecessor is not owned, differs in value, or is the
     # previous piece's last window (pieces can abut when k == 1).
@@ -236,7 +243,7 @@ def _superkmers_of_batch(
     run_ends = np.flatnonzero(owned_mask & after) + 1
     local = np.searchsorted(starts_c, run_starts, side="right") - 1
     return SuperKmers(
-        keep[local].astype(np.int64),
+        np.asarray(pieces)[local].astype(np.int64),
         values[run_starts],
         (run_starts - starts_c[local]).astype(np.int64),
         (run_ends - starts_c[local]).astype(np.int64),

@@ -6,9 +6,11 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 
-from dedup_spark.exactsubstr.context_keys import _minimum_positions, superkmer_keys
-from dedup_spark.exactsubstr.minimizers import superkmers_batch, wgram_hashes
+from dedup_spark.exactsubstr import context_keys
+from dedup_spark.exactsubstr.context_keys import _minima_and_positions, superkmers_with_keys
+from dedup_spark.exactsubstr.minimizers import superkmers_batch, wgram_hashes, window_minimizers
 
 
 def _texts(rng: random.Random) -> list[bytes]:
@@ -26,14 +28,17 @@ def _texts(rng: random.Random) -> list[bytes]:
     return texts
 
 
-def test_minimum_positions_are_the_minimum_wgrams_of_some_window():
+@pytest.mark.parametrize("segment", [context_keys._SEGMENT, 7])  # 7: texts cut into many overlapping segments
+def test_minima_and_the_wgrams_that_are_the_minimum_of_some_window(monkeypatch, segment):
+    monkeypatch.setattr(context_keys, "_SEGMENT", segment)
     rng = random.Random(11)
     for _ in range(200):
         k = rng.randint(2, 14)
         w = rng.randint(1, k)
         for data in _texts(rng):
             text = np.frombuffer(data, dtype=np.uint8)
-            positions, hashes = _minimum_positions(text, k, w)
+            minima, positions, hashes = _minima_and_positions(text, k, w)
+            assert minima.tolist() == window_minimizers(text, k, w).tolist()
             want = set()
             if len(data) >= k:
                 grams = wgram_hashes(text, w)
@@ -51,8 +56,10 @@ def test_superkmers_sharing_a_window_share_a_key():
         k = rng.randint(2, 14)
         w = rng.randint(1, k)
         texts = _texts(rng)
-        runs = superkmers_batch(texts, [max(0, len(t) - k + 1) for t in texts], k, w)
-        run, key = superkmer_keys(texts, runs, k, w)
+        runs, run, key = superkmers_with_keys(texts, k, w)
+        expected = superkmers_batch(texts, [max(0, len(t) - k + 1) for t in texts], k, w)
+        for got, want in zip(runs, expected, strict=True):
+            assert got.tolist() == want.tolist()
         assert np.all(np.diff(run) >= 0) and key.dtype == np.int32
         keys = [set(key[run == r].tolist()) for r in range(len(runs.piece))]
         windows = [
