@@ -1,7 +1,7 @@
 """Cost of a daily batch against a persisted index (`run --index`): does it follow the batch, not the index?
 
     python benchmarks/bench_index.py --corpus ~/.cache/dedup-spark/corpora/pq/codemix.parquet \
-        --work /tmp/index-bench --batch-mb 100 --repeat 2 --out benchmarks/results/index_cost.json
+        --work /tmp/index-bench --batch-mb 100 --repeat 3 --out benchmarks/results/index_cost.json
 
 The corpus (Parquet, columns id and text) is split by a hash of each id into a batch of about --batch-mb MB and
 two halves A and B of the rest; two indexes are seeded with `dedup-spark index create`: "small" from A, "large"
@@ -9,9 +9,10 @@ from A and B (twice the text). Then, round-robin, --repeat times: the batch alon
 small index and against the large one (`run --index=...`, as a daily run: checked, then its survivors added, into a
 hard-linked copy of the index made before the clock starts, so every repeat starts from the same index; Delta never
 rewrites a file); default stages (neardup, exactsubstr), local mode, all cores. Each configuration's fastest run
-is kept. Targets (issue 17): batch + index <= 1.5x the batch alone; large index <= 1.2x small index; the index's size on
-disk per GB of text is reported. The split and the indexes are kept in --work and reused by later runs (indexes of
-the current index format only).
+is kept, and the ratios within each round (its three runs back to back) with their medians: on a host whose
+speed drifts, those are the figures to compare. Targets (issue 17): batch + index <= 1.5x the batch alone; large
+index <= 1.2x small index; the index's size on disk per GB of text is reported. The split and the indexes are
+kept in --work and reused by later runs (indexes of the current index format only).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -142,10 +144,25 @@ def main() -> None:
               f"| {row['near_duplicates_of_index']} | {row['bytes_shared_with_index']} |")  # fmt: skip
     growth = round(best["against large index"]["seconds"] / best["against small index"]["seconds"], 2)
     print(f"large index / small index: {growth}")
+    # The host's speed drifts between rounds: the ratios within each round (its three runs back to back) and their
+    # median say more than ratios of best times taken from different rounds.
+    per_round = [
+        {
+            "small_over_alone": round(runs["against small index"][i]["seconds"] / runs["batch alone"][i]["seconds"], 2),
+            "large_over_alone": round(runs["against large index"][i]["seconds"] / runs["batch alone"][i]["seconds"], 2),
+            "large_over_small": round(
+                runs["against large index"][i]["seconds"] / runs["against small index"][i]["seconds"], 2
+            ),
+        }
+        for i in range(args.repeat)
+    ]
+    medians = {key: statistics.median(r[key] for r in per_round) for key in per_round[0]}
+    print(f"ratios per round: {per_round}; medians: {medians}")
     for label, row in best.items():
         print_steps(label, row["steps"])
     result = {"cores": CORES, "date": time.strftime("%Y-%m-%d"), "corpus": str(args.corpus), "batch_text_mb": batch,
-              "indexes": indexes, "runs": best, "large_over_small": growth}  # fmt: skip
+              "indexes": indexes, "runs": best, "large_over_small": growth,
+              "ratios_per_round": per_round, "median_ratios": medians}  # fmt: skip
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
