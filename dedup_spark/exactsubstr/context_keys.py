@@ -32,7 +32,7 @@ from dedup_spark.exactsubstr.minimizers import (
     wgram_hashes,
 )
 
-# Positions per segment of `_minimum_positions`: temporaries of a few tens of MB whatever the text's size.
+# Positions per segment of `_minima_and_positions`: temporaries of a few tens of MB whatever the text's size.
 _SEGMENT = 1 << 20
 # Salts of the two sides, so a before key and an after key over the same bytes differ.
 _BEFORE, _AFTER = np.uint64(0x243F6A8885A308D3), np.uint64(0x13198A2E03707344)
