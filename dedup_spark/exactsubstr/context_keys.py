@@ -25,8 +25,8 @@ from dedup_spark.exactsubstr.minimizers import (
     HASH_BASE,
     U64_MAX,
     SuperKmers,
-    byte_batches,
     mix64,
+    piece_texts,
     runs_of_pieces,
     sliding_min,
     wgram_hashes,
@@ -52,27 +52,20 @@ def superkmers_with_keys(datas: Sequence[bytes], k: int, w: int) -> tuple[SuperK
     lengths = np.fromiter((len(d) for d in datas), dtype=np.int64, count=len(datas))
     owned = np.maximum(lengths - k + 1, 0)
     used = np.where(owned > 0, lengths, 0)
-    parts: list[tuple[SuperKmers, np.ndarray]] = []
+    runs_parts: list[SuperKmers] = []
+    packed_parts: list[np.ndarray] = []
     done = 0  # runs found in earlier batches
-    for first, end in byte_batches(used):
-        pieces = np.arange(first, end)[owned[first:end] > 0]
-        if len(pieces) == 0:
-            continue
-        text = np.frombuffer(b"".join(datas[i] for i in pieces), dtype=np.uint8)
+    for pieces, text in piece_texts(datas, used):
         minima, positions, hashes = _minima_and_positions(text, k, w)
         runs = runs_of_pieces(minima, pieces, used[pieces], owned[pieces])
         at = np.concatenate(([0], np.cumsum(used[pieces])))[np.searchsorted(pieces, runs.piece)]
         run, key = _keys(text, positions, hashes, runs.minimizer, at + runs.start, at + runs.end, k, w)
         # One sort of (run, key) packed in 64 bits orders the batch's pairs and drops repeats.
-        parts.append((runs, np.unique((run + done) << 32 | key.view(np.uint32).astype(np.int64))))
+        packed_parts.append(np.unique((run + done) << 32 | key.view(np.uint32).astype(np.int64)))
+        runs_parts.append(runs)
         done += len(runs.piece)
-    if not parts:
-        empty = np.empty(0, dtype=np.int64)
-        none = SuperKmers(empty, np.empty(0, dtype=np.uint64), empty.copy(), empty.copy())
-        return none, empty.copy(), np.empty(0, dtype=np.int32)
-    runs = SuperKmers(*(np.concatenate(cols) for cols in zip(*(r for r, _ in parts), strict=True)))
-    packed = np.concatenate([p for _, p in parts])
-    return runs, packed >> 32, (packed & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
+    packed = np.concatenate(packed_parts or [np.empty(0, dtype=np.int64)])
+    return SuperKmers.concatenate(runs_parts), packed >> 32, (packed & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
 
 
 def _keys(

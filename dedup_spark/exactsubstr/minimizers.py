@@ -26,7 +26,7 @@ _U64_MASK = (1 << 64) - 1
 U64_MAX = np.uint64(_U64_MASK)
 # Windows per segment: 1M windows keeps each temporary at ~8 MB (cache friendly, bounded memory).
 _SEGMENT_WINDOWS = 1 << 20
-# Pieces are processed in batches of about this many bytes by `superkmers_batch` (temporaries ~17 B/byte).
+# Pieces are processed in batches of about this many bytes by `piece_texts` (temporaries ~17 B/byte).
 _BATCH_BYTES = 1 << 22
 
 
@@ -42,6 +42,14 @@ class SuperKmers(NamedTuple):
     minimizer: np.ndarray
     start: np.ndarray
     end: np.ndarray
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[SuperKmers]) -> SuperKmers:
+        """The runs of `parts` in order, as one (empty arrays when there are none)."""
+        if not parts:
+            empty = np.empty(0, dtype=np.int64)
+            return cls(empty, np.empty(0, dtype=np.uint64), empty.copy(), empty.copy())
+        return cls(*(np.concatenate(cols) for cols in zip(*parts, strict=True)))
 
 
 def _check_kw(k: int, w: int) -> None:
@@ -187,35 +195,26 @@ def superkmers_batch(datas: Sequence[bytes], owned: Sequence[int] | np.ndarray, 
     n_owned = np.clip(owned_arr, 0, np.maximum(lengths - k + 1, 0))
     # Only bytes covered by owned windows matter; trimming makes every window of a trimmed piece owned.
     used = np.where(n_owned > 0, n_owned + k - 1, 0)
-    parts = [_superkmers_of_batch(datas, used, n_owned, first, end, k, w) for first, end in byte_batches(used)]
-    if not parts:
-        empty = np.empty(0, dtype=np.int64)
-        return SuperKmers(empty, np.empty(0, dtype=np.uint64), empty.copy(), empty.copy())
-    return SuperKmers(*(np.concatenate(cols) for cols in zip(*parts, strict=True)))
+    return SuperKmers.concatenate(
+        [
+            runs_of_pieces(window_minimizers(text, k, w), pieces, used[pieces], n_owned[pieces])
+            for pieces, text in piece_texts(datas, used)
+        ]
+    )
 
 
-def byte_batches(sizes: np.ndarray) -> Iterator[tuple[int, int]]:
-    """Consecutive ranges [first, end) of items whose sizes add up to about `_BATCH_BYTES` (at least one item)."""
-    cum = np.cumsum(sizes)
+def piece_texts(datas: Sequence[bytes], used: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The pieces with bytes used, in batches of about `_BATCH_BYTES`: (their numbers, their first `used` bytes back
+    to back as one uint8 text), concatenated without separators."""
+    cum = np.cumsum(used)
     first = 0
-    while first < len(sizes):
+    while first < len(used):
         base = cum[first - 1] if first else 0
         end = max(first + 1, int(np.searchsorted(cum, base + _BATCH_BYTES, side="right")))
-        yield first, end
+        pieces = np.arange(first, end)[used[first:end] > 0]
+        if len(pieces):
+            yield pieces, np.frombuffer(b"".join(memoryview(datas[i])[: used[i]] for i in pieces), dtype=np.uint8)
         first = end
-
-
-def _superkmers_of_batch(
-    datas: Sequence[bytes], used: np.ndarray, n_owned: np.ndarray, first: int, end: int, k: int, w: int
-) -> SuperKmers:
-    """Runs of pieces [first, end), concatenated without separators (trimmed to their used bytes)."""
-    idx = np.arange(first, end)
-    keep = idx[n_owned[first:end] > 0]
-    if len(keep) == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return SuperKmers(empty, np.empty(0, dtype=np.uint64), empty.copy(), empty.copy())
-    text = np.frombuffer(b"".join(memoryview(datas[i])[: used[i]] for i in keep), dtype=np.uint8)
-    return runs_of_pieces(window_minimizers(text, k, w), keep, used[keep], n_owned[keep])
 
 
 def runs_of_pieces(values: np.ndarray, pieces: np.ndarray, used: np.ndarray, owned: np.ndarray) -> SuperKmers:
