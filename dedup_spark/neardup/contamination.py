@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from dedup_spark.columns import EVAL_PREFIX, ID, TRAIN_PREFIX
 from dedup_spark.config import RunConfig
-from dedup_spark.neardup.signatures import SIGNATURE_SCHEMA, resolve_lsh, signature_batches
+from dedup_spark.neardup.signatures import SIGNATURE_SCHEMA, band_rows, resolve_lsh, signature_batches
 from dedup_spark.neardup.verify import verify_candidates
 from dedup_spark.sparkops import Steps
 
@@ -39,7 +39,7 @@ def neardup_matches(
     members = matchable.withColumn("rep", F.min(ID).over(Window.partitionBy("side", "norm_hash"))).select(ID, "rep")
     members = step("members", members)
     reps = matchable.join(members.filter(F.col(ID) == F.col("rep")).select(ID), ID)
-    bands = reps.select(ID, "side", F.posexplode("band_keys").alias("band", "key"))
+    bands = band_rows(reps, "side")
     train_b = bands.filter(F.col("side") == TRAIN_PREFIX).select(F.col(ID).alias("u"), "band", "key")
     eval_b = bands.filter(F.col("side") == EVAL_PREFIX).select(F.col(ID).alias("v"), "band", "key")
     candidates = step("candidates", train_b.join(eval_b, ["band", "key"]).select("u", "v").distinct())

@@ -81,10 +81,15 @@ def signature_batches(nd: NeardupConfig, lsh: LshPreset, text_column: str):
     return run
 
 
+def band_rows(signatures: DataFrame, *columns: str) -> DataFrame:
+    """One row per document and band: `_dd_id`, `columns`, `band` (its number) and `key` (its band key)."""
+    return signatures.select(ID, *columns, F.posexplode("band_keys").alias("band", "key"))
+
+
 def candidate_pairs(signatures: DataFrame) -> DataFrame:
     """(u, v) with u < v: in each (band, key) bucket, every member paired with the first member and with its
     predecessor in id order. Linear in bucket size; distinct over all bands."""
-    bands = signatures.select(ID, F.posexplode("band_keys").alias("band", "key"))
+    bands = band_rows(signatures)
     bucket = Window.partitionBy("band", "key").orderBy(ID)
     ordered = bands.select(
         ID,

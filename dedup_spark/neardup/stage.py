@@ -47,7 +47,7 @@ from dedup_spark.excerpts import collect_heads, side_by_side
 from dedup_spark.neardup.anchored import anchored_labels
 from dedup_spark.neardup.components import connected_components
 from dedup_spark.neardup.lsh import LshPreset, candidate_probability, s_curve, similarity_at_probability
-from dedup_spark.neardup.signatures import SIGNATURE_SCHEMA, candidate_pairs, resolve_lsh, signature_batches
+from dedup_spark.neardup.signatures import SIGNATURE_SCHEMA, band_rows, candidate_pairs, resolve_lsh, signature_batches
 from dedup_spark.neardup.verify import check_pairs, verify_candidates
 from dedup_spark.sparkops import Steps, file_per_task, small_shuffles
 from dedup_spark.stage import StageContext, StageOutput
@@ -210,11 +210,7 @@ def _near_input(matchable: DataFrame) -> DataFrame:
     """
     held_out = _held_out(ID)
     inputs = matchable.filter(~held_out)
-
-    def buckets(frame: DataFrame) -> DataFrame:
-        return frame.select(ID, F.posexplode("band_keys").alias("band", "key"))
-
-    near = buckets(matchable.filter(held_out)).join(buckets(inputs).drop(ID), ["band", "key"], "left_semi")
+    near = band_rows(matchable.filter(held_out)).join(band_rows(inputs).drop(ID), ["band", "key"], "left_semi")
     return inputs.unionByName(matchable.join(near.select(ID), ID, "left_semi"))
 
 
