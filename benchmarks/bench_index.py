@@ -146,14 +146,13 @@ def main() -> None:
     print(f"large index / small index: {growth}")
     # The host's speed drifts between rounds: the ratios within each round (its three runs back to back) and their
     # median say more than ratios of best times taken from different rounds.
+    pairs = {
+        "small_over_alone": ("against small index", "batch alone"),
+        "large_over_alone": ("against large index", "batch alone"),
+        "large_over_small": ("against large index", "against small index"),
+    }
     per_round = [
-        {
-            "small_over_alone": round(runs["against small index"][i]["seconds"] / runs["batch alone"][i]["seconds"], 2),
-            "large_over_alone": round(runs["against large index"][i]["seconds"] / runs["batch alone"][i]["seconds"], 2),
-            "large_over_small": round(
-                runs["against large index"][i]["seconds"] / runs["against small index"][i]["seconds"], 2
-            ),
-        }
+        {name: round(runs[a][i]["seconds"] / runs[b][i]["seconds"], 2) for name, (a, b) in pairs.items()}
         for i in range(args.repeat)
     ]
     medians = {key: statistics.median(r[key] for r in per_round) for key in per_round[0]}
