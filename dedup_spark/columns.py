@@ -57,6 +57,7 @@ ANNOTATION_COLUMNS = (CLUSTER_ID_COLUMN, CLUSTER_KEPT_COLUMN, REASON_COLUMN, SPA
 PROTECTED_ID_PREFIX = "protected-"
 # Documents of the persisted index (`run --index`) inside the stages (index/incremental.py):
 INDEX_ID_PREFIX = "index:"
+HELD_OUT_PREFIXES = (PROTECTED_ID_PREFIX, INDEX_ID_PREFIX)  # NearDup's held-out documents: never removed
 SUPERKMERS = "_dd_superkmers"  # an index document's ExactSubstr super-k-mers, as stored (exactsubstr/against.py)
 # The two sets inside `contamination` (ids may collide across the sets; outputs show them without it):
 TRAIN_PREFIX, EVAL_PREFIX = "0:", "1:"

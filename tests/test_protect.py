@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import random
 
+import pytest
+
 from dedup_spark.neardup.normalize import normalize
 from dedup_spark.neardup.shingles import word_shingles
 from tests.helpers import changed_words, random_doc, read_output, report, write_jsonl
@@ -57,7 +59,8 @@ def _oracle(train: dict[str, str], held_out: dict[str, str]) -> dict[str, str]:
     return removed
 
 
-def test_protect_against_brute_force_oracle(run_cli, tmp_path):
+@pytest.mark.parametrize("local_docs", [0, 250_000], ids=["distributed-pairs", "pairs-in-one-task"])
+def test_protect_against_brute_force_oracle(run_cli, tmp_path, local_docs):
     train, held_out = _corpora()
     expected = _oracle(train, held_out)
     assert sorted(k for k, r in expected.items() if r == "contamination") == ["t00", "t00x", "t01", "t02", "t03"] + [
@@ -76,6 +79,8 @@ def test_protect_against_brute_force_oracle(run_cli, tmp_path):
         "--stages=neardup",
         "--set",
         "input.id_column=id",
+        "--set",
+        f"neardup.local_candidates_max_docs={local_docs}",
     )
     assert code == 0
 

@@ -26,13 +26,15 @@ Documents with no words after normalisation (`too_short`) never match anything a
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from functools import reduce
+from typing import Any, ClassVar, NamedTuple
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from dedup_spark.columns import (
     BYTES,
+    HELD_OUT_PREFIXES,
     ID,
     INDEX_ID_PREFIX,
     INDEXED,
@@ -47,6 +49,7 @@ from dedup_spark.excerpts import collect_heads, side_by_side
 from dedup_spark.neardup.anchored import anchored_labels
 from dedup_spark.neardup.components import connected_components
 from dedup_spark.neardup.lsh import LshPreset, candidate_probability, s_curve, similarity_at_probability
+from dedup_spark.neardup.pairs_in_one_task import CANDIDATE, EXACT, NODE, pairs_in_one_task
 from dedup_spark.neardup.signatures import SIGNATURE_SCHEMA, band_rows, candidate_pairs, resolve_lsh, signature_batches
 from dedup_spark.neardup.verify import check_pairs, verify_candidates
 from dedup_spark.sparkops import Steps, file_per_task, small_shuffles
@@ -118,29 +121,13 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
         matchable = signatures.filter(F.col("n_shingles") > 0)
         if protected is not None:
             matchable = step("near_input", _near_input(matchable))
-        groups = matchable.groupBy("norm_hash").agg(F.min(ID).alias("rep"), F.count(F.lit(1)).alias("copies"))
-        groups = step("exact", groups.filter(F.col("copies") > 1))  # written: few rows, read by several steps
-        exact_edges = (
-            matchable.join(groups, "norm_hash")
-            .filter(F.col(ID) != F.col("rep"))
-            .select(F.col("rep").alias("u"), F.col(ID).alias("v"))
-        )
-        representatives = matchable.join(exact_edges.select(F.col("v").alias(ID)), ID, "left_anti")
-        # A pair of two held-out documents decides nothing (neither is ever removed): not verified, no edge. With
-        # --index these are most pairs, and their number grows with the index, not with the batch.
-        both_held_out = _held_out("u") & _held_out("v")
-        exact_edges = exact_edges.filter(~both_held_out)
-        candidates = step("candidates", candidate_pairs(representatives).filter(~both_held_out))
-
+        # Bucket pairs of a few hundred thousand documents cost Spark's shuffles more than their work: one task.
+        rows = step.figures["near_input" if protected is not None else "signatures"]["rows"]
+        pairs = (_pairs_in_one_task if rows <= nd.local_candidates_max_docs else _distributed_pairs)(step, matchable)
+        candidates, exact_edges = pairs.candidates, pairs.exact_edges
         # Every document that can end in a cluster is on a candidate pair or an exact-copy pair: read those rows
         # from the corpus once; verification, clusters, removed rows and excerpts all work on this subset.
-        endpoints = candidates.unionByName(exact_edges)
-        # Written first: from its files' size the planner knows the ids are few and broadcasts them, so the corpus
-        # is scanned once and not shuffled (planned blind, both sides of the join were shuffled: 12 s of 1 GB).
-        involved_ids = step(
-            "involved_ids", endpoints.select(F.col("u").alias(ID)).union(endpoints.select("v")).distinct()
-        )
-        involved = step("involved", docs.join(involved_ids, ID, "left_semi"))
+        involved = step("involved", docs.join(pairs.involved_ids, ID, "left_semi"))
         texts = involved.select(ID, text_column)
         verified = verify_candidates(step, "verified", candidates, texts, nd, lsh)
 
@@ -176,7 +163,7 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
         reason = reason.when(F.col(WITH_PROTECTED), "contamination").otherwise("near_duplicate")
         removed_ids = clusters.filter(~F.col("kept")).select(ID, "cluster_id", reason.alias("reason"))
         removed = involved.join(removed_ids, ID).drop(PROTECTED, INDEXED)
-        metrics = _metrics(signatures, groups, step.figures["candidates"]["rows"], verified, clusters, lsh, rounds)
+        metrics = _metrics(signatures, pairs, verified, clusters, lsh, rounds)
         metrics["cluster_rule"] = lsh.cluster_rule
         if lsh.cluster_rule == "anchored":  # removed only after passing the keeper check: none fails it
             metrics["removed_not_verified_with_keeper"] = 0
@@ -214,9 +201,75 @@ def _near_input(matchable: DataFrame) -> DataFrame:
     return inputs.unionByName(matchable.join(near.select(ID), ID, "left_semi"))
 
 
+class _Pairs(NamedTuple):
+    """What the stage needs of exact copies and band buckets, however computed."""
+
+    exact_edges: DataFrame  # (u, v): v's normalised text equals that of u, its group's lowest id
+    candidates: DataFrame  # (u, v), u < v: candidate pairs of the representatives
+    involved_ids: DataFrame  # _dd_id of every document on one of those pairs
+    exact_groups: int  # groups of documents with identical normalised text (held-out ones included)
+    exact_copies: int  # documents in them but their representatives
+    candidate_pairs: int
+
+
+def _distributed_pairs(step: Steps, matchable: DataFrame) -> _Pairs:
+    """Exact groups, candidate pairs and the ids on them in Spark's shuffles: steps exact, candidates and
+    involved_ids."""
+    groups = matchable.groupBy("norm_hash").agg(F.min(ID).alias("rep"), F.count(F.lit(1)).alias("copies"))
+    groups = step("exact", groups.filter(F.col("copies") > 1))  # written: few rows, read by several steps
+    exact_edges = (
+        matchable.join(groups, "norm_hash")
+        .filter(F.col(ID) != F.col("rep"))
+        .select(F.col("rep").alias("u"), F.col(ID).alias("v"))
+    )
+    representatives = matchable.join(exact_edges.select(F.col("v").alias(ID)), ID, "left_anti")
+    # A pair of two held-out documents decides nothing (neither is ever removed): not verified, no edge. With
+    # --index these are most pairs, and their number grows with the index, not with the batch.
+    exact_edges = exact_edges.filter(~_both_held_out())
+    candidates = step("candidates", candidate_pairs(representatives).filter(~_both_held_out()))
+    endpoints = candidates.unionByName(exact_edges)
+    # Written first: from its files' size the planner knows the ids are few and broadcasts them, so the corpus
+    # is scanned once and not shuffled (planned blind, both sides of the join were shuffled: 12 s of 1 GB).
+    involved_ids = step("involved_ids", endpoints.select(F.col("u").alias(ID)).union(endpoints.select("v")).distinct())
+    exact = groups.agg(F.count(F.lit(1)).alias("groups"), F.sum(F.col("copies") - 1).alias("copies")).first()
+    return _Pairs(
+        exact_edges,
+        candidates,
+        involved_ids,
+        int(exact["groups"]),
+        int(exact["copies"] or 0),
+        step.figures["candidates"]["rows"],
+    )
+
+
+def _pairs_in_one_task(step: Steps, matchable: DataFrame) -> _Pairs:
+    """The same as `_distributed_pairs`, computed in one task (`pairs_in_one_task`): step pairs."""
+    pairs = step("pairs", pairs_in_one_task(matchable))
+    kind = F.col("kind")
+    counts = pairs.agg(
+        F.count(F.when(kind == EXACT, 1)).alias("copies"),
+        F.count_distinct(F.when(kind == EXACT, F.col("u"))).alias("groups"),
+        F.count(F.when(kind == CANDIDATE, 1)).alias("candidates"),
+    ).first()
+    return _Pairs(
+        pairs.filter(kind == EXACT).select("u", "v").filter(~_both_held_out()),
+        pairs.filter(kind == CANDIDATE).select("u", "v"),
+        pairs.filter(kind == NODE).select(F.col("u").alias(ID)),
+        counts["groups"],
+        counts["copies"],
+        counts["candidates"],
+    )
+
+
 def _held_out(column: str) -> Column:
     """True for the id of a held-out document (`--protect`, `--index`)."""
-    return F.col(column).startswith(PROTECTED_ID_PREFIX) | F.col(column).startswith(INDEX_ID_PREFIX)
+    first, *others = (F.col(column).startswith(prefix) for prefix in HELD_OUT_PREFIXES)
+    return reduce(Column.__or__, others, first)
+
+
+def _both_held_out() -> Column:
+    """True for a pair (u, v) of two held-out documents."""
+    return _held_out("u") & _held_out("v")
 
 
 def _with_protected(docs: DataFrame, protected: DataFrame | None) -> DataFrame:
@@ -235,8 +288,7 @@ def _with_protected(docs: DataFrame, protected: DataFrame | None) -> DataFrame:
 
 def _metrics(
     signatures: DataFrame,
-    groups: DataFrame,
-    candidate_pairs: int,
+    pairs: _Pairs,
     verified: DataFrame,
     clusters: DataFrame,
     lsh: LshPreset,
@@ -254,7 +306,6 @@ def _metrics(
         .orderBy(F.desc("size"), "cluster_id")
         .collect()
     )
-    exact = groups.agg(F.count(F.lit(1)).alias("groups"), F.sum(F.col("copies") - 1).alias("copies")).first()
     return {
         "preset": lsh.name,
         "bands": lsh.bands,
@@ -266,9 +317,9 @@ def _metrics(
         "edit_threshold": lsh.edit_threshold,
         "s_curve": s_curve(lsh.bands, lsh.rows),
         "too_short": signatures.filter((F.col("n_shingles") == 0) & ~_held_out(ID)).count(),
-        "exact_duplicate_groups": int(exact["groups"] or 0),
-        "exact_duplicate_copies": int(exact["copies"] or 0),
-        "candidate_pairs": candidate_pairs,
+        "exact_duplicate_groups": pairs.exact_groups,
+        "exact_duplicate_copies": pairs.exact_copies,
+        "candidate_pairs": pairs.candidate_pairs,
         "verified_pairs": verified.count(),
         "clusters": sum(r["clusters"] for r in histogram),
         "documents_in_clusters": sum(r["size"] * r["clusters"] for r in histogram),

@@ -127,12 +127,14 @@ def test_verify_batches_exact_jaccard_without_spark(unit):
         assert row["passed"] == (row["jaccard"] > lsh.threshold)
 
 
-@pytest.mark.parametrize("local_edges", [0, 1_000_000], ids=["distributed-components", "one-task-components"])
-def test_against_brute_force_oracle(spark, tmp_path, local_edges):
+@pytest.mark.parametrize("local", [0, 1_000_000], ids=["distributed", "in-one-task"])
+def test_against_brute_force_oracle(spark, tmp_path, local):
+    """Candidate pairs and components computed in Spark's shuffles, or each in one task (small inputs)."""
     from tests.helpers import read_output
 
     texts = synthetic_corpus()
-    clusters, removed, survivors, metrics = run(spark, tmp_path, texts, local_components_max_edges=local_edges)
+    settings = {"local_components_max_edges": local, "local_candidates_max_docs": local}
+    clusters, removed, survivors, metrics = run(spark, tmp_path, texts, **settings)
     truth = exact_jaccard_pairs(texts)
     # The job's verified Jaccard is exact: equal to the oracle's, pair by pair.
     verified = read_output(tmp_path / "run" / "verified")
@@ -166,8 +168,11 @@ def test_against_brute_force_oracle(spark, tmp_path, local_edges):
 def test_same_output_whatever_the_partitioning(spark, tmp_path):
     texts = synthetic_corpus(seed=5)
     first = run(spark, tmp_path, texts, name="a", partitions=1)  # clusters labelled in one task
-    second = run(spark, tmp_path, texts, name="b", partitions=7, batch_docs=7, local_components_max_edges=0)
+    distributed = {"local_components_max_edges": 0, "local_candidates_max_docs": 0}
+    second = run(spark, tmp_path, texts, name="b", partitions=7, batch_docs=7, **distributed)
     assert first[:3] == second[:3]
+    figures = ("exact_duplicate_groups", "exact_duplicate_copies", "candidate_pairs", "verified_pairs", "clusters")
+    assert [first[3][f] for f in figures] == [second[3][f] for f in figures]
 
 
 def test_giant_bucket_stays_linear(spark, tmp_path):
