@@ -9,6 +9,9 @@ Steps, each a Spark stage whose result is written under the stage's work folder:
 3. candidates   per (band, key) bucket, sorted by id, each member is paired with the bucket's first member and
                 with its predecessor: at most 2 pairs per member, so a bucket of 100,000 copies costs 200,000
                 pairs, not 5 billion.
+   involved_ids the ids on those pairs.
+   pairs        instead of exact, candidates and involved_ids, for at most `neardup.local_candidates_max_docs`
+                documents: the same three results computed in one task (pairs_in_one_task.py), as (kind, u, v).
 4. involved     the rows of every document on a candidate or exact-copy pair (a semi join, one scan of the
                 corpus); the later steps read texts and columns from this subset only.
 5. verified     candidate pairs whose exact Jaccard on the shingle sets is above the threshold (and whose token
