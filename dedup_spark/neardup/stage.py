@@ -297,7 +297,8 @@ def _metrics(
     lsh: LshPreset,
     rounds: int,
 ) -> dict[str, Any]:
-    sizes = clusters.groupBy("cluster_id").agg(F.count(F.lit(1)).alias("size"))
+    # One row per cluster, no shuffle: its kept document's (`cluster_id` is the id of the first in keep order).
+    sizes = clusters.filter(F.col(ID) == F.col("cluster_id")).select("cluster_id", F.col("cluster_size").alias("size"))
     histogram = sizes.groupBy("size").agg(F.count(F.lit(1)).alias("clusters")).orderBy("size").collect()
     largest = (
         clusters.join(sizes.orderBy(F.desc("size"), "cluster_id").limit(LARGEST_CLUSTERS), "cluster_id")

@@ -88,7 +88,8 @@ def removed_share_by_source(
             SOURCE, F.when(source.isin(named), source).otherwise(F.lit(OTHER_SOURCES)) if capped else source
         )
 
-    ins = bucket(docs).groupBy(SOURCE).agg(*sums)
+    # Uncapped, `top` holds every source: the documents in are counted already.
+    ins = bucket(docs).groupBy(SOURCE).agg(*sums).collect() if capped else top
     folded = per_source.filter(~F.col(SOURCE).isin(named)).count() if capped else 0
     rows: dict[str, dict[str, Any]] = {}
 
@@ -96,7 +97,7 @@ def removed_share_by_source(
         blank = {"source": source, "documents": 0, "removed": 0, "by_reason": {}}
         return rows.setdefault(source, blank | ({"bytes_in": 0, "bytes_out": 0} if with_bytes else {}))
 
-    for r in ins.collect():
+    for r in ins:
         row(r[SOURCE])["documents"] = int(r["documents"])
         if with_bytes:
             row(r[SOURCE])["bytes_in"] = int(r["bytes_in"] or 0)
