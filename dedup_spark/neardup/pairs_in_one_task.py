@@ -59,13 +59,16 @@ def pairs_of_table(signatures: pa.Table) -> pa.Table:
     exact = (representative[copies], copies)
     candidates = _bucket_pairs(signatures["band_keys"].combine_chunks(), representative == np.arange(rows))
 
-    held_out = np.array([i.startswith(HELD_OUT_PREFIXES) for i in ids.to_pylist()], dtype=bool)
+    held_out = np.zeros(rows, dtype=bool)
+    for prefix in HELD_OUT_PREFIXES:
+        held_out |= pc.starts_with(ids, prefix).to_numpy(zero_copy_only=False)
     candidates = _without_held_out_pairs(candidates, held_out)
     nodes = np.unique(np.concatenate([*candidates, *_without_held_out_pairs(exact, held_out)]))
     kinds = [(EXACT, exact), (CANDIDATE, candidates), (NODE, (nodes, nodes))]
+    kind = np.repeat(np.arange(len(kinds), dtype=np.int8), [len(u) for _, (u, _) in kinds])
     return pa.Table.from_arrays(
         [
-            pa.array(np.repeat([kind for kind, _ in kinds], [len(u) for _, (u, _) in kinds]).tolist(), pa.string()),
+            pa.DictionaryArray.from_arrays(kind, [name for name, _ in kinds]).cast(pa.string()),
             ids.take(pa.array(np.concatenate([u for _, (u, _) in kinds]), pa.int64())),
             ids.take(pa.array(np.concatenate([v for _, (_, v) in kinds]), pa.int64())),
         ],

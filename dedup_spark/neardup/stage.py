@@ -29,7 +29,6 @@ Documents with no words after normalisation (`too_short`) never match anything a
 
 from __future__ import annotations
 
-from functools import reduce
 from typing import Any, ClassVar, NamedTuple
 
 from pyspark.sql import Column, DataFrame, Window
@@ -266,8 +265,10 @@ def _pairs_in_one_task(step: Steps, matchable: DataFrame) -> _Pairs:
 
 def _held_out(column: str) -> Column:
     """True for the id of a held-out document (`--protect`, `--index`)."""
-    first, *others = (F.col(column).startswith(prefix) for prefix in HELD_OUT_PREFIXES)
-    return reduce(Column.__or__, others, first)
+    held_out = F.lit(False)
+    for prefix in HELD_OUT_PREFIXES:
+        held_out = held_out | F.col(column).startswith(prefix)
+    return held_out
 
 
 def _both_held_out() -> Column:
