@@ -78,7 +78,8 @@ def pairs_of_table(signatures: pa.Table) -> pa.Table:
 
 def _bucket_pairs(band_keys: pa.ListArray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(u, v) row numbers, u < v, distinct: in every (band, key) bucket of the `members` rows, each member after
-    the first paired with the bucket's first member and with its predecessor (`signatures.candidate_pairs`)."""
+    the first paired with the bucket's first member and with its predecessor (`signatures.candidate_pairs`).
+    band_keys: a list array whose offsets start at 0 (as `take` makes them)."""
     offsets = band_keys.offsets.to_numpy()
     lengths = np.diff(offsets)
     row = np.repeat(np.arange(len(lengths)), lengths)

@@ -73,6 +73,7 @@ def test_pairs_of_table_equal_the_brute_force_oracle(seed):
     assert expected["exact"] and len(expected["candidate"]) > 50  # not vacuous
     assert any(u.startswith("index:") or u.startswith("protected-") for u, _ in expected["candidate"])
     assert _by_kind(pairs_of_table(_table(rows))) == expected
+    assert _by_kind(pairs_of_table(_table(rows[5:]).slice(3))) == _oracle(rows[8:])  # a slice of a table
 
 
 def test_a_giant_bucket_costs_two_pairs_per_member():
@@ -82,6 +83,7 @@ def test_a_giant_bucket_costs_two_pairs_per_member():
         (f"b{i:05d}", f"b{i + 1:05d}") for i in range(5_000 - 1)
     }
     assert not found["exact"]
+    assert pairs_of_table(_table(rows).slice(0, 0)).num_rows == 0
 
 
 def test_in_spark_equals_the_oracle_and_the_distributed_steps(spark, tmp_path):
