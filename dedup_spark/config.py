@@ -120,9 +120,9 @@ class NeardupConfig:
     # Graphs of at most this many edges are labelled by a union-find inside one Spark task (a few MB of memory
     # per 10,000 edges); larger ones by the distributed large-star/small-star rounds. 0: always distributed.
     local_components_max_edges: int = 1_000_000
-    # Exact-copy groups and candidate pairs of at most this many documents (after the signatures) are computed in
-    # one Spark task (about 100 bytes per document and band); more: in Spark's shuffles. 0: always distributed.
-    local_candidates_max_docs: int = 250_000
+    # Exact-copy groups and candidate pairs of at most this many band keys (documents x bands, after the
+    # signatures) are computed in one Spark task (about 100 bytes each); more: in Spark's shuffles. 0: distributed.
+    local_candidates_max_band_keys: int = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -350,8 +350,8 @@ def _validate_neardup(nd: NeardupConfig) -> None:
         raise ConfigError("neardup.ngram, neardup.batch_docs and neardup.max_component_rounds must be at least 1")
     if nd.local_components_max_edges < 0:
         raise ConfigError("neardup.local_components_max_edges must be at least 0")
-    if nd.local_candidates_max_docs < 0:
-        raise ConfigError("neardup.local_candidates_max_docs must be at least 0")
+    if nd.local_candidates_max_band_keys < 0:
+        raise ConfigError("neardup.local_candidates_max_band_keys must be at least 0")
     check_neardup_memory(nd.bands or PRESETS[nd.preset].bands, nd.rows or PRESETS[nd.preset].rows, nd.batch_docs)
 
 

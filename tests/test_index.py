@@ -321,7 +321,7 @@ def test_the_same_outputs_and_index_whatever_the_partitioning(run_cli, tmp_path)
             "--set",
             f"exactsubstr.chunk_size={4 * k}",
             "--set",
-            "neardup.local_candidates_max_docs=0",  # NearDup's distributed pairs, against one task's
+            "neardup.local_candidates_max_band_keys=0",  # NearDup's distributed pairs, against one task's
         ),  # fmt: skip
         "coarse": ("--set", "spark.task_slots=4"),
     }

@@ -59,8 +59,8 @@ def _oracle(train: dict[str, str], held_out: dict[str, str]) -> dict[str, str]:
     return removed
 
 
-@pytest.mark.parametrize("local_docs", [0, 250_000], ids=["distributed-pairs", "pairs-in-one-task"])
-def test_protect_against_brute_force_oracle(run_cli, tmp_path, local_docs):
+@pytest.mark.parametrize("local_keys", [0, 4_000_000], ids=["distributed-pairs", "pairs-in-one-task"])
+def test_protect_against_brute_force_oracle(run_cli, tmp_path, local_keys):
     train, held_out = _corpora()
     expected = _oracle(train, held_out)
     assert sorted(k for k, r in expected.items() if r == "contamination") == ["t00", "t00x", "t01", "t02", "t03"] + [
@@ -80,7 +80,7 @@ def test_protect_against_brute_force_oracle(run_cli, tmp_path, local_docs):
         "--set",
         "input.id_column=id",
         "--set",
-        f"neardup.local_candidates_max_docs={local_docs}",
+        f"neardup.local_candidates_max_band_keys={local_keys}",
     )
     assert code == 0
 

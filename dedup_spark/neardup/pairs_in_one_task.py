@@ -4,7 +4,7 @@ After the signatures a NearDup run of a few hundred MB works on a few MB of band
 shuffles (exact groups, band buckets sorted by a window, distinct pairs, distinct endpoints) the steps cost 5-6 s
 of fixed overhead at 300 MB, measured, where numpy needs a fraction of a second. `pairs_in_one_task` computes the
 same three results as the distributed steps of `stage.py` from the signatures of at most
-`neardup.local_candidates_max_docs` documents in one task, as one table of (kind, u, v) rows:
+`neardup.local_candidates_max_band_keys` band keys (documents x bands) in one task, as one table of (kind, u, v) rows:
 
 - `exact`:     (representative, copy) for every document whose normalised text equals that of a lower id (its
                group's lowest id is the representative), held-out documents included, as the `exact` step's
@@ -35,7 +35,7 @@ EXACT, CANDIDATE, NODE = "exact", "candidate", "node"
 
 def pairs_in_one_task(matchable: DataFrame) -> DataFrame:
     """(kind, u, v) rows (see the module docstring) from signatures (`_dd_id`, `norm_hash`, `band_keys`) of
-    documents with shingles. Memory of the task: about 100 bytes per document and band."""
+    documents with shingles. Memory of the task: about 100 bytes per band key (document and band)."""
     signatures = matchable.select(ID, "norm_hash", "band_keys").coalesce(1)
     return signatures.mapInArrow(_pairs_of_batches, PAIRS_SCHEMA)
 

@@ -10,8 +10,8 @@ Steps, each a Spark stage whose result is written under the stage's work folder:
                 with its predecessor: at most 2 pairs per member, so a bucket of 100,000 copies costs 200,000
                 pairs, not 5 billion.
    involved_ids the ids on those pairs.
-   pairs        instead of exact, candidates and involved_ids, for at most `neardup.local_candidates_max_docs`
-                documents: the same three results computed in one task (pairs_in_one_task.py), as (kind, u, v).
+   pairs        instead of exact, candidates and involved_ids, up to `neardup.local_candidates_max_band_keys`
+                (documents x bands): the same three results computed in one task (pairs_in_one_task.py).
 4. involved     the rows of every document on a candidate or exact-copy pair (a semi join, one scan of the
                 corpus); the later steps read texts and columns from this subset only.
 5. verified     candidate pairs whose exact Jaccard on the shingle sets is above the threshold (and whose token
@@ -124,8 +124,9 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
         if protected is not None:
             matchable = step("near_input", _near_input(matchable))
         # Bucket pairs of a few hundred thousand documents cost Spark's shuffles more than their work: one task.
-        rows = step.figures["near_input" if protected is not None else "signatures"]["rows"]
-        pairs = (_pairs_in_one_task if rows <= nd.local_candidates_max_docs else _distributed_pairs)(step, matchable)
+        keys = step.figures["near_input" if protected is not None else "signatures"]["rows"] * lsh.bands
+        in_one_task = keys <= nd.local_candidates_max_band_keys
+        pairs = (_pairs_in_one_task if in_one_task else _distributed_pairs)(step, matchable)
         candidates, exact_edges = pairs.candidates, pairs.exact_edges
         # Every document that can end in a cluster is on a candidate pair or an exact-copy pair: read those rows
         # from the corpus once; verification, clusters, removed rows and excerpts all work on this subset.

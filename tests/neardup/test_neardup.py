@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from dedup_spark.config import build_config
-from dedup_spark.neardup.lsh import band_keys
+from dedup_spark.neardup.lsh import PRESETS, band_keys
 from dedup_spark.neardup.minhash import MinHasher
 from dedup_spark.neardup.normalize import normalize
 from dedup_spark.neardup.shingles import char_shingles, shingle_hashes, word_shingles
@@ -133,7 +133,7 @@ def test_against_brute_force_oracle(spark, tmp_path, local):
     from tests.helpers import read_output
 
     texts = synthetic_corpus()
-    settings = {"local_components_max_edges": local, "local_candidates_max_docs": local}
+    settings = {"local_components_max_edges": local, "local_candidates_max_band_keys": local}
     clusters, removed, survivors, metrics = run(spark, tmp_path, texts, **settings)
     truth = exact_jaccard_pairs(texts)
     # The job's verified Jaccard is exact: equal to the oracle's, pair by pair.
@@ -168,11 +168,24 @@ def test_against_brute_force_oracle(spark, tmp_path, local):
 def test_same_output_whatever_the_partitioning(spark, tmp_path):
     texts = synthetic_corpus(seed=5)
     first = run(spark, tmp_path, texts, name="a", partitions=1)  # clusters labelled in one task
-    distributed = {"local_components_max_edges": 0, "local_candidates_max_docs": 0}
+    distributed = {"local_components_max_edges": 0, "local_candidates_max_band_keys": 0}
     second = run(spark, tmp_path, texts, name="b", partitions=7, batch_docs=7, **distributed)
     assert first[:3] == second[:3]
     figures = ("exact_duplicate_groups", "exact_duplicate_copies", "candidate_pairs", "verified_pairs", "clusters")
     assert [first[3][f] for f in figures] == [second[3][f] for f in figures]
+
+
+@pytest.mark.parametrize("preset", ["default", "paper"])
+def test_the_pairs_run_in_one_task_up_to_the_band_keys_limit(spark, tmp_path, preset):
+    """documents x bands at the limit: one task (step pairs); one key over it: the distributed steps."""
+    texts = synthetic_corpus(seed=9)
+    limit = len(texts) * PRESETS[preset].bands
+    steps = {}
+    for name, keys in (("at", limit), ("over", limit - 1)):
+        metrics = run(spark, tmp_path, texts, name=name, preset=preset, local_candidates_max_band_keys=keys)[3]
+        steps[name] = {s["step"] for s in metrics["steps"]}
+    assert "pairs" in steps["at"] and not {"exact", "candidates", "involved_ids"} & steps["at"]
+    assert {"exact", "candidates", "involved_ids"} <= steps["over"] and "pairs" not in steps["over"]
 
 
 def test_giant_bucket_stays_linear(spark, tmp_path):
