@@ -121,14 +121,14 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
         signatures = step("signatures", computed)  # the index's stored signatures are not copied
     if known is not None:
         signatures = signatures.unionByName(known)
+    keys = step.figures["signatures"]["rows"] * lsh.bands  # the input's band keys (and --protect's documents')
     # After the signatures the stage works on ids, pairs and a subset of the corpus: size its shuffles to that.
-    with small_shuffles(spark, step.figures["signatures"]["rows"] * lsh.bands):
+    with small_shuffles(spark, keys):
         matchable = signatures.filter(F.col("n_shingles") > 0)
         if protected is not None:
-            input_keys = step.figures["signatures"]["rows"] * lsh.bands  # --protect's documents are counted too
-            matchable = step("near_input", _near_input(matchable, input_keys))
+            matchable = step("near_input", _near_input(matchable, keys))
+            keys = step.figures["near_input"]["rows"] * lsh.bands
         # Bucket pairs of a few hundred thousand documents cost Spark's shuffles more than their work: one task.
-        keys = step.figures["near_input" if protected is not None else "signatures"]["rows"] * lsh.bands
         in_one_task = keys <= nd.local_candidates_max_band_keys
         pairs = (_pairs_in_one_task if in_one_task else _distributed_pairs)(step, matchable)
         candidates, exact_edges = pairs.candidates, pairs.exact_edges
