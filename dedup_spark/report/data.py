@@ -88,9 +88,13 @@ def removed_share_by_source(
             SOURCE, F.when(source.isin(named), source).otherwise(F.lit(OTHER_SOURCES)) if capped else source
         )
 
-    # Uncapped, `top` holds every source: the documents in are counted already.
-    ins = bucket(docs).groupBy(SOURCE).agg(*sums).collect() if capped else top
-    folded = per_source.filter(~F.col(SOURCE).isin(named)).count() if capped else 0
+    # The documents in come from the per-source counts: uncapped, `top` holds every source; capped, the sources
+    # not named are summed into one (other) row, with their number, in one more pass.
+    ins, folded = top, 0
+    if capped:
+        totals = [F.count(F.lit(1)).alias("sources"), *(F.sum(c).alias(c) for c in per_source.columns[1:])]
+        other = per_source.filter(~F.col(SOURCE).isin(named)).agg(*totals).first().asDict()
+        ins, folded = [*top[:max_sources], {**other, SOURCE: OTHER_SOURCES}], other["sources"]
     rows: dict[str, dict[str, Any]] = {}
 
     def row(source: str) -> dict[str, Any]:
