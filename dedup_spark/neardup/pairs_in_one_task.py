@@ -55,9 +55,10 @@ def pairs_of_table(signatures: pa.Table) -> pa.Table:
     groups = pc.dictionary_encode(signatures["norm_hash"].combine_chunks()).indices.to_numpy()
     _, first_of_group = np.unique(groups, return_index=True)  # the lowest id of each normalised text
     representative = first_of_group[groups]
-    copies = np.flatnonzero(representative != np.arange(rows))
+    is_representative = representative == np.arange(rows)
+    copies = np.flatnonzero(~is_representative)
     exact = (representative[copies], copies)
-    candidates = _bucket_pairs(signatures["band_keys"].combine_chunks(), representative == np.arange(rows))
+    candidates = _bucket_pairs(signatures["band_keys"].combine_chunks(), is_representative)
 
     held_out = np.zeros(rows, dtype=bool)
     for prefix in HELD_OUT_PREFIXES:
