@@ -152,6 +152,7 @@ def _run(args: argparse.Namespace) -> int:
         spark = _session(args, config)
         report = run_pipeline(spark, config)
     print(report.summary())
+    _save_class_archive(spark)
     return 0
 
 
@@ -176,9 +177,9 @@ def _session(args: argparse.Namespace, config):
 
     session.use_task_slots(config.spark.task_slots)
     if args.verbose:
-        return session.get_or_create_session(remote=args.remote)
+        return session.get_or_create_session(remote=args.remote, class_archive=True)
     log_file = session.spark_log_in_use or session.new_spark_log_path()
-    spark = session.get_or_create_session(remote=args.remote, spark_log=log_file)
+    spark = session.get_or_create_session(remote=args.remote, spark_log=log_file, class_archive=True)
     args.spark_log = session.spark_log_in_use
     if args.spark_log:
         log.info("Spark's own log: %s (--verbose shows it here)", args.spark_log)
@@ -205,6 +206,7 @@ def _run_contamination(args: argparse.Namespace) -> int:
         report = run_contamination(spark, config, args.eval, args.clean_train)
     if report["status"] == "succeeded":
         print(summary_lines(report))
+    _save_class_archive(spark)
     return 0
 
 
@@ -219,7 +221,16 @@ def _run_index(args: argparse.Namespace) -> int:
     spark = _session(args, config)
     summary = create_index(spark, config, args.index)
     print(f"dedup-spark index created: {args.index} version {summary['version']}, {summary['documents']:,} documents")
+    _save_class_archive(spark)
     return 0
+
+
+def _save_class_archive(spark) -> None:
+    """After a command's output is printed: the JVM's class archive, when this run is the one to write it."""
+    from dedup_spark import session
+
+    sys.stdout.flush()  # the summary shows before the wait
+    session.save_class_archive(spark)
 
 
 def _fail(code: int, message: str, verbose: bool) -> int:

@@ -2,18 +2,25 @@
 its task slots, job tags, master, Delta Lake support.
 
 Everything here works on a classic session and on Spark Connect (Databricks serverless and shared clusters): no
-SparkContext, no JVM. Connect servers may refuse some reads; each helper says what it returns then.
+SparkContext, no JVM, except to start and stop a local driver JVM of the command line's own with its class archive
+(class_archive.py). Connect servers may refuse some reads; each helper says what it returns then.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
 
 from pyspark.sql import SparkSession
+
+from dedup_spark import class_archive
+
+log = logging.getLogger("dedup_spark")
 
 # Where Spark's own console output goes when the CLI runs without --verbose (see `get_or_create_session`).
 # One folder per user: another user's folder of the same name would not be writable.
@@ -30,10 +37,17 @@ _task_slots: int | None = None
 _job_tag: str | None = None
 # The file the JVM started by this process writes its stderr to (None: not redirected, or not started here).
 spark_log_in_use: str | None = None
+# How the JVM started by this process uses the class archive (None: it does not).
+_archive_plan: class_archive.ArchivePlan | None = None
+# Seconds a JVM may take to write the class archive as it exits (about 10-20 s for a run's 190 MB here).
+ARCHIVE_WAIT_SECONDS = 300
 
 
 def get_or_create_session(
-    app_name: str = "dedup-spark", spark_log: str | None = None, remote: str | None = None
+    app_name: str = "dedup-spark",
+    spark_log: str | None = None,
+    remote: str | None = None,
+    class_archive: bool = False,
 ) -> SparkSession:
     """Return the active session (Databricks, spark-submit) or start one.
 
@@ -44,28 +58,104 @@ def get_or_create_session(
     spark_log: a file for everything the JVM this call starts writes to stderr (log4j's console, JVM warnings,
     Python workers' stderr), so a failing run shows one line, not Spark's stack traces; None leaves the JVM's
     stderr on the terminal (--verbose). A session that already exists is returned as it is.
+
+    class_archive: a driver JVM this call starts maps the class archive of earlier runs, or writes one at its
+    exit (class_archive.py; `save_class_archive` publishes it).
     """
     # Local Python workers must use this interpreter (the one with our dependencies), not the system python.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     if remote:
         builder = builder.remote(remote)
+    starts_jvm = class_archive and not (remote or SparkSession.getActiveSession() or _started_elsewhere())
+    start = (lambda: _start_with_archive(builder)) if starts_jvm else builder.getOrCreate
     global spark_log_in_use
     if spark_log is None or SparkSession.getActiveSession() is not None:
-        return builder.getOrCreate()
+        return start()
     os.makedirs(os.path.dirname(spark_log) or ".", exist_ok=True)
     sys.stderr.flush()
     log_fd = os.open(spark_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     saved = os.dup(2)
     os.dup2(log_fd, 2)  # the JVM started now inherits this stderr; Python's own stderr is restored below
     try:
-        session = builder.getOrCreate()
+        session = start()
         spark_log_in_use = spark_log
         return session
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(log_fd)
+
+
+def _started_elsewhere() -> bool:
+    """True when getOrCreate would not start a JVM of this process: a Connect session, or spark-submit's JVM."""
+    try:
+        from pyspark import SparkContext
+    except ImportError:  # a Connect-only pyspark
+        return True
+    running = SparkContext._active_spark_context is not None
+    return running or "SPARK_REMOTE" in os.environ or "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def _start_with_archive(builder: SparkSession.Builder) -> SparkSession:
+    """Start the session's JVM with the class archive's options (class_archive.plan). A JVM that dies at start
+    with an archive (a damaged file) gets the archive deleted and is started again without it."""
+    global _archive_plan
+    plan = class_archive.plan()
+    if plan is None:
+        return builder.getOrCreate()
+    saved = os.environ.get("PYSPARK_SUBMIT_ARGS")
+    os.environ["PYSPARK_SUBMIT_ARGS"] = class_archive.submit_args(plan.options)
+    try:
+        session = builder.getOrCreate()
+    except Exception:
+        if plan.partial is not None:
+            raise
+        log.warning("the JVM did not start with the class archive %s; deleted, starting without it", plan.archive)
+        class_archive.discard(plan.archive)
+        _restore("PYSPARK_SUBMIT_ARGS", saved)
+        return builder.getOrCreate()
+    finally:
+        _restore("PYSPARK_SUBMIT_ARGS", saved)
+    _archive_plan = plan
+    return session
+
+
+def _restore(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def save_class_archive(spark: SparkSession) -> None:
+    """At the end of a successful command: if this process's JVM is to write the class archive, stop it now,
+    wait until it has written the archive, and publish it (class_archive.publish). Nothing otherwise."""
+    global _archive_plan
+    plan, _archive_plan = _archive_plan, None
+    if plan is None or plan.partial is None:
+        return
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    process = getattr(gateway, "proc", None)
+    spark.stop()
+    if process is None or process.stdin is None:
+        return
+    started = time.time()
+    log.info("saving the JVM's loaded classes for faster starts (once): %s", plan.archive)
+    process.stdin.close()  # the gateway JVM exits when its stdin closes, and writes the archive as it exits
+    try:
+        code = process.wait(timeout=ARCHIVE_WAIT_SECONDS)
+    except subprocess.TimeoutExpired:
+        log.warning("the JVM took over %d s to write the class archive; not used", ARCHIVE_WAIT_SECONDS)
+        return
+    finally:
+        SparkContext._gateway = SparkContext._jvm = None  # a later session in this process starts a new JVM
+    if code == 0 and class_archive.publish(plan.partial, plan.archive):
+        log.info("class archive saved in %.1f s", time.time() - started)
+    else:
+        class_archive.discard(plan.partial)
 
 
 def new_spark_log_path() -> str:

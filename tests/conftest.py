@@ -10,6 +10,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CORPUS = REPO / "data" / "demo" / "corpus.jsonl.gz"
+# Command lines the tests start run without the JVM class archive of the user's cache (class_archive.py): each
+# run's JVM starts the same way whatever ran before; tests/test_class_archive.py tests the archive itself.
+os.environ.setdefault("DEDUP_SPARK_JVM_CACHE", "off")
 
 
 @pytest.fixture(scope="session")
