@@ -67,8 +67,8 @@ def get_or_create_session(
     builder = SparkSession.builder.appName(app_name)
     if remote:
         builder = builder.remote(remote)
-    starts_jvm = class_archive and not (remote or SparkSession.getActiveSession() or _started_elsewhere())
-    start = (lambda: _start_with_archive(builder)) if starts_jvm else builder.getOrCreate
+    own_start = class_archive and not (remote or SparkSession.getActiveSession() or _started_elsewhere())
+    start = (lambda: _start_with_archive(builder)) if own_start else builder.getOrCreate
     global spark_log_in_use
     if spark_log is None or SparkSession.getActiveSession() is not None:
         return start()
