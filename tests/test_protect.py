@@ -103,6 +103,32 @@ def test_protect_against_brute_force_oracle(run_cli, tmp_path, local_keys):
     assert stages["neardup"]["details"]["contamination_removed"] == 7
 
 
+@pytest.mark.parametrize("local_edges", [0, 1_000_000], ids=["distributed-clusters", "clusters-in-one-task"])
+def test_every_held_out_document_of_a_cluster_is_kept(run_cli, tmp_path, local_edges):
+    """Under the components rule a cluster can hold two held-out documents (joined through an input document):
+    both are kept, not only the first in keep order, and only the input document is removed."""
+    rng = random.Random(3)
+    base = random_doc(rng, 100)
+    held_out = {"e1": changed_words(base, rng, 1), "e2": changed_words(base, rng, 1), "e3": random_doc(rng, 100)}
+    train = {"t": base, "u": random_doc(rng, 100)}
+    train_path = write_jsonl(tmp_path / "train.jsonl", [{"id": k, "text": v} for k, v in train.items()])
+    eval_path = write_jsonl(tmp_path / "eval.jsonl", [{"id": k, "text": v} for k, v in held_out.items()])
+    out = tmp_path / "out"
+    settings = ("neardup.cluster_rule=components", f"neardup.local_components_max_edges={local_edges}")
+    code = run_cli(
+        "run", f"--input={train_path}", f"--protect={eval_path}", f"--output={out}", "--stages=neardup",
+        "--set", "input.id_column=id", "--set", settings[0], "--set", settings[1],
+    )  # fmt: skip
+    assert code == 0
+    clusters = {
+        r["doc_id"]: (r["cluster_id"], r["cluster_size"], r["kept"]) for r in read_output(out / "neardup" / "clusters")
+    }
+    first, second = "protected-1:e1", "protected-1:e2"
+    assert clusters == {first: (first, 3, True), second: (first, 3, True), "t": (first, 3, False)}
+    assert {r["id"]: r["reason"] for r in read_output(out / "removed")} == {"t": "contamination"}
+    assert {r["id"] for r in read_output(out / "data")} == {"u"}
+
+
 def test_protect_errors(run_cli, tmp_path, capsys):
     train_path = write_jsonl(tmp_path / "train.jsonl", [{"id": "protected-1:a", "text": "some words " * 10}])
     eval_path = write_jsonl(tmp_path / "eval.jsonl", [{"id": "a", "text": "other words " * 10}])

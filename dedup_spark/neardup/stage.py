@@ -23,6 +23,8 @@ Steps, each a Spark stage whose result is written under the stage's work folder:
                 policy; `cluster_id` is the id of the kept document. Under `components` every removed document is
                 checked against its keeper for the report (`removed_not_verified_with_keeper`). The stage writes
                 the removed rows only: the survivors are its input minus those (see `stage.StageOutput`).
+                A graph of at most `neardup.local_components_max_edges` edges whose texts are small is clustered
+                in one task instead, with the same result (clusters.py, clusters_in_one_task.py).
 
 Documents with no words after normalisation (`too_short`) never match anything and are always kept.
 """
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, NamedTuple
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from dedup_spark.columns import (
@@ -42,14 +44,12 @@ from dedup_spark.columns import (
     INDEXED,
     PROTECTED,
     PROTECTED_ID_PREFIX,
-    SIZE,
     WITH_PROTECTED,
 )
 from dedup_spark.config import NeardupConfig, RunConfig
 from dedup_spark.errors import ConfigError, InputError
 from dedup_spark.excerpts import collect_heads, side_by_side
-from dedup_spark.neardup.anchored import anchored_labels
-from dedup_spark.neardup.components import connected_components
+from dedup_spark.neardup.clusters import cluster_documents
 from dedup_spark.neardup.lsh import LshPreset, candidate_probability, s_curve, similarity_at_probability
 from dedup_spark.neardup.pairs_in_one_task import CANDIDATE, EXACT, NODE, pairs_in_one_task
 from dedup_spark.neardup.signatures import SIGNATURE_SCHEMA, band_rows, candidate_pairs, resolve_lsh, signature_batches
@@ -139,30 +139,10 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
         verified = verify_candidates(step, "verified", candidates, texts, nd, lsh)
 
         edges = verified.unionByName(exact_edges)
-        labels, rounds = connected_components(step, edges, nd.max_component_rounds, nd.local_components_max_edges)
-        in_clusters = involved.join(labels.withColumnRenamed("node", ID), ID)
-        if lsh.cluster_rule == "anchored":
-            # When candidates are verified by Jaccard, a component of two documents is one pair that passed the
-            # keeper's test already: only larger components go through the anchored rule (and ship their texts).
-            smallest = 3 if lsh.verify_jaccard else 2
-            sizes = labels.groupBy("component").agg(F.count(F.lit(1)).alias(SIZE))
-            larger = in_clusters.join(sizes.filter(F.col(SIZE) >= smallest), "component", "left_semi")
-            anchors = anchored_labels(larger, edges, order, nd, lsh, text_column, PROTECTED)
-            anchors = step("anchors", anchors)
-            in_clusters = in_clusters.join(anchors, ID, "left").withColumn(
-                "component",
-                F.coalesce("anchor", "component"),  # anchors and pair labels are ids of their members
-            )
-        cluster = Window.partitionBy("component").orderBy(*order)
-        whole = Window.partitionBy("component")
-        clusters = in_clusters.select(
-            ID,
-            F.first(ID).over(cluster).alias("cluster_id"),
-            F.count(F.lit(1)).over(whole).alias("cluster_size"),
-            ((F.row_number().over(cluster) == 1) | F.col(PROTECTED)).alias("kept"),  # protected: never removed
-            F.max(PROTECTED).over(whole).alias(WITH_PROTECTED),
-        ).filter(F.col("cluster_size") > 1)  # anchored: a document left alone is in no cluster
-        clusters = step("clusters", clusters)
+        max_edges = pairs.candidate_pairs + pairs.exact_copies  # verified pairs are candidates
+        clusters, rounds, anchor_rounds = cluster_documents(
+            step, involved, edges, max_edges, order, nd, lsh, text_column
+        )
 
         # A cluster kept by a document of `run --index` (held out, id `index:...`) removes its batch documents as such.
         by_index = F.col(WITH_PROTECTED) & F.col("cluster_id").startswith(INDEX_ID_PREFIX)
@@ -174,7 +154,7 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
         metrics["cluster_rule"] = lsh.cluster_rule
         if lsh.cluster_rule == "anchored":  # removed only after passing the keeper check: none fails it
             metrics["removed_not_verified_with_keeper"] = 0
-            metrics["anchor_rounds"] = anchors.agg(F.max("anchor_round")).first()[0] or 0
+            metrics["anchor_rounds"] = anchor_rounds
         else:
             keeper_pairs = removed_ids.select(F.col("cluster_id").alias("u"), F.col(ID).alias("v"))
             checked = check_pairs(step, "keeper_check", keeper_pairs, texts, nd, lsh, keeper=True)

@@ -92,16 +92,21 @@ def chain_and_template_corpus(chain: int, pages: int, seed: int = 7) -> dict[str
     return texts
 
 
+@pytest.mark.parametrize("local", [0, 1_000_000], ids=["distributed", "in-one-task"])
 @pytest.mark.parametrize("chain, pages", [(200, 1500), pytest.param(1000, 10000, marks=pytest.mark.slow)])
-def test_chains_and_templates_on_spark(spark, tmp_path, chain, pages):
+def test_chains_and_templates_on_spark(spark, tmp_path, chain, pages, local):
+    """The clusters computed in the distributed steps, or in one task (clusters_in_one_task.py)."""
     texts = chain_and_template_corpus(chain, pages)
     results = {}
     for rule in ("components", "anchored"):
-        clusters, removed, _survivors, metrics = run(spark, tmp_path, texts, name=rule, cluster_rule=rule)
+        settings = {"cluster_rule": rule, "local_components_max_edges": local}
+        clusters, removed, _survivors, metrics = run(spark, tmp_path, texts, name=rule, **settings)
         keeper_jaccard = {doc: jaccard(texts[clusters[doc][0]], texts[doc]) for doc in removed}
         results[rule] = clusters, removed, metrics, keeper_jaccard
 
     clusters, removed, metrics, keeper_jaccard = results["anchored"]
+    steps = {s["step"] for s in metrics["steps"]}
+    assert ("anchors" in steps and "components/round-0" in steps) == (local == 0), steps
     # The oracle on the job's own verified pairs, verifying with Jaccard recomputed from the strings.
     edges = [(r["u"], r["v"]) for r in read_output(tmp_path / "anchored" / "verified") if r["passed"]]
     shingles = functools.cache(lambda doc: set(word_shingles(normalize(texts[doc]), 5)))

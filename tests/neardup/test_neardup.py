@@ -167,11 +167,12 @@ def test_against_brute_force_oracle(spark, tmp_path, local):
 
 def test_same_output_whatever_the_partitioning(spark, tmp_path):
     texts = synthetic_corpus(seed=5)
-    first = run(spark, tmp_path, texts, name="a", partitions=1)  # clusters labelled in one task
+    first = run(spark, tmp_path, texts, name="a", partitions=1)  # pairs and clusters in one task
     distributed = {"local_components_max_edges": 0, "local_candidates_max_band_keys": 0}
     second = run(spark, tmp_path, texts, name="b", partitions=7, batch_docs=7, **distributed)
     assert first[:3] == second[:3]
     figures = ("exact_duplicate_groups", "exact_duplicate_copies", "candidate_pairs", "verified_pairs", "clusters")
+    figures += ("anchor_rounds", "cluster_size_histogram", "largest_clusters")
     assert [first[3][f] for f in figures] == [second[3][f] for f in figures]
 
 
