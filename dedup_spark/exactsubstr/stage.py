@@ -68,6 +68,8 @@ from dedup_spark.sparkops import Steps, many_splits
 from dedup_spark.stage import StageContext, StageOutput
 
 REASON = "exact_substring"
+# Window-start runs up to which the cut sends them to every task (steps.cut's few_runs): about 60 MB in a broadcast.
+BROADCAST_RUNS = 2_000_000
 SPANS_TABLE = "exact/spans"
 
 
@@ -177,7 +179,8 @@ def _run_pass(
         folder = storage.join(work_dir, "index")
         shared, index_metrics = runs_shared_with(spark, docs, index, config, folder)
         runs = runs.unionByName(shared)
-    touched = step("touched", cut(docs, runs, text_column, k, ex.min_remaining_chars))
+    few_runs = index is None and _span_rows(step, ("chunk_findings", "merge_findings")) <= BROADCAST_RUNS
+    touched = step("touched", cut(docs, runs, text_column, k, ex.min_remaining_chars, few_runs))
     columns = docs.columns
     survivors = docs.join(runs.select(ID).distinct(), ID, "left_anti").unionByName(
         touched.filter(~F.col(DROP)).select(*columns)
@@ -192,6 +195,12 @@ def _run_pass(
     if index_metrics is not None:
         metrics["index"] = index_metrics
     return PassResult(survivors, touched.filter(DROP).select(ID), spans, metrics)
+
+
+def _span_rows(step: Steps, names: tuple[str, ...]) -> int:
+    """The rows of kind "span" the steps `names` wrote, from their footers (no Spark job)."""
+    folders = [storage.join(step.work_dir, name, "kind=span") for name in names]
+    return sum(storage.parquet_rows(folder) for folder in folders if storage.exists(folder))
 
 
 def _pass_metrics(

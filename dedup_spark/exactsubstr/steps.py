@@ -112,11 +112,18 @@ def minimizer_pairs(chunk_pieces: DataFrame, k: int, w: int) -> DataFrame:
 SPAN_TYPE = T.ArrayType(T.StructType([T.StructField("start", T.IntegerType()), T.StructField("end", T.IntegerType())]))
 
 
-def cut(docs: DataFrame, runs: DataFrame, text_column: str, k: int, min_remaining_chars: int) -> DataFrame:
+def cut(
+    docs: DataFrame, runs: DataFrame, text_column: str, k: int, min_remaining_chars: int, few_runs: bool = False
+) -> DataFrame:
     """The documents that have window-start runs (`_dd_id, start, end`), cut (`tasks.ApplyTask`): their columns
     (text cut, `_dd_bytes` updated) plus `_dd_spans` (code point spans removed), `_dd_cut_bytes` and `_dd_drop`
-    (fewer than `min_remaining_chars` non-space characters left)."""
+    (fewer than `min_remaining_chars` non-space characters left).
+
+    few_runs: the runs are sent whole to every task (a broadcast, about 30 bytes a run), so the documents are cut
+    where they are read instead of all being shuffled to meet them (300 MB of linux, 1.1 M runs: 5.9 s against
+    7.8-8.4 s)."""
     windows = runs.groupBy(ID).agg(F.collect_list(F.struct("start", "end")).alias(WINDOWS))
+    windows = F.broadcast(windows) if few_runs else windows
     columns = tuple(docs.columns)
     task = ApplyTask(columns, text_column, k, min_remaining_chars)
     schema = T.StructType(
