@@ -8,8 +8,9 @@ its next start (`-XX:SharedArchiveFile`). The first run writes it, later runs us
 The archive is valid for one JVM and one class path; a JVM given an archive that does not match them ignores it,
 but one given a half-written archive can crash (a truncated file maps pages past its end). So each run writes to
 a file of its own, and the archive is published under its final name (`os.replace`) only after the JVM that
-wrote it has exited with status 0 (session.save_class_archive); a JVM that fails to start with an archive gets
-it deleted and starts again without (session.get_or_create_session).
+wrote it has exited with status 0 (session.finish_class_archive; a failed run kills its JVM, which then writes
+nothing); a JVM that fails to start with an archive gets it deleted and starts again without it
+(session.get_or_create_session).
 
 Where: `$DEDUP_SPARK_JVM_CACHE`, else `$XDG_CACHE_HOME/dedup-spark/jvm` (`~/.cache/dedup-spark/jvm`); one
 archive (about 190 MB) per pyspark, Spark home and java, at most ARCHIVES_KEPT of them. `DEDUP_SPARK_JVM_CACHE=off`

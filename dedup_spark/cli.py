@@ -106,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:  # PySpark logs every failed query as a JSON record with the Java stack; our line says it
         logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL + 1)
     args.paths = (None, None)  # (input, output) once the config is resolved, for naming them in errors
+    code = _command(args)
+    session = sys.modules.get("dedup_spark.session")  # imported by a command that started Spark
+    if session is not None:
+        sys.stdout.flush()  # the summary shows before any wait for the class archive
+        session.finish_class_archive(saved=code == 0)
+    return code
+
+
+def _command(args: argparse.Namespace) -> int:
+    """Run the parsed command; its exit code (errors printed as one line, see the module docstring)."""
     try:
         if args.command == "index":
             return _run_index(args)
@@ -152,7 +162,6 @@ def _run(args: argparse.Namespace) -> int:
         spark = _session(args, config)
         report = run_pipeline(spark, config)
     print(report.summary())
-    _save_class_archive(spark)
     return 0
 
 
@@ -177,9 +186,9 @@ def _session(args: argparse.Namespace, config):
 
     session.use_task_slots(config.spark.task_slots)
     if args.verbose:
-        return session.get_or_create_session(remote=args.remote, class_archive=True)
+        return session.get_or_create_session(remote=args.remote, with_class_archive=True)
     log_file = session.spark_log_in_use or session.new_spark_log_path()
-    spark = session.get_or_create_session(remote=args.remote, spark_log=log_file, class_archive=True)
+    spark = session.get_or_create_session(remote=args.remote, spark_log=log_file, with_class_archive=True)
     args.spark_log = session.spark_log_in_use
     if args.spark_log:
         log.info("Spark's own log: %s (--verbose shows it here)", args.spark_log)
@@ -206,7 +215,6 @@ def _run_contamination(args: argparse.Namespace) -> int:
         report = run_contamination(spark, config, args.eval, args.clean_train)
     if report["status"] == "succeeded":
         print(summary_lines(report))
-    _save_class_archive(spark)
     return 0
 
 
@@ -221,16 +229,7 @@ def _run_index(args: argparse.Namespace) -> int:
     spark = _session(args, config)
     summary = create_index(spark, config, args.index)
     print(f"dedup-spark index created: {args.index} version {summary['version']}, {summary['documents']:,} documents")
-    _save_class_archive(spark)
     return 0
-
-
-def _save_class_archive(spark) -> None:
-    """After a command's output is printed: the JVM's class archive, when this run is the one to write it."""
-    from dedup_spark import session
-
-    sys.stdout.flush()  # the summary shows before the wait
-    session.save_class_archive(spark)
 
 
 def _fail(code: int, message: str, verbose: bool) -> int:

@@ -47,7 +47,7 @@ def get_or_create_session(
     app_name: str = "dedup-spark",
     spark_log: str | None = None,
     remote: str | None = None,
-    class_archive: bool = False,
+    with_class_archive: bool = False,
 ) -> SparkSession:
     """Return the active session (Databricks, spark-submit) or start one.
 
@@ -59,15 +59,15 @@ def get_or_create_session(
     Python workers' stderr), so a failing run shows one line, not Spark's stack traces; None leaves the JVM's
     stderr on the terminal (--verbose). A session that already exists is returned as it is.
 
-    class_archive: a driver JVM this call starts maps the class archive of earlier runs, or writes one at its
-    exit (class_archive.py; `save_class_archive` publishes it).
+    with_class_archive: a driver JVM this call starts maps the class archive of earlier runs, or writes one at its
+    exit (class_archive.py; `finish_class_archive` publishes it).
     """
     # Local Python workers must use this interpreter (the one with our dependencies), not the system python.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     if remote:
         builder = builder.remote(remote)
-    own_start = class_archive and not (remote or SparkSession.getActiveSession() or _started_elsewhere())
+    own_start = with_class_archive and not (remote or SparkSession.getActiveSession() or _started_elsewhere())
     start = (lambda: _start_with_archive(builder)) if own_start else builder.getOrCreate
     global spark_log_in_use
     if spark_log is None or SparkSession.getActiveSession() is not None:
@@ -128,20 +128,31 @@ def _restore(name: str, value: str | None) -> None:
         os.environ[name] = value
 
 
-def save_class_archive(spark: SparkSession) -> None:
-    """At the end of a successful command: if this process's JVM is to write the class archive, stop it now,
-    wait until it has written the archive, and publish it (class_archive.publish). Nothing otherwise."""
+def finish_class_archive(saved: bool) -> None:
+    """At the end of a command: if this process's JVM is to write the class archive, stop the JVM now. After a
+    success (`saved`) wait until it has written the archive and publish it (class_archive.publish); after a
+    failure kill it, so it writes nothing. Nothing when this process's JVM writes no archive."""
     global _archive_plan
     plan, _archive_plan = _archive_plan, None
     if plan is None or plan.partial is None:
         return
     from pyspark import SparkContext
 
-    gateway = SparkContext._gateway
-    process = getattr(gateway, "proc", None)
-    spark.stop()
-    if process is None or process.stdin is None:
-        return
+    process = getattr(SparkContext._gateway, "proc", None)
+    if SparkContext._active_spark_context is not None:
+        SparkContext._active_spark_context.stop()
+    try:
+        if process is not None and process.stdin is not None and saved:
+            _save_archive(process, plan)
+        elif process is not None:
+            process.kill()
+            process.wait()
+    finally:
+        SparkContext._gateway = SparkContext._jvm = None  # a later session in this process starts a new JVM
+        class_archive.discard(plan.partial)  # gone once published
+
+
+def _save_archive(process: subprocess.Popen, plan: class_archive.ArchivePlan) -> None:
     started = time.time()
     log.info("saving the JVM's loaded classes for faster starts (once): %s", plan.archive)
     process.stdin.close()  # the gateway JVM exits when its stdin closes, and writes the archive as it exits
@@ -149,13 +160,11 @@ def save_class_archive(spark: SparkSession) -> None:
         code = process.wait(timeout=ARCHIVE_WAIT_SECONDS)
     except subprocess.TimeoutExpired:
         log.warning("the JVM took over %d s to write the class archive; not used", ARCHIVE_WAIT_SECONDS)
+        process.kill()
+        process.wait()
         return
-    finally:
-        SparkContext._gateway = SparkContext._jvm = None  # a later session in this process starts a new JVM
     if code == 0 and class_archive.publish(plan.partial, plan.archive):
         log.info("class archive saved in %.1f s", time.time() - started)
-    else:
-        class_archive.discard(plan.partial)
 
 
 def new_spark_log_path() -> str:

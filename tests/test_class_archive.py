@@ -83,7 +83,7 @@ def test_publish_renames_only_a_written_file_and_prunes(cache):
     assert not class_archive.publish(str(cache / "missing.partial"), str(archive))
     (cache / "empty.partial").write_bytes(b"")
     assert not class_archive.publish(str(cache / "empty.partial"), str(archive))
-    (cache / "empty.partial").unlink()  # the caller's to discard (session.save_class_archive)
+    (cache / "empty.partial").unlink()  # the caller's to discard (session.finish_class_archive)
     old = time.time() - 2 * class_archive.PARTIAL_MAX_AGE_SECONDS
     for age, name in enumerate(["a.jsa", "b.jsa", "c.jsa", "stale.partial"], start=1):
         (cache / name).write_bytes(b"x")
@@ -106,7 +106,7 @@ def _cli(args: list[str], cache_folder: Path) -> subprocess.CompletedProcess:
 
 JVM_ARGUMENTS = """
 from dedup_spark import session
-spark = session.get_or_create_session(class_archive=True)
+spark = session.get_or_create_session(with_class_archive=True)
 jvm = spark.sparkContext._jvm
 print(list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()))
 """
@@ -125,6 +125,14 @@ def test_the_command_line_writes_the_archive_once_then_maps_it(tmp_path):
         result = _cli(["run", f"--input={corpus}", output, "--set", "input.id_column=id"], folder)
         assert result.returncode == 0, result.stderr[-3000:]
         return result
+
+    # A run that fails writes no archive: its JVM is killed, not left to write one as it exits.
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "1", "body": "no text column"}) + "\n")
+    failed = _cli(["run", f"--input={bad}", f"--output={tmp_path / 'bad'}"], folder)
+    assert failed.returncode == 3 and "text" in failed.stderr, failed.stderr[-3000:]
+    time.sleep(2)
+    assert not folder.exists() or not list(folder.iterdir())
 
     first = run("first")
     assert "class archive saved" in first.stderr
