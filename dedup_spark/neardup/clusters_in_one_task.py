@@ -9,7 +9,7 @@ and writes one row per document on an edge:
 
     _dd_id, cluster_id, cluster_size, kept, _dd_with_protected, anchor_round
 
-- components: a union-find over the edges, labelled by their smallest id (components.py's labels);
+- components: `components.union_find` over the edges, labelled by their smallest id (as the distributed labels);
 - clusters: the components, split by `anchored.anchor_component` under the `anchored` rule (components of fewer
   than `smallest` documents are not anchored: see stage.py), each cluster's first document in keep order is
   `cluster_id` and kept, held-out documents are kept too, `_dd_with_protected` marks clusters holding one;
@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 from dedup_spark.columns import ID, PROTECTED, RANK, WITH_PROTECTED
 from dedup_spark.config import NeardupConfig
 from dedup_spark.neardup.anchored import anchor_component
+from dedup_spark.neardup.components import union_find
 from dedup_spark.neardup.lsh import LshPreset
 from dedup_spark.neardup.verify import ShingleSets, check_pair
 
@@ -78,7 +79,7 @@ def clusters_of_table(table: pa.Table, nd: NeardupConfig, lsh: LshPreset, anchor
             if p:
                 protected.add(u)
     members: dict[str, list[str]] = {}
-    for node, label in _components(edges).items():
+    for node, label in union_find(edges).items():
         members.setdefault(label, []).append(node)
     edges_of: dict[str, list[tuple[str, str]]] = {}
     label_of = {node: label for label, nodes in members.items() for node in nodes}
@@ -121,23 +122,3 @@ def clusters_of_table(table: pa.Table, nd: NeardupConfig, lsh: LshPreset, anchor
         ]
     )
     return pa.table(out, schema=schema)
-
-
-def _components(edges: list[tuple[str, str]]) -> dict[str, str]:
-    """{node: the smallest node of its component} by a union-find (union by smallest root, path halving).
-
-    Ids compare as Python strings, by code point: the same order as Spark's UTF-8 byte order."""
-    parent: dict[str, str] = {}
-
-    def find(node: str) -> str:
-        parent.setdefault(node, node)
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
-    for u, v in edges:
-        a, b = find(u), find(v)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    return {node: find(node) for node in parent}

@@ -10,6 +10,8 @@ component, so it depends only on the edge set, never on partitioning or on the o
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 from pyspark.sql import DataFrame
@@ -100,30 +102,34 @@ def _label_in_rounds(step: Steps, current: DataFrame, max_rounds: int) -> tuple[
     )
 
 
-def label_in_one_task(edges: DataFrame) -> DataFrame:
-    """(node, component) by a union-find over all edges inside one Spark task (a single group), for small graphs.
+def union_find(edges: Iterable[tuple[Any, Any]]) -> dict[Any, Any]:
+    """{node: the smallest node of its component} for every node on an edge. Union by smallest root keeps every
+    root the smallest node of its tree, so a node's root is its component's label (ids compare with <: strings by
+    code point, the order of Spark's UTF-8 bytes)."""
+    parent: dict = {}
 
-    Union by smallest root keeps every root the smallest node of its tree, so a node's root is its component.
-    """
+    def find(node):
+        root = node
+        while parent.setdefault(root, root) != root:
+            root = parent[root]
+        while parent[node] != root:  # path compression
+            parent[node], node = root, parent[node]
+        return root
+
+    for u, v in edges:
+        a, b = find(u), find(v)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return {node: find(node) for node in list(parent)}
+
+
+def label_in_one_task(edges: DataFrame) -> DataFrame:
+    """(node, component) by `union_find` over all edges inside one Spark task (a single group), for small graphs."""
     node_type = edges.schema["u"].dataType.simpleString()
 
     def label(rows: pd.DataFrame) -> pd.DataFrame:
-        parent: dict = {}
-
-        def find(node):
-            root = node
-            while parent.setdefault(root, root) != root:
-                root = parent[root]
-            while parent[node] != root:  # path compression
-                parent[node], node = root, parent[node]
-            return root
-
-        for u, v in zip(rows["u"].tolist(), rows["v"].tolist(), strict=True):
-            a, b = find(u), find(v)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-        nodes = list(parent)
-        return pd.DataFrame({"node": nodes, "component": [find(n) for n in nodes]})
+        labels = union_find(zip(rows["u"].tolist(), rows["v"].tolist(), strict=True))
+        return pd.DataFrame({"node": list(labels), "component": list(labels.values())})
 
     one_group = edges.withColumn(GROUP, F.lit(0)).groupBy(GROUP)
     return one_group.applyInPandas(label, f"node {node_type}, component {node_type}")
