@@ -3,22 +3,23 @@ cluster's kept document, the same as the distributed steps of `stage.py` compute
 
 After verification a NearDup run of a few hundred MB has a graph of a few thousand edges; its distributed steps
 (components, anchors, clusters: a union-find task, a cogroup of each component's documents and edges, a window
-over the clusters) cost 3.4-4 s at 300 MB and 1 GB, mostly Spark's fixed cost per job, for a graph Python labels
-in milliseconds. Here one task reads the edges and the documents on them (id, keep-order rank, held-out flag, text)
-and writes one row per document on an edge:
+over the clusters) cost 3.0 s at 300 MB and 4.5 s at 1 GB of linux, much of it Spark's fixed cost per job, for a
+graph Python labels in milliseconds (the anchored rule's keeper checks are the same work either way). Here one
+task reads the edges and the documents on them (id, keep-order rank, held-out flag, text) and writes one row per
+document on an edge:
 
     _dd_id, cluster_id, cluster_size, kept, _dd_with_protected, anchor_round
 
 - components: `components.union_find` over the edges, labelled by their smallest id (as the distributed labels);
 - clusters: the components, split by `anchored.anchor_component` under the `anchored` rule (components of fewer
-  than `smallest` documents are not anchored: see stage.py), each cluster's first document in keep order is
+  than `anchored_from` documents are not anchored: see clusters.py), each cluster's first document in keep order is
   `cluster_id` and kept, held-out documents are kept too, `_dd_with_protected` marks clusters holding one;
 - anchor_round: the rounds the document's component took under the anchored rule (null when not anchored).
   Documents the anchored rule leaves alone are written with cluster_size 1 (so the rounds of every anchored
   component are counted) and are in no cluster.
 
 Memory of the task: the texts of the documents on edges (the stage sends only a graph whose `involved` step wrote
-at most `stage.LOCAL_CLUSTERS_MAX_BYTES`), plus the shingle-set cache of `verify.py`.
+at most `clusters.LOCAL_CLUSTERS_MAX_BYTES`), plus the shingle-set cache of `verify.py`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from dedup_spark.columns import ID, PROTECTED, RANK, WITH_PROTECTED
+from dedup_spark.columns import ID, PROTECTED, RANK, TEXT, WITH_PROTECTED
 from dedup_spark.config import NeardupConfig
 from dedup_spark.neardup.anchored import anchor_component
 from dedup_spark.neardup.components import union_find
@@ -39,7 +40,6 @@ from dedup_spark.neardup.verify import ShingleSets, check_pair
 CLUSTER_ROWS_SCHEMA = (
     f"{ID} string, cluster_id string, cluster_size long, kept boolean, {WITH_PROTECTED} boolean, anchor_round int"
 )
-TEXT = "_dd_text"  # the column of the nodes' texts
 
 
 def clusters_in_one_task(
