@@ -60,9 +60,9 @@ def clusters_in_one_task(
 
 def _batches(nd: NeardupConfig, lsh: LshPreset, anchored_from: int | None):
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        table = pa.Table.from_batches(list(batches))
-        if table.num_rows:
-            yield from clusters_of_table(table, nd, lsh, anchored_from).to_batches()
+        batches = list(batches)  # none at all when the graph is empty
+        if batches:
+            yield from clusters_of_table(pa.Table.from_batches(batches), nd, lsh, anchored_from).to_batches()
 
     return run
 

@@ -165,6 +165,17 @@ def test_against_brute_force_oracle(spark, tmp_path, local):
     assert {p["size"] for p in metrics["cluster_size_histogram"]} == {len(m) for m in by_cluster.values()}
 
 
+@pytest.mark.parametrize("local", [0, 1_000_000], ids=["distributed", "in-one-task"])
+def test_a_corpus_without_near_duplicates_keeps_everything(spark, tmp_path, local):
+    """No candidate pair at all: every step after the signatures runs on nothing (an empty graph in one task)."""
+    rng = random.Random(4)
+    texts = {f"d{i}": " ".join(f"w{rng.randrange(100000)}" for _ in range(80)) for i in range(6)}
+    settings = {"local_components_max_edges": local, "local_candidates_max_band_keys": local}
+    clusters, removed, survivors, metrics = run(spark, tmp_path, texts, **settings)
+    assert clusters == {} and removed == set() and survivors == set(texts)
+    assert metrics["candidate_pairs"] == 0 and metrics["clusters"] == 0
+
+
 def test_same_output_whatever_the_partitioning(spark, tmp_path):
     texts = synthetic_corpus(seed=5)
     first = run(spark, tmp_path, texts, name="a", partitions=1)  # pairs and clusters in one task
