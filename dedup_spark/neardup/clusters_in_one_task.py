@@ -78,20 +78,21 @@ def clusters_of_table(table: pa.Table, nd: NeardupConfig, lsh: LshPreset, anchor
             rank[u], texts[u] = r, text
             if p:
                 protected.add(u)
+    labels = union_find(edges)
     members: dict[str, list[str]] = {}
-    for node, label in union_find(edges).items():
+    for node, label in labels.items():
         members.setdefault(label, []).append(node)
     edges_of: dict[str, list[tuple[str, str]]] = {}
-    label_of = {node: label for label, nodes in members.items() for node in nodes}
     for u, v in edges:
-        edges_of.setdefault(label_of[u], []).append((u, v))
+        edges_of.setdefault(labels[u], []).append((u, v))
     cache = ShingleSets(nd)
 
     def verifies(keeper: str, member: str) -> bool:
         return check_pair(cache, keeper, texts[keeper], member, texts[member], lsh, keeper=True)[2]
 
-    out: dict[str, list] = {name: [] for name in (ID, "cluster_id", "cluster_size", "kept", WITH_PROTECTED)}
-    out["anchor_round"] = []
+    out: dict[str, list] = {
+        name: [] for name in (ID, "cluster_id", "cluster_size", "kept", WITH_PROTECTED, "anchor_round")
+    }
     for label in sorted(members):
         nodes = sorted(members[label], key=rank.__getitem__)
         rounds = None
