@@ -36,6 +36,7 @@ TEXT = "_dd_text"  # a document's text, whatever the input's text column is call
 # ExactSubstr (exactsubstr/) and NearDup's distributed components.
 GROUP = "_dd_group"
 RANGE = "_dd_range"
+ROUTE = "_dd_route"  # a key that sends its rows to a partition of their own (sparkops.own_partitions)
 WINDOWS = "_dd_windows"  # window-start runs [(start, end)] of a document
 SPANS = "_dd_spans"  # removed code point spans of a document
 CUT_BYTES = "_dd_cut_bytes"

@@ -79,3 +79,23 @@ def test_steps_record_rows_files_and_bytes_of_each_checkpoint(spark, tmp_path):
     written = [sum(f.stat().st_size for f in (tmp_path / r["step"]).glob("*.parquet")) for r in table]
     assert [r["bytes"] for r in table] == written and all(written)
     assert all(r["seconds"] >= 0 for r in table)
+
+
+def test_own_partitions_put_each_value_alone_in_its_partition(spark):
+    from pyspark.sql import functions as F
+
+    from dedup_spark.columns import ROUTE
+    from dedup_spark.sparkops import own_partitions
+
+    for n in (1, 2, 3, 4, 7, 30):
+        values = [v * 1000 + 3 for v in range(n)]  # not 0..n-1: the route must not depend on the values themselves
+        rows = spark.createDataFrame([(v, i) for v in values for i in range(5)], "value long, i long")
+        routes = spark.createDataFrame(own_partitions(spark, values), f"value long, {ROUTE} long")
+        routed = rows.join(F.broadcast(routes), "value").repartition(n, ROUTE)
+        seen = routed.groupBy(F.spark_partition_id().alias("p")).agg(
+            F.collect_set("value").alias("values"), F.count(F.lit(1)).alias("rows")
+        )
+        assert sorted((r["p"], r["values"], r["rows"]) for r in seen.collect()) == [
+            (i, [v], 5) for i, v in enumerate(values)
+        ], n
+    assert own_partitions(spark, []) == []

@@ -41,7 +41,7 @@ from pyspark.sql import functions as F
 
 from dedup_spark.columns import EVAL_PREFIX, ID, TRAIN_PREFIX
 from dedup_spark.config import RunConfig
-from dedup_spark.exactsubstr.steps import CHUNK_BITS, layout, merge_partitions, minimizer_pairs, pieces
+from dedup_spark.exactsubstr.steps import CHUNK_BITS, layout, merge_partitions, minimizer_pairs, per_chunk, pieces
 from dedup_spark.exactsubstr.suffix_array import PieceColumns, find_repeats
 from dedup_spark.exactsubstr.tasks import limit_openmp_threads, piece_columns, superkmers_to_ship
 from dedup_spark.sparkops import Steps
@@ -197,7 +197,7 @@ def shared_windows(
     ship = ShipTask(k, ex.width)
     shipped = step(
         "shipped",
-        chunk_pieces.groupBy("chunk").cogroup(shared_pairs.groupBy("chunk")).applyInPandas(ship.udf(), SHIPPED_SCHEMA),
+        per_chunk(chunk_pieces, shared_pairs, ship.udf(), SHIPPED_SCHEMA),
     )
     windows, totals = search_shipped(spark, step, shipped, k, size)
     metrics = {

@@ -10,11 +10,11 @@ Steps of one pass, each written under the work folder as Parquet and read back:
               the chunks fill whole rounds of the cluster's task slots: `even_chunk_size`): a piece owns the
               window starts that fall in one chunk and carries k-1 bytes of context, so a chunk holds
               <= chunk_size + k - 1 bytes and a document larger than a chunk spans several.
-3. minimizers distinct (chunk, minimizer) of every window (`minimizers.py`); a minimizer present in two or more
-              chunks is *cross*.
-4. chunks     one task per chunk (cogroup of its pieces and its cross minimizers): a suffix array of the chunk
-              (`find_repeats`) gives the policy's window starts; the super-k-mers whose minimizer is cross are
-              emitted for shipping.
+3. minimizers distinct (chunk, minimizer) of every window (`minimizers.py`) and the number of chunks with that
+              minimizer: present in two or more, it is *cross*.
+4. chunks     one task per chunk, in chunk order (`per_chunk`: a cogroup of its pieces and its cross minimizers):
+              a suffix array of the chunk (`find_repeats`) gives the policy's window starts; the super-k-mers
+              whose minimizer is cross are emitted for shipping.
 5. merge      the shipped super-k-mers, hash-partitioned by minimizer into P = ceil(shipped bytes / chunk_size)
               tasks (at least MERGE_TASK_MIN_BYTES each; whole rounds of task slots) and sorted: identical ones
               are folded, the rest searched with a suffix array, complete minimizer groups about chunk_size bytes
@@ -46,7 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dedup_spark.columns import BYTES, CUT_BYTES, DROP, ID, SPANS
@@ -58,7 +58,8 @@ from dedup_spark.exactsubstr.steps import (
     even_chunk_size,
     layout,
     merge_partitions,
-    minimizer_pairs,
+    minimizer_chunks,
+    per_chunk,
     pieces,
 )
 from dedup_spark.exactsubstr.tasks import FINDINGS_SCHEMA, ChunkTask, MergeTask
@@ -141,17 +142,12 @@ def _run_pass(
     size = even_chunk_size(largest_group_bytes, size, spark)
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
     with many_splits(spark):
-        pairs = step("minimizers", minimizer_pairs(chunk_pieces, k, ex.width))
-    cross = step(
-        "cross",
-        pairs.withColumn("chunks", F.count(F.lit(1)).over(Window.partitionBy("minimizer")))
-        .filter(F.col("chunks") >= 2)
-        .select("chunk", "minimizer"),
-    )
+        pairs = step("minimizers", minimizer_chunks(chunk_pieces, k, ex.width))
+    cross = pairs.filter(F.col("chunks") >= 2).select("chunk", "minimizer")
     chunk_task = ChunkTask(k, ex.width, ex.policy, ex.top_substrings)
     found = step(
         "chunk_findings",
-        chunk_pieces.groupBy("chunk").cogroup(cross.groupBy("chunk")).applyInPandas(chunk_task.udf(), FINDINGS_SCHEMA),
+        per_chunk(chunk_pieces, cross, chunk_task.udf(), FINDINGS_SCHEMA),
         partition_by=("kind",),
     )
     shipped_rows = found.filter(F.col("kind") == "skm")
@@ -190,7 +186,7 @@ def _run_pass(
     spans = touched.select(F.col(ID).alias("doc_id"), F.explode(SPANS).alias("span")).select(
         "doc_id", "span.start", "span.end", F.lit(number).alias("pass")
     )
-    metrics = _pass_metrics(docs, chunk_pieces, pairs, cross, shipped, partitions, touched, findings, config)
+    metrics = _pass_metrics(docs, chunk_pieces, pairs, shipped, partitions, touched, findings, config)
     metrics["steps"] = step.table()
     if index_metrics is not None:
         metrics["index"] = index_metrics
@@ -207,7 +203,6 @@ def _pass_metrics(
     docs: DataFrame,
     chunk_pieces: DataFrame,
     pairs: DataFrame,
-    cross: DataFrame,
     shipped: Any,
     partitions: int,
     touched: DataFrame,
@@ -234,9 +229,13 @@ def _pass_metrics(
         .first()
     )
     # pairs are distinct (chunk, minimizer): a cross minimizer in c chunks is c of them, any other one is one.
-    cross_pairs = cross.count()
-    cross_minimizers = cross.select("minimizer").distinct().count()
-    minimizers = pairs.count() - cross_pairs + cross_minimizers
+    counts = pairs.agg(
+        F.count(F.lit(1)).alias("pairs"),
+        F.count(F.when(F.col("chunks") >= 2, 1)).alias("cross_pairs"),
+        F.count_distinct(F.when(F.col("chunks") >= 2, F.col("minimizer"))).alias("cross_minimizers"),
+    ).first()
+    cross_minimizers = counts["cross_minimizers"]
+    minimizers = counts["pairs"] - counts["cross_pairs"] + cross_minimizers
     bytes_in = int(inputs["bytes"] or 0)
     shipped_bytes = int(shipped["bytes"] or 0)
     bytes_removed = int(cut["cut"] or 0)

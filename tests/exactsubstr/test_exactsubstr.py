@@ -17,7 +17,7 @@ from dedup_spark.config import build_config
 from dedup_spark.exactsubstr.minimizers import superkmers_batch
 from dedup_spark.exactsubstr.spans import cut
 from dedup_spark.exactsubstr.stage import ExactSubstr
-from dedup_spark.exactsubstr.steps import even_chunk_size, layout
+from dedup_spark.exactsubstr.steps import even_chunk_size, layout, per_chunk
 from dedup_spark.exactsubstr.suffix_array import Piece, find_repeats
 from dedup_spark.exactsubstr.tasks import MergeTask, openmp_threads
 from dedup_spark.exactsubstr.top import collapse_repeats, weighted_window_counts
@@ -148,6 +148,23 @@ def test_chunks_fill_whole_rounds_of_task_slots(spark, size, even):
     # The largest layout group holds 1,000 bytes; the test session has 4 task slots.
     assert spark.sparkContext.defaultParallelism == 4
     assert even_chunk_size(1000, size, spark) == even  # 4 chunks stay 4; 5 become 8; 1 stays 1
+
+
+def test_every_chunk_gets_a_task_of_its_own_in_chunk_order(spark):
+    def chunks_and_tasks(pieces, minimizers):  # defined here: the workers cannot import a test module
+        import pandas as pd
+        from pyspark import TaskContext
+
+        task = TaskContext.get().partitionId()
+        return pd.DataFrame({"chunk": pieces["chunk"].iloc[:1], "task": [task], "cross": [len(minimizers)]})
+
+    # Hash partitioning of 6 chunk ids into the test session's 4 shuffle partitions cannot keep them apart.
+    chunks = [(g << 32) + n for g in (0, 1) for n in range(3)]
+    chunk_pieces = spark.createDataFrame([(c, i) for c in chunks for i in range(4)], "chunk long, i long")
+    cross = spark.createDataFrame([(c, m) for c in chunks[::2] for m in range(c % 7 + 1)], "chunk long, m long")
+    found = per_chunk(chunk_pieces, cross, chunks_and_tasks, "chunk long, task int, cross long").collect()
+    want = [(c, task, c % 7 + 1 if task % 2 == 0 else 0) for task, c in enumerate(chunks)]
+    assert sorted((r["chunk"], r["task"], r["cross"]) for r in found) == want
 
 
 @pytest.mark.parametrize("policy", POLICIES)
