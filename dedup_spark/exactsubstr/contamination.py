@@ -9,9 +9,9 @@ Documents of both sets come in one DataFrame whose `_dd_id` starts with "0:" (tr
 the layout's group, so every chunk of the ExactSubstr layout holds one set only.
 Steps (each written under the work folder and read back):
 1. layout, pieces  as ExactSubstr (`steps.layout`, `steps.pieces`).
-2. minimizers      distinct (chunk, minimizer) of every window; a minimizer is *shared* if it occurs in a train
-                   chunk and in an eval chunk.
-3. ship            per chunk, the super-k-mers whose minimizer is shared (`ShipTask`).
+2. minimizers      distinct (chunk, minimizer) of every window, with the OR of the set bits of the minimizer's
+                   chunks; a minimizer is *shared* if it occurs in a train chunk and in an eval chunk.
+3. ship            per chunk, in a task of its own, the super-k-mers whose minimizer is shared (`ShipTask`).
 4. merge           the shipped super-k-mers hash-partitioned by minimizer and sorted; identical ones are folded
                    into one representative carrying the OR of their sets' bits and the list of its copies; the
                    representatives are searched with `find_repeats(piece_sets=...)` (`SharedMergeTask`).
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from dedup_spark.columns import EVAL_PREFIX, ID, TRAIN_PREFIX
@@ -186,14 +186,9 @@ def shared_windows(
     placed = layout(docs, k, step, group=F.col(ID).startswith(EVAL_PREFIX)).placed
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
     eval_chunk = F.col("chunk") >= F.lit(1 << CHUNK_BITS)  # group 1: the eval set
-    pairs = step(
-        "minimizers",
-        minimizer_pairs(chunk_pieces, k, ex.width).withColumn("bit", F.when(eval_chunk, EVAL_BIT).otherwise(TRAIN_BIT)),
-    )
-    both = pairs.groupBy("minimizer").agg(F.bit_or("bit").alias("bits")).filter(F.col("bits") == TRAIN_BIT | EVAL_BIT)
-    shared_pairs = step(
-        "shared_minimizers", pairs.join(both.select("minimizer"), "minimizer").select("chunk", "minimizer")
-    )
+    bits = F.bit_or(F.when(eval_chunk, EVAL_BIT).otherwise(TRAIN_BIT)).over(Window.partitionBy("minimizer"))
+    pairs = step("minimizers", minimizer_pairs(chunk_pieces, k, ex.width).withColumn("bits", bits))
+    shared_pairs = pairs.filter(F.col("bits") == TRAIN_BIT | EVAL_BIT).select("chunk", "minimizer")
     ship = ShipTask(k, ex.width)
     shipped = step(
         "shipped",
@@ -203,7 +198,7 @@ def shared_windows(
     metrics = {
         "min_length": k,
         "chunks": chunk_pieces.select("chunk").distinct().count(),
-        "shared_minimizers": both.count(),
+        "shared_minimizers": shared_pairs.select("minimizer").distinct().count(),
         **totals,
         "steps": step.table(),
     }

@@ -46,7 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from dedup_spark.columns import BYTES, CUT_BYTES, DROP, ID, SPANS
@@ -58,7 +58,7 @@ from dedup_spark.exactsubstr.steps import (
     even_chunk_size,
     layout,
     merge_partitions,
-    minimizer_chunks,
+    minimizer_pairs,
     per_chunk,
     pieces,
 )
@@ -142,7 +142,8 @@ def _run_pass(
     size = even_chunk_size(largest_group_bytes, size, spark)
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
     with many_splits(spark):
-        pairs = step("minimizers", minimizer_chunks(chunk_pieces, k, ex.width))
+        chunks = F.count(F.lit(1)).over(Window.partitionBy("minimizer"))
+        pairs = step("minimizers", minimizer_pairs(chunk_pieces, k, ex.width).withColumn("chunks", chunks))
     cross = pairs.filter(F.col("chunks") >= 2).select("chunk", "minimizer")
     chunk_task = ChunkTask(k, ex.width, ex.policy, ex.top_substrings)
     found = step(
