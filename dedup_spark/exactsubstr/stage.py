@@ -141,8 +141,8 @@ def _run_pass(
     placed, largest_group_bytes = layout(docs, k, step)
     size = even_chunk_size(largest_group_bytes, size, spark)
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
+    chunks = F.count(F.lit(1)).over(Window.partitionBy("minimizer"))  # no shuffle: the pairs come by minimizer
     with many_splits(spark):
-        chunks = F.count(F.lit(1)).over(Window.partitionBy("minimizer"))
         pairs = step("minimizers", minimizer_pairs(chunk_pieces, k, ex.width).withColumn("chunks", chunks))
     cross = pairs.filter(F.col("chunks") >= 2).select("chunk", "minimizer")
     chunk_task = ChunkTask(k, ex.width, ex.policy, ex.top_substrings)
