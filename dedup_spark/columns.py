@@ -32,6 +32,7 @@ INDEXED = "_dd_indexed"
 SIZE = "_dd_size"
 RANK = "_dd_rank"
 EDGE_COMPONENT = "_dd_edge_component"
+CHECK = "_dd_check"  # a candidate pair to verify before it is an edge (clusters_in_one_task.py)
 TEXT = "_dd_text"  # a document's text, whatever the input's text column is called (clusters_in_one_task.py)
 # ExactSubstr (exactsubstr/) and NearDup's distributed components.
 GROUP = "_dd_group"

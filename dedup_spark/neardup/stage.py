@@ -16,15 +16,15 @@ Steps, each a Spark stage whose result is written under the stage's work folder:
                 corpus); the later steps read texts and columns from this subset only.
 5. verified     candidate pairs whose exact Jaccard on the shingle sets is above the threshold (and whose token
                 edit similarity is above edit_threshold when that check is on); both texts are re-shingled
-                (verify.py).
+                (verify.py). A small graph is verified inside the one task of its clusters (below).
 6. clusters     connected components of verified pairs plus exact-copy pairs (components.py), split by the
                 anchored rule when the setting's `cluster_rule` is `anchored` (anchored.py: a document is removed
                 only if it verifies against its cluster's kept document); one kept per cluster by the keep
                 policy; `cluster_id` is the id of the kept document. Under `components` every removed document is
                 checked against its keeper for the report (`removed_not_verified_with_keeper`). The stage writes
                 the removed rows only: the survivors are its input minus those (see `stage.StageOutput`).
-                A graph of at most `neardup.local_components_max_edges` edges whose texts are small is clustered
-                in one task instead, with the same result (clusters.py, clusters_in_one_task.py).
+                A graph of at most `neardup.local_components_max_edges` edges whose texts are small is verified
+                and clustered in one task instead, with the same result (clusters.py, clusters_in_one_task.py).
 
 Documents with no words after normalisation (`too_short`) never match anything and are always kept.
 """
@@ -53,7 +53,7 @@ from dedup_spark.neardup.clusters import cluster_documents
 from dedup_spark.neardup.lsh import LshPreset, candidate_probability, s_curve, similarity_at_probability
 from dedup_spark.neardup.pairs_in_one_task import CANDIDATE, EXACT, NODE, pairs_in_one_task
 from dedup_spark.neardup.signatures import SIGNATURE_SCHEMA, band_rows, candidate_pairs, resolve_lsh, signature_batches
-from dedup_spark.neardup.verify import check_pairs, verify_candidates
+from dedup_spark.neardup.verify import check_pairs
 from dedup_spark.sparkops import Steps, file_per_task, small_shuffles
 from dedup_spark.stage import StageContext, StageOutput
 
@@ -136,12 +136,9 @@ def _run(ctx: StageContext, docs: DataFrame) -> StageOutput:
         # from the corpus once; verification, clusters, removed rows and excerpts all work on this subset.
         involved = step("involved", docs.join(pairs.involved_ids, ID, "left_semi"))
         texts = involved.select(ID, text_column)
-        verified = verify_candidates(step, "verified", candidates, texts, nd, lsh)
-
-        edges = verified.unionByName(exact_edges)
         max_edges = pairs.candidate_pairs + pairs.exact_copies  # verified pairs are candidates
-        clusters, rounds, anchor_rounds = cluster_documents(
-            step, involved, edges, max_edges, order, nd, lsh, text_column
+        clusters, verified, rounds, anchor_rounds = cluster_documents(
+            step, involved, candidates, exact_edges, max_edges, order, nd, lsh, text_column
         )
 
         # A cluster kept by a document of `run --index` (held out, id `index:...`) removes its batch documents as such.

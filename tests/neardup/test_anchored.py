@@ -12,8 +12,7 @@ import pytest
 from dedup_spark.neardup.anchored import anchor_component
 from dedup_spark.neardup.normalize import normalize
 from dedup_spark.neardup.shingles import word_shingles
-from tests.helpers import read_output
-from tests.neardup.test_neardup import run
+from tests.neardup.test_neardup import checked_pairs, run
 
 
 def oracle_anchors(order: list[str], protected: set[str], edges, verifies) -> dict[str, str]:
@@ -108,7 +107,7 @@ def test_chains_and_templates_on_spark(spark, tmp_path, chain, pages, local):
     steps = {s["step"] for s in metrics["steps"]}
     assert ("anchors" in steps and "components/round-0" in steps) == (local == 0), steps
     # The oracle on the job's own verified pairs, verifying with Jaccard recomputed from the strings.
-    edges = [(r["u"], r["v"]) for r in read_output(tmp_path / "anchored" / "verified") if r["passed"]]
+    edges = [(r["u"], r["v"]) for r in checked_pairs(tmp_path / "anchored") if r["passed"]]
     shingles = functools.cache(lambda doc: set(word_shingles(normalize(texts[doc]), 5)))
     verifies = lambda k, m: len(shingles(k) & shingles(m)) / len(shingles(k) | shingles(m)) > 0.8  # noqa: E731
     nodes = sorted({d for edge in edges for d in edge})
