@@ -33,6 +33,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
 
 from dedup_spark.columns import CHECK, ID, PROTECTED, RANK, TEXT, WITH_PROTECTED
 from dedup_spark.config import NeardupConfig
@@ -56,10 +57,6 @@ ROWS_SCHEMA = pa.schema(
         ("edit_similarity", pa.float64()),
         ("passed", pa.bool_()),
     ]
-)
-ROWS_DDL = (
-    f"kind string, {ID} string, cluster_id string, cluster_size long, kept boolean, {WITH_PROTECTED} boolean, "
-    "anchor_round int, u string, v string, jaccard double, edit_similarity double, passed boolean"
 )
 
 
@@ -91,7 +88,7 @@ def clusters_in_one_task(
             TEXT,
         )
     )
-    return rows.coalesce(1).mapInArrow(_batches(nd, lsh, anchored_from), ROWS_DDL)
+    return rows.coalesce(1).mapInArrow(_batches(nd, lsh, anchored_from), from_arrow_schema(ROWS_SCHEMA))
 
 
 def _batches(nd: NeardupConfig, lsh: LshPreset, anchored_from: int | None):
