@@ -114,7 +114,7 @@ EXPECTED = {
 }
 
 
-@pytest.mark.slow  # a process per error class: about 26 s
+@pytest.mark.slow  # every error class through the CLI, in a process of its own: about 26 s
 def test_each_error_class_is_one_line_on_real_stderr(tmp_path):
     results = _battery(tmp_path, _error_inputs(tmp_path))
     for name, (code, words) in EXPECTED.items():

@@ -77,7 +77,7 @@ def test_errors_are_one_line_with_exit_code(tmp_path):
     assert run("run", "--input=x").returncode == 2  # argparse: --output missing
 
 
-@pytest.mark.slow  # three runs of the CLI in processes of their own: about 35 s
+@pytest.mark.slow  # two runs of the CLI, each in a process of its own: about 35 s
 def test_cluster_size_is_a_setting_and_never_overwrites_an_input_column(tmp_path):
     rows = [{"id": i, "text": f"document number {i} " * 20, "cluster_size": f"mine-{i}"} for i in range(4)]
     rows.append({"id": 9, "text": rows[0]["text"], "cluster_size": "copy"})  # an exact copy of document 0

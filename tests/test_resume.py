@@ -172,7 +172,7 @@ def test_stop_after_each_step_then_finish_equals_an_uninterrupted_run(cli, corpu
             assert ours[step].get(key) == truth[step].get(key), (step, key)
 
 
-@pytest.mark.slow  # seven runs of the CLI: about 30 s
+@pytest.mark.slow  # four runs of the CLI: about 30 s
 def test_changes_recompute_what_they_affect(cli, corpus, reference, tmp_path):
     out = copy_of(reference[0], tmp_path / "out")
     base = ("run", f"--input={corpus}", f"--output={out}", *ARGS, "--overwrite", "--set", "output.keep_work=true")
