@@ -19,7 +19,7 @@ from dedup_spark.neardup.anchored import anchored_labels
 from dedup_spark.neardup.clusters_in_one_task import clusters_in_one_task
 from dedup_spark.neardup.components import connected_components
 from dedup_spark.neardup.lsh import LshPreset
-from dedup_spark.neardup.verify import verify_candidates
+from dedup_spark.neardup.verify import checks_candidates, verify_candidates
 from dedup_spark.sparkops import Steps
 
 # The `involved` step's Parquet bytes up to which the clusters are computed in one task (clusters_in_one_task.py): the
@@ -104,7 +104,7 @@ def _in_one_task(
 ) -> tuple[DataFrame, DataFrame, int, int]:
     """The same as the verification and `_distributed`, in one task (clusters_in_one_task.py): step clusters, its
     rows partitioned by kind (member, pair)."""
-    check = lsh.verify_jaccard or lsh.verify_edit
+    check = checks_candidates(lsh)
     edges = (
         candidates.select("u", "v", F.lit(check).alias(CHECK))
         .unionByName(exact_edges.select("u", "v", F.lit(False).alias(CHECK)))

@@ -138,6 +138,11 @@ def check_pairs(
     return step(name, checked)
 
 
+def checks_candidates(lsh: LshPreset) -> bool:
+    """True when the setting checks its candidate pairs (Jaccard, edit similarity or both) before they are edges."""
+    return lsh.verify_jaccard or lsh.verify_edit
+
+
 def verify_candidates(
     step: Steps, name: str, candidates: DataFrame, texts: DataFrame, nd: NeardupConfig, lsh: LshPreset
 ) -> DataFrame:
@@ -145,6 +150,6 @@ def verify_candidates(
 
     texts: `_dd_id` and the text column; the checked pairs with their scores are written as step `name`.
     """
-    if not (lsh.verify_jaccard or lsh.verify_edit):
+    if not checks_candidates(lsh):
         return candidates
     return check_pairs(step, name, candidates, texts, nd, lsh).filter("passed").select("u", "v")
