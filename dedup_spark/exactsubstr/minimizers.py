@@ -20,6 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from dedup_spark.exactsubstr.minimizer_kernel import superkmer_runs
+
 #: Odd 64-bit multiplier of the polynomial w-gram hash (odd, so it is invertible mod 2^64).
 HASH_BASE = 0x9E3779B97F4A7C15
 _U64_MASK = (1 << 64) - 1
@@ -181,9 +183,9 @@ def superkmers(piece_data: bytes, owned: int, k: int, w: int) -> tuple[np.ndarra
 def superkmers_batch(datas: Sequence[bytes], owned: Sequence[int] | np.ndarray, k: int, w: int) -> SuperKmers:
     """Super-k-mer runs of many pieces at once (same runs as calling `superkmers` on each piece).
 
-    datas: piece bytes; owned: owned window starts per piece. Pieces are concatenated in batches of
-    about 4 MB; windows straddling two pieces get a value too but are masked out, so per-piece Python
-    work is only building lengths. Returns a `SuperKmers` of flat arrays sorted by (piece, start).
+    datas: piece bytes; owned: owned window starts per piece. The bytes the owned windows cover are laid back to
+    back and one compiled pass (`minimizer_kernel`) finds the runs. Returns a `SuperKmers` of flat arrays sorted
+    by (piece, start).
     """
     _check_kw(k, w)
     owned_arr = np.asarray(owned, dtype=np.int64).reshape(-1)
@@ -193,14 +195,13 @@ def superkmers_batch(datas: Sequence[bytes], owned: Sequence[int] | np.ndarray, 
         raise ValueError("owned counts must be >= 0")
     lengths = np.fromiter((len(d) for d in datas), dtype=np.int64, count=len(datas))
     n_owned = np.clip(owned_arr, 0, np.maximum(lengths - k + 1, 0))
-    # Only bytes covered by owned windows matter; trimming makes every window of a trimmed piece owned.
-    used = np.where(n_owned > 0, n_owned + k - 1, 0)
-    return SuperKmers.concatenate(
-        [
-            runs_of_pieces(window_minimizers(text, k, w), pieces, used[pieces], n_owned[pieces])
-            for pieces, text in piece_texts(datas, used)
-        ]
+    pieces = np.flatnonzero(n_owned > 0)
+    used = n_owned[pieces] + k - 1  # only bytes covered by owned windows matter
+    text = np.frombuffer(b"".join(memoryview(datas[i])[:u] for i, u in zip(pieces, used)), dtype=np.uint8)
+    piece, value, start, end = superkmer_runs(
+        text, np.cumsum(used) - used, n_owned[pieces], k, w, np.uint64(HASH_BASE), np.uint64(pow(HASH_BASE, w - 1, 1 << 64))
     )
+    return SuperKmers(pieces[piece], value, start, end)
 
 
 def piece_texts(datas: Sequence[bytes], used: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -118,20 +118,27 @@ def test_superkmers_short_piece_and_bad_arguments() -> None:
         superkmers(b"abcdef", -1, 4, 2)
 
 
-@pytest.mark.parametrize(
-    ("k", "w", "batch"), [(1, 1, 3), (1, 1, 1 << 24), (2, 1, 40), (6, 3, 10), (6, 3, 1 << 24), (10, 10, 25)]
-)
-def test_superkmers_batch_equals_per_piece(monkeypatch: pytest.MonkeyPatch, k: int, w: int, batch: int) -> None:
-    monkeypatch.setattr(minimizers, "_BATCH_BYTES", batch)
-    rng = random.Random(k + batch)
-    datas = [random_bytes(rng, rng.randrange(0, 60), b"aab\xff") for _ in range(40)]
-    owned = [rng.choice([0, 1, 5, 1000, rng.randrange(0, 60)]) for _ in datas]
+@pytest.mark.parametrize(("k", "w", "max_len"), [(1, 1, 60), (2, 1, 60), (6, 3, 60), (10, 10, 60), (40, 7, 400), (100, 32, 3000)])
+def test_superkmers_batch_equals_per_piece(k: int, w: int, max_len: int) -> None:
+    """The compiled batch pass (`minimizer_kernel`) against the numpy path of one piece at a time."""
+    rng = random.Random(k * 1000 + w)
+    datas = [random_bytes(rng, rng.randrange(0, max_len), rng.choice([b"aab\xff", b"ab", b"abcdefgh "])) for _ in range(40)]
+    owned = [rng.choice([0, 1, 5, 10**6, rng.randrange(0, max_len)]) for _ in datas]
     got = superkmers_batch(datas, owned, k, w)
     expected = [superkmers(d, o, k, w) for d, o in zip(datas, owned, strict=True)]
     assert got.piece.tolist() == [i for i, e in enumerate(expected) for _ in e[0]]
     assert got.minimizer.tolist() == [v for e in expected for v in e[0].tolist()]
     assert got.start.tolist() == [v for e in expected for v in e[1].tolist()]
     assert got.end.tolist() == [v for e in expected for v in e[2].tolist()]
+
+
+def test_superkmers_batch_grows_past_its_first_capacity() -> None:
+    """k = w = 1 on text without two equal neighbours: one run per byte, far more than the run arrays start with."""
+    data = bytes(range(256)) * 200
+    got = superkmers_batch([data, data], [len(data), len(data)], 1, 1)
+    assert got.start.tolist() == list(range(len(data))) * 2
+    assert got.end.tolist() == list(range(1, len(data) + 1)) * 2
+    assert np.array_equal(got.minimizer[: len(data)], window_minimizers(np.frombuffer(data, dtype=np.uint8), 1, 1))
 
 
 def test_superkmers_batch_empty() -> None:
