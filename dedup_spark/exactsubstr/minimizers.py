@@ -197,10 +197,9 @@ def superkmers_batch(datas: Sequence[bytes], owned: Sequence[int] | np.ndarray, 
     n_owned = np.clip(owned_arr, 0, np.maximum(lengths - k + 1, 0))
     pieces = np.flatnonzero(n_owned > 0)
     used = n_owned[pieces] + k - 1  # only bytes covered by owned windows matter
-    text = np.frombuffer(b"".join(memoryview(datas[i])[:u] for i, u in zip(pieces, used)), dtype=np.uint8)
-    piece, value, start, end = superkmer_runs(
-        text, np.cumsum(used) - used, n_owned[pieces], k, w, np.uint64(HASH_BASE), np.uint64(pow(HASH_BASE, w - 1, 1 << 64))
-    )
+    text = np.frombuffer(b"".join(memoryview(datas[i])[:u] for i, u in zip(pieces, used, strict=True)), np.uint8)
+    base, base_w1 = np.uint64(HASH_BASE), np.uint64(pow(HASH_BASE, w - 1, 1 << 64))
+    piece, value, start, end = superkmer_runs(text, np.cumsum(used) - used, n_owned[pieces], k, w, base, base_w1)
     return SuperKmers(pieces[piece], value, start, end)
 
 

@@ -118,11 +118,15 @@ def test_superkmers_short_piece_and_bad_arguments() -> None:
         superkmers(b"abcdef", -1, 4, 2)
 
 
-@pytest.mark.parametrize(("k", "w", "max_len"), [(1, 1, 60), (2, 1, 60), (6, 3, 60), (10, 10, 60), (40, 7, 400), (100, 32, 3000)])
+@pytest.mark.parametrize(
+    ("k", "w", "max_len"), [(1, 1, 60), (2, 1, 60), (6, 3, 60), (10, 10, 60), (40, 7, 400), (100, 32, 3000)]
+)
 def test_superkmers_batch_equals_per_piece(k: int, w: int, max_len: int) -> None:
     """The compiled batch pass (`minimizer_kernel`) against the numpy path of one piece at a time."""
     rng = random.Random(k * 1000 + w)
-    datas = [random_bytes(rng, rng.randrange(0, max_len), rng.choice([b"aab\xff", b"ab", b"abcdefgh "])) for _ in range(40)]
+    datas = [
+        random_bytes(rng, rng.randrange(0, max_len), rng.choice([b"aab\xff", b"ab", b"abcdefgh "])) for _ in range(40)
+    ]
     owned = [rng.choice([0, 1, 5, 10**6, rng.randrange(0, max_len)]) for _ in datas]
     got = superkmers_batch(datas, owned, k, w)
     expected = [superkmers(d, o, k, w) for d, o in zip(datas, owned, strict=True)]
