@@ -8,9 +8,11 @@ one *super-k-mer*: the bytes [s, e + k - 1) covering the run's windows. Shufflin
 minimizer value brings every occurrence of every window into one partition. Hash quality only affects
 load balance (collisions put more into one partition), never correctness.
 
-All functions are numpy-vectorised and O(n): the w-gram hash is built by doubling (log2(w) passes) and
+The functions here are numpy-vectorised and O(n): the w-gram hash is built by doubling (log2(w) passes) and
 the sliding minimum uses van Herk/Gil-Werman block prefix/suffix minima (3 passes, whatever k - w is).
 Work is done in segments of `_SEGMENT_WINDOWS` windows so temporaries stay small (a few tens of MB).
+`superkmers_batch`, the hot path of ExactSubstr, computes the same runs in one compiled pass instead
+(`minimizer_kernel`); `superkmers` (one piece) stays on the numpy path, which the tests compare it with.
 """
 
 from __future__ import annotations
