@@ -5,7 +5,7 @@ doubling, the mixer, three passes of sliding minima, the run masks): about 33 MB
 traffic, and ExactSubstr runs them twice over the corpus (the minimizers step and the chunk tasks). Here one loop
 per piece rolls the w-gram hash, mixes it, keeps the sliding minimum with van Herk/Gil-Werman blocks of k - w + 1
 hashes in two small buffers, and writes only the runs: the same values as `minimizers.window_minimizers` and the
-same runs as `minimizers.runs_of_pieces`, bit for bit (tests compare them), at about 5x the speed.
+same runs as `minimizers.runs_of_pieces`, bit for bit (tests compare them), at 3-4x the speed.
 
 Compiled functions are cached on disk (`NUMBA_CACHE_DIR`, by default a folder under the temporary directory, so
 Spark's Python workers on one machine compile once and later load the cache in about 0.3 s).
@@ -89,21 +89,17 @@ def superkmer_runs(
             r = 0 if r == width - 1 else r + 1
             block[r] = h
             prefix = h if r == 0 else min(prefix, h)
-            if r == width - 1:
-                value = prefix  # window t - width + 1 is the whole block
-            elif t >= width:
-                value = min(suffix[r + 1], prefix)  # window t - width + 1 starts in the block before
-            else:
-                value = _U64(0)  # no window ends here yet
-            if r == width - 1:
-                m = block[width - 1]
-                suffix[width - 1] = m
-                for s in range(width - 2, -1, -1):
+            if r == width - 1:  # the block is full: window t - width + 1 is the whole block
+                value = prefix
+                m = h
+                for s in range(width - 1, -1, -1):
                     m = min(m, block[s])
                     suffix[s] = m
+            elif t >= width:  # window t - width + 1 starts in the block before
+                value = min(suffix[r + 1], prefix)
+            else:
+                continue  # no window ends here yet
             i = t - width + 1
-            if i < 0:
-                continue
             if i == 0 or value != current:
                 if i > 0:
                     run_end[n_runs - 1] = i
