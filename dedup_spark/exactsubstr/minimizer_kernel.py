@@ -1,11 +1,13 @@
-"""The super-k-mer runs of many pieces in one compiled pass (numba): what `minimizers.superkmers_batch` computes.
+"""Compiled loops (numba) of ExactSubstr: the super-k-mer runs of many pieces in one pass, and w-gram hashes.
 
 The numpy functions of `minimizers` make about 20 passes over arrays of 8 bytes per input byte (the w-gram hash by
 doubling, the mixer, three passes of sliding minima, the run masks): about 33 MB/s per core, bound by memory
 traffic, and ExactSubstr runs them twice over the corpus (the minimizers step and the chunk tasks). Here one loop
 per piece rolls the w-gram hash, mixes it, keeps the sliding minimum with van Herk/Gil-Werman blocks of k - w + 1
 hashes in two small buffers, and writes only the runs: the same values as `minimizers.window_minimizers` and the
-same runs as `minimizers.runs_of_pieces`, bit for bit (tests compare them), at 3-4x the speed.
+same runs as `minimizers.runs_of_pieces`, bit for bit (tests compare them), at 3-4x the speed. `gram_hashes`
+rolls the same hash over one array (`minimizers.wgram_hashes`: the merge's recount of its top windows, k = 100, and
+the context keys of the index), where doubling made 2 log2(w) passes.
 
 Compiled functions are cached on disk (`NUMBA_CACHE_DIR`, by default a folder under the temporary directory, so
 Spark's Python workers on one machine compile once and later load the cache in about 0.3 s).
@@ -32,6 +34,21 @@ def _mix64(x: np.uint64) -> np.uint64:
     x *= _U64(0x94D049BB133111EB)
     x ^= x >> _U64(31)
     return x
+
+
+@numba.njit(cache=True, nogil=True)
+def gram_hashes(data: np.ndarray, w: int, base: np.uint64, base_w1: np.uint64) -> np.ndarray:
+    """Mixed polynomial hash of every w-gram of the uint8 array `data` (what `minimizers.wgram_hashes` returns)."""
+    n = data.shape[0] - w + 1
+    out = np.empty(max(n, 0), dtype=np.uint64)
+    acc = _U64(0)
+    for j in range(min(w - 1, data.shape[0])):
+        acc = acc * base + _U64(data[j])
+    for t in range(n):
+        acc = acc * base + _U64(data[t + w - 1])
+        out[t] = _mix64(acc)
+        acc -= _U64(data[t]) * base_w1
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

@@ -8,8 +8,8 @@ one *super-k-mer*: the bytes [s, e + k - 1) covering the run's windows. Shufflin
 minimizer value brings every occurrence of every window into one partition. Hash quality only affects
 load balance (collisions put more into one partition), never correctness.
 
-The functions here are numpy-vectorised and O(n): the w-gram hash is built by doubling (log2(w) passes) and
-the sliding minimum uses van Herk/Gil-Werman block prefix/suffix minima (3 passes, whatever k - w is).
+The functions here are O(n): the w-gram hash is rolled in one compiled pass and the numpy sliding minimum uses
+van Herk/Gil-Werman block prefix/suffix minima (3 passes, whatever k - w is).
 Work is done in segments of `_SEGMENT_WINDOWS` windows so temporaries stay small (a few tens of MB).
 `superkmers_batch`, the hot path of ExactSubstr, computes the same runs in one compiled pass instead
 (`minimizer_kernel`); `superkmers` (one piece) stays on the numpy path, which the tests compare it with.
@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dedup_spark.exactsubstr.minimizer_kernel import superkmer_runs
+from dedup_spark.exactsubstr.minimizer_kernel import gram_hashes, superkmer_runs
 
 #: Odd 64-bit multiplier of the polynomial w-gram hash (odd, so it is invertible mod 2^64).
 HASH_BASE = 0x9E3779B97F4A7C15
@@ -78,37 +78,11 @@ def mix64(x: np.ndarray) -> np.ndarray:
 def wgram_hashes(data: np.ndarray, w: int) -> np.ndarray:
     """Mixed hash of every w-gram: out[i] = mix64(sum_j data[i + j] * HASH_BASE^(w-1-j) mod 2^64).
 
-    data: uint8 array of n bytes. Returns uint64 array of max(0, n - w + 1) values.
-    Built by doubling: hashes of 2^j-grams combine as h_2m[i] = h_m[i] * B^m + h_m[i + m], and the
-    binary digits of w are appended left to right, so the cost is O(n log w), not O(n w).
+    data: uint8 array of n bytes. Returns uint64 array of max(0, n - w + 1) values, from one compiled rolling pass
+    (`minimizer_kernel.gram_hashes`).
     """
-    n = len(data)
-    if n < w:
-        return np.empty(0, dtype=np.uint64)
-    block = data.astype(np.uint64)  # hashes of 1-grams
-    size = 1
-    acc: np.ndarray | None = None  # acc[i] = hash of data[i : i + acc_len]
-    acc_len = 0
-    remaining = w
-    while True:
-        if remaining & 1:
-            if acc is None:
-                acc = block
-            else:
-                count = n - acc_len - size + 1
-                acc = acc[:count] * np.uint64(pow(HASH_BASE, size, 1 << 64))
-                acc += block[acc_len : acc_len + count]
-            acc_len += size
-        remaining >>= 1
-        if not remaining:
-            break
-        shifted = block[: n - 2 * size + 1] * np.uint64(pow(HASH_BASE, size, 1 << 64))
-        shifted += block[size : n - size + 1]
-        block = shifted
-        size *= 2
-    assert acc is not None and acc_len == w
-    # `acc` is always a fresh array (astype copies), never the caller's, so mixing in place is safe.
-    return mix64(acc[: n - w + 1])
+    base_w1 = np.uint64(pow(HASH_BASE, w - 1, 1 << 64))
+    return gram_hashes(np.asarray(data, dtype=np.uint8), w, np.uint64(HASH_BASE), base_w1)
 
 
 def sliding_min(values: np.ndarray, width: int) -> np.ndarray:
