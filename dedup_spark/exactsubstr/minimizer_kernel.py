@@ -67,12 +67,13 @@ def superkmer_runs(
     w: int,
     base: np.uint64,
     base_w1: np.uint64,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Runs of equal window minimizers of pieces laid back to back in `text`.
 
     Piece p's bytes start at text[starts[p]] and it owns its first owned[p] >= 1 windows (its bytes are exactly
     owned[p] + k - 1 long). base: the w-gram hash's multiplier; base_w1: base^(w - 1) mod 2^64.
-    Returns (run piece (index into starts), minimizer, start, end): piece-relative window starts [start, end).
+    Returns (run piece (index into starts), minimizer, start, end, copies): piece-relative window starts [start,
+    end), and how many w-grams of the run's windows hash to its minimizer, capped at 2 (`minimizers.copies`).
     """
     width = k - w + 1
     # Real text has one run per 20-35 windows; the arrays double when a piece could overflow them.
@@ -81,7 +82,9 @@ def superkmer_runs(
     run_value = np.empty(capacity, dtype=np.uint64)
     run_start = np.empty(capacity, dtype=np.int64)
     run_end = np.empty(capacity, dtype=np.int64)
-    block = np.empty(width, dtype=np.uint64)  # the hashes of the block being filled
+    run_copies = np.empty(capacity, dtype=np.int64)
+    # The hashes of the block being filled; being written at t % width, it also holds the last width hashes.
+    block = np.empty(width, dtype=np.uint64)
     suffix = np.empty(width, dtype=np.uint64)  # suffix minima of the block before it
     n_runs = 0
     for p in range(len(owned)):
@@ -91,12 +94,14 @@ def superkmer_runs(
             run_value = _grown(run_value, n_runs, capacity)
             run_start = _grown(run_start, n_runs, capacity)
             run_end = _grown(run_end, n_runs, capacity)
+            run_copies = _grown(run_copies, n_runs, capacity)
         first = starts[p]
         acc = _U64(0)
         for j in range(w - 1):
             acc = acc * base + _U64(text[first + j])
         prefix = _U64(0)
         current = _U64(0)
+        copies = 0
         r = -1  # t % width
         # Hash t is the w-gram at piece offset t; window i covers hashes i .. i + width - 1.
         for t in range(owned[p] + width - 1):
@@ -120,10 +125,17 @@ def superkmer_runs(
             if i == 0 or value != current:
                 if i > 0:
                     run_end[n_runs - 1] = i
+                    run_copies[n_runs - 1] = min(copies, 2)
                 run_piece[n_runs] = p
                 run_value[n_runs] = value
                 run_start[n_runs] = i
                 n_runs += 1
                 current = value
+                copies = 0
+                for s in range(width):  # the hashes of window i
+                    copies += block[s] == value
+            else:
+                copies += h == value  # the one hash window i adds to the run's
         run_end[n_runs - 1] = owned[p]
-    return run_piece[:n_runs], run_value[:n_runs], run_start[:n_runs], run_end[:n_runs]
+        run_copies[n_runs - 1] = min(copies, 2)
+    return run_piece[:n_runs], run_value[:n_runs], run_start[:n_runs], run_end[:n_runs], run_copies[:n_runs]

@@ -159,9 +159,25 @@ def superkmers(piece_data: bytes, owned: int, k: int, w: int) -> tuple[np.ndarra
 def superkmers_batch(datas: Sequence[bytes], owned: Sequence[int] | np.ndarray, k: int, w: int) -> SuperKmers:
     """Super-k-mer runs of many pieces at once (same runs as calling `superkmers` on each piece).
 
-    datas: piece bytes; owned: owned window starts per piece. The bytes the owned windows cover are laid back to
-    back and one compiled pass (`minimizer_kernel`) finds the runs. Returns a `SuperKmers` of flat arrays sorted
-    by (piece, start).
+    datas: piece bytes; owned: owned window starts per piece. Returns a `SuperKmers` of flat arrays sorted by
+    (piece, start). See `superkmers_with_copies`.
+    """
+    return superkmers_with_copies(datas, owned, k, w)[0]
+
+
+def superkmers_with_copies(
+    datas: Sequence[bytes], owned: Sequence[int] | np.ndarray, k: int, w: int
+) -> tuple[SuperKmers, np.ndarray]:
+    """`superkmers_batch` and, per run, its *copies*: how many w-grams of its windows hash to its minimizer (the
+    w-grams starting in [start, end + k - w)), capped at 2, int64.
+
+    A window can occur twice in a corpus only if the copies of its minimizer, summed over every run with that
+    minimizer in every piece, reach 2: two occurrences at starts i != j hold their (same) minimum w-gram at two
+    different places i + q and j + q, each counted by the run holding its window (one run counts both if it holds
+    both windows). Pieces overlapping by their context may count one place twice: more candidates, never fewer.
+
+    The bytes the owned windows cover are laid back to back and one compiled pass (`minimizer_kernel`) finds the
+    runs and their copies.
     """
     _check_kw(k, w)
     owned_arr = np.asarray(owned, dtype=np.int64).reshape(-1)
@@ -175,8 +191,10 @@ def superkmers_batch(datas: Sequence[bytes], owned: Sequence[int] | np.ndarray, 
     used = n_owned[pieces] + k - 1  # only bytes covered by owned windows matter
     text = np.frombuffer(b"".join(memoryview(datas[i])[:u] for i, u in zip(pieces, used, strict=True)), np.uint8)
     base, base_w1 = np.uint64(HASH_BASE), np.uint64(pow(HASH_BASE, w - 1, 1 << 64))
-    piece, value, start, end = superkmer_runs(text, np.cumsum(used) - used, n_owned[pieces], k, w, base, base_w1)
-    return SuperKmers(pieces[piece], value, start, end)
+    piece, value, start, end, copies = superkmer_runs(
+        text, np.cumsum(used) - used, n_owned[pieces], k, w, base, base_w1
+    )
+    return SuperKmers(pieces[piece], value, start, end), copies
 
 
 def piece_texts(datas: Sequence[bytes], used: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -141,14 +141,20 @@ def _run_pass(
     placed, largest_group_bytes = layout(docs, k, step)
     size = even_chunk_size(largest_group_bytes, size, spark)
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
-    chunks = F.count(F.lit(1)).over(Window.partitionBy("minimizer"))  # no shuffle: the pairs come by minimizer
+    by_minimizer = Window.partitionBy("minimizer")  # no shuffle: the pairs come by minimizer
     with many_splits(spark):
-        pairs = step("minimizers", minimizer_pairs(chunk_pieces, k, ex.width).withColumn("chunks", chunks))
-    cross = pairs.filter(F.col("chunks") >= 2).select("chunk", "minimizer")
+        pairs = step(
+            "minimizers",
+            minimizer_pairs(chunk_pieces, k, ex.width)
+            .withColumn("chunks", F.count(F.lit(1)).over(by_minimizer))
+            .withColumn("corpus_copies", F.sum("copies").over(by_minimizer)),
+        )
+    cross = F.col("chunks") >= 2
+    candidates = pairs.filter(cross | (F.col("corpus_copies") >= 2)).select("chunk", "minimizer", cross.alias("cross"))
     chunk_task = ChunkTask(k, ex.width, ex.policy, ex.top_substrings)
     found = step(
         "chunk_findings",
-        per_chunk(chunk_pieces, cross, chunk_task.udf(), FINDINGS_SCHEMA),
+        per_chunk(chunk_pieces, candidates, chunk_task.udf(), FINDINGS_SCHEMA),
         partition_by=("kind",),
     )
     shipped_rows = found.filter(F.col("kind") == "skm")

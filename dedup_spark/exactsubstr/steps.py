@@ -105,11 +105,14 @@ def pieces(docs: DataFrame, placed: DataFrame, text_column: str, k: int, chunk_s
 
 
 def minimizer_pairs(chunk_pieces: DataFrame, k: int, w: int) -> DataFrame:
-    """Distinct (`chunk`, `minimizer`) of every window of the pieces, partitioned by minimizer: a window over
-    `minimizer` on the result (how many chunks, or which sets, have it) needs no shuffle of its own. Grouping the
-    written pairs by minimizer instead shuffled them a second time (300 MB of linux: 3.8 s)."""
-    pairs = chunk_pieces.select("chunk", "owned", "data").mapInArrow(MinimizerPairs(k, w), "chunk long, minimizer long")
-    return pairs.repartition("minimizer").distinct()
+    """(`chunk`, `minimizer`, `copies`) of every window of the pieces, one row per chunk and minimizer, partitioned by
+    minimizer: a window over `minimizer` on the result (how many chunks, or which sets, have it; the copies in the
+    corpus) needs no shuffle of its own. Grouping the written pairs by minimizer instead shuffled them a second time
+    (300 MB of linux: 3.8 s). copies: `minimizers.superkmers_with_copies`, summed over the chunk, capped at 2."""
+    schema = "chunk long, minimizer long, copies long"
+    pairs = chunk_pieces.select("chunk", "owned", "data").mapInArrow(MinimizerPairs(k, w), schema)
+    copies = F.least(F.lit(2), F.sum("copies")).alias("copies")
+    return pairs.repartition("minimizer").groupBy("chunk", "minimizer").agg(copies)
 
 
 def per_chunk(

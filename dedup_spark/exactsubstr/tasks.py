@@ -37,7 +37,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
 from dedup_spark.columns import BYTES, CUT_BYTES, DROP, ID, SPANS, WINDOWS
-from dedup_spark.exactsubstr.minimizers import superkmers_batch  # noqa: E402
+from dedup_spark.exactsubstr.minimizers import SuperKmers, superkmers_batch, superkmers_with_copies  # noqa: E402
 from dedup_spark.exactsubstr.spans import cut, removal_spans  # noqa: E402
 from dedup_spark.exactsubstr.suffix_array import PieceColumns, RepeatResult, find_repeats  # noqa: E402
 from dedup_spark.exactsubstr.top import collapse_repeats, weighted_window_counts  # noqa: E402
@@ -134,13 +134,6 @@ def _policy_spans(findings: Findings, result: RepeatResult, uniq: np.ndarray, po
     findings.add_spans(uniq[runs.doc_rank].tolist(), runs.doc_start, runs.doc_end)
 
 
-def window_minimizer_values(windows: Sequence[bytes], k: int, w: int) -> np.ndarray:
-    """Minimizer value (uint64) of each k-byte window."""
-    if not windows:
-        return np.empty(0, dtype=np.uint64)
-    return superkmers_batch(windows, np.ones(len(windows), dtype=np.int64), k, w).minimizer
-
-
 def piece_columns(
     pieces: pd.DataFrame, minimizers: pd.DataFrame
 ) -> tuple[list[str], np.ndarray, list[bytes], np.ndarray, np.ndarray]:
@@ -161,7 +154,12 @@ def superkmers_to_ship(
     """The super-k-mers of the pieces whose minimizer is in `wanted`, as (ids, start, end, minimizer, data):
     document-relative window starts [start, end) and their bytes (with k-1 bytes of context)."""
     runs = superkmers_batch(datas, owned, k, w)
-    ship = np.isin(runs.minimizer, wanted)
+    return _superkmers_of(ids, starts, datas, runs, np.isin(runs.minimizer, wanted), k)
+
+
+def _superkmers_of(
+    ids: list[str], starts: np.ndarray, datas: list[bytes], runs: SuperKmers, ship: np.ndarray, k: int
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, list[bytes]]:
     piece, lo, hi = runs.piece[ship], runs.start[ship], runs.end[ship]
     return (
         [ids[p] for p in piece.tolist()],
@@ -172,14 +170,31 @@ def superkmers_to_ship(
     )
 
 
+def _stretches(
+    runs: SuperKmers, selected: np.ndarray, rank: np.ndarray, starts: np.ndarray, datas: list[bytes], k: int
+) -> PieceColumns:
+    """The selected runs as pieces of `find_repeats`, runs next to each other in one piece merged into one: their
+    window starts [start, end) and bytes (k-1 bytes of context included)."""
+    piece, lo, hi = runs.piece[selected], runs.start[selected], runs.end[selected]
+    new = np.ones(len(piece), dtype=bool)
+    new[1:] = (piece[1:] != piece[:-1]) | (lo[1:] != hi[:-1])
+    first = np.flatnonzero(new)
+    last = np.append(first[1:], len(piece))[: len(first)] - 1  # no runs: no stretches
+    piece, lo, hi = piece[first], lo[first], hi[last]
+    data = [datas[p][a : b + k - 1] for p, a, b in zip(piece.tolist(), lo.tolist(), hi.tolist(), strict=True)]
+    return PieceColumns(rank[piece], starts[piece] + lo, data, hi - lo)
+
+
 @dataclass(frozen=True)
 class ChunkTask:
-    """cogroup(...).applyInPandas function: one chunk's pieces + its cross minimizers -> findings.
+    """cogroup(...).applyInPandas function: one chunk's pieces + its candidate minimizers -> findings.
 
     pieces: `_dd_id, start, owned, data` (window starts [start, start + owned) of `_dd_id`, data = their bytes
-    plus k-1 context); cross: `minimizer` values this chunk shares with another chunk.
-    Emits the policy's spans (exact for every window whose minimizer is not cross: all its occurrences are
-    in this chunk), top substrings among those windows, and the super-k-mers whose minimizer is cross.
+    plus k-1 context); candidates: `minimizer`, `cross` (true: the chunk shares it with another chunk) for the
+    minimizers of this chunk that are cross or whose copies in the corpus reach 2 (`superkmers_with_copies`).
+    The super-k-mers of cross minimizers are emitted for shipping: the merge decides their windows. Of the others,
+    only windows of a candidate minimizer can repeat, and all their occurrences are in this chunk: the suffix array
+    of those stretches gives the policy's spans for them exactly, and the top substrings among them.
     """
 
     k: int
@@ -191,26 +206,33 @@ class ChunkTask:
         """The function for applyInPandas (a partial: Spark reads the argument count from its signature)."""
         return partial(_chunk_udf, self)
 
-    def frames(self, pieces: pd.DataFrame, cross: pd.DataFrame) -> pd.DataFrame:
+    def frames(self, pieces: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:
         limit_openmp_threads()
-        return self.run(*piece_columns(pieces, cross)).to_pandas()
+        ids, starts, datas, owned, values = piece_columns(pieces, candidates)
+        cross = candidates["cross"].to_numpy(bool)
+        return self.run(ids, starts, datas, owned, values[cross], values[~cross]).to_pandas()
 
     def run(
-        self, ids: list[str], starts: np.ndarray, datas: list[bytes], owned: np.ndarray, cross: np.ndarray
+        self,
+        ids: list[str],
+        starts: np.ndarray,
+        datas: list[bytes],
+        owned: np.ndarray,
+        cross: np.ndarray,
+        local: np.ndarray,
     ) -> Findings:
         findings = Findings()
         if not ids:
             return findings
         uniq, rank = _ranks(ids)
-        result = find_repeats(PieceColumns(rank, starts, datas, owned), self.k, top_n=self.top_n * TOP_POOL_FACTOR)
+        runs = superkmers_batch(datas, owned, self.k, self.w)
+        searched = _stretches(runs, np.isin(runs.minimizer, local), rank, starts, datas, self.k)
+        result = find_repeats(searched, self.k, top_n=self.top_n * TOP_POOL_FACTOR)
         _policy_spans(findings, result, uniq, self.policy)
-        # Counts of windows with a cross minimizer are partial here; the merge reports those.
-        windows = [g.window for g in result.top]
-        local = ~np.isin(window_minimizer_values(windows, self.k, self.w), cross)
-        tops = [(g.window, g.count) for g, keep in zip(result.top, local, strict=True) if keep]
+        tops = [(g.window, g.count) for g in result.top]
         findings.add_tops(collapse_repeats(tops, self.k, 2 * self.top_n))
         if len(cross):
-            findings.add_superkmers(*superkmers_to_ship(ids, starts, datas, owned, cross, self.k, self.w))
+            findings.add_superkmers(*_superkmers_of(ids, starts, datas, runs, np.isin(runs.minimizer, cross), self.k))
         return findings
 
 
@@ -220,7 +242,8 @@ def _chunk_udf(task: ChunkTask, pieces: pd.DataFrame, cross: pd.DataFrame) -> pd
 
 @dataclass(frozen=True)
 class MinimizerPairs:
-    """mapInArrow function: pieces (`chunk, owned, data`) -> distinct (`chunk`, `minimizer`) of their windows."""
+    """mapInArrow function: pieces (`chunk, owned, data`) -> (`chunk`, `minimizer`, `copies`) of their windows, one
+    row per chunk and minimizer of a batch; copies: the runs' copies (`superkmers_with_copies`) summed, capped at 2."""
 
     k: int
     w: int
@@ -228,14 +251,18 @@ class MinimizerPairs:
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             chunks = batch.column("chunk").to_numpy()
-            runs = superkmers_batch(batch.column("data").to_pylist(), batch.column("owned").to_numpy(), self.k, self.w)
+            runs, copies = superkmers_with_copies(
+                batch.column("data").to_pylist(), batch.column("owned").to_numpy(), self.k, self.w
+            )
             run_chunks = chunks[runs.piece]
             values = runs.minimizer.view(np.int64)
             for chunk in np.unique(run_chunks).tolist():
-                distinct = np.unique(values[run_chunks == chunk])
+                mine = run_chunks == chunk
+                distinct, inverse = np.unique(values[mine], return_inverse=True)
+                summed = np.minimum(np.bincount(inverse, weights=copies[mine]), 2).astype(np.int64)
                 yield pa.RecordBatch.from_arrays(
-                    [pa.array(np.full(len(distinct), chunk, dtype=np.int64)), pa.array(distinct)],
-                    names=["chunk", "minimizer"],
+                    [pa.array(np.full(len(distinct), chunk, dtype=np.int64)), pa.array(distinct), pa.array(summed)],
+                    names=["chunk", "minimizer", "copies"],
                 )
 
 

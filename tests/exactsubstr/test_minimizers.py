@@ -14,6 +14,7 @@ from dedup_spark.exactsubstr.minimizers import (
     sliding_min,
     superkmers,
     superkmers_batch,
+    superkmers_with_copies,
     wgram_hashes,
     window_minimizers,
 )
@@ -143,6 +144,44 @@ def test_superkmers_batch_grows_past_its_first_capacity() -> None:
     assert got.start.tolist() == list(range(len(data))) * 2
     assert got.end.tolist() == list(range(1, len(data) + 1)) * 2
     assert np.array_equal(got.minimizer[: len(data)], window_minimizers(np.frombuffer(data, dtype=np.uint8), 1, 1))
+
+
+@pytest.mark.parametrize(("k", "w"), [(1, 1), (3, 1), (6, 3), (10, 10), (12, 4)])
+def test_copies_count_the_minimum_w_grams_of_each_run(k: int, w: int) -> None:
+    rng = random.Random(k * 31 + w)
+    datas = [random_bytes(rng, rng.randrange(0, 80), rng.choice([b"ab", b"abc", b"abcdefgh"])) for _ in range(30)]
+    owned = [rng.choice([0, 1, 10**6, rng.randrange(0, 80)]) for _ in datas]
+    runs, copies = superkmers_with_copies(datas, owned, k, w)
+    assert copies.dtype == np.int64 and len(copies) == len(runs.piece)
+    for p, value, start, end, got in zip(*(a.tolist() for a in (*runs, copies)), strict=True):
+        grams = [brute_wgram(datas[p][q : q + w]) for q in range(start, end + k - w)]
+        assert got == min(2, grams.count(value))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_every_repeated_window_has_a_minimizer_with_two_copies(seed: int) -> None:
+    """The filter ExactSubstr's chunks rely on: windows whose minimizer's copies sum to < 2 occur once, and the
+    sums are taken over pieces that overlap (context bytes) as ExactSubstr's pieces do."""
+    rng = random.Random(seed)
+    k, w = rng.choice([(4, 2), (8, 3), (12, 12), (16, 5)])
+    docs = [random_bytes(rng, rng.randrange(0, 120), rng.choice([b"ab", b"abcd", b"abcdefghij"])) for _ in range(8)]
+    docs += [docs[0][3:40] + docs[1][:20]]  # copies across documents
+    datas, owned = [], []
+    for doc in docs:  # pieces of up to 25 window starts, each with k - 1 bytes of context
+        for lo in range(0, max(len(doc) - k + 1, 0), 25):
+            datas.append(doc[lo : lo + 25 + k - 1])
+            owned.append(25)
+    runs, copies = superkmers_with_copies(datas, owned, k, w)
+    total: dict[int, int] = {}
+    for value, c in zip(runs.minimizer.tolist(), copies.tolist(), strict=True):
+        total[value] = total.get(value, 0) + c
+    windows = [doc[i : i + k] for doc in docs for i in range(len(doc) - k + 1)]
+    repeated = {x for x in windows if windows.count(x) >= 2}
+    assert repeated  # the test means something
+    for window in repeated:
+        assert total[window_minimizers(np.frombuffer(window, dtype=np.uint8), k, w)[0]] >= 2
+    unique_values = [v for v, t in total.items() if t < 2]
+    assert unique_values  # and the filter filters something
 
 
 def test_superkmers_batch_empty() -> None:
