@@ -230,9 +230,15 @@ def _pass_metrics(
         F.sum(F.when(F.col(DROP), 1).otherwise(0)).alias("dropped"),
         F.sum(F.when(F.col(DROP), F.col(BYTES)).otherwise(0)).alias("dropped_bytes"),
     ).first()
+    fold, searched = F.col("kind") == "fold", F.col("kind") == "searched"
     folds = (
-        findings.filter(F.col("kind") == "fold")
-        .agg(F.sum("count").alias("copies"), F.sum("start").alias("copy_bytes"), F.sum("end").alias("searched"))
+        findings.filter(fold | searched)
+        .agg(
+            F.sum(F.when(fold, F.col("count"))).alias("copies"),
+            F.sum(F.when(fold, F.col("start"))).alias("copy_bytes"),
+            F.sum(F.when(fold, F.col("end"))).alias("searched"),
+            F.sum(F.when(searched, F.col("end"))).alias("chunk_searched"),
+        )
         .first()
     )
     # pairs are distinct (chunk, minimizer): a cross minimizer in c chunks is c of them, any other one is one.
@@ -278,6 +284,7 @@ def _pass_metrics(
         "superkmers_folded": int(folds["copies"] or 0),
         "bytes_folded": int(folds["copy_bytes"] or 0),
         "bytes_searched_in_merge": int(folds["searched"] or 0),
+        "bytes_searched_in_chunks": int(folds["chunk_searched"] or 0),
         "top_substrings": [{"snippet": snippet(data), "count": count, "bytes": len(data)} for data, count in tops],
     }
 

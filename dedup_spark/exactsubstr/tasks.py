@@ -105,6 +105,9 @@ class Findings:
     def add_fold_stats(self, copies: int, copy_bytes: int, searched_bytes: int) -> None:
         self._add("fold", 1, count=[copies], start=[copy_bytes], end=[searched_bytes])
 
+    def add_searched(self, n_bytes: int) -> None:
+        self._add("searched", 1, end=[n_bytes])
+
     def add_tops(self, entries: list[tuple[bytes, int]]) -> None:
         self._add("top", len(entries), data=[e[0] for e in entries], count=[e[1] for e in entries])
 
@@ -228,6 +231,7 @@ class ChunkTask:
         runs = superkmers_batch(datas, owned, self.k, self.w)
         searched = _stretches(runs, np.isin(runs.minimizer, local), rank, starts, datas, self.k)
         result = find_repeats(searched, self.k, top_n=self.top_n * TOP_POOL_FACTOR)
+        findings.add_searched(sum(len(d) for d in searched.data))
         _policy_spans(findings, result, uniq, self.policy)
         tops = [(g.window, g.count) for g in result.top]
         findings.add_tops(collapse_repeats(tops, self.k, 2 * self.top_n))
