@@ -176,11 +176,12 @@ def _superkmers_of(
 def _stretches(
     runs: SuperKmers, selected: np.ndarray, rank: np.ndarray, starts: np.ndarray, datas: list[bytes], k: int
 ) -> PieceColumns:
-    """The selected runs as pieces of `find_repeats`, runs next to each other in one piece merged into one: their
-    window starts [start, end) and bytes (k-1 bytes of context included)."""
+    """The selected runs as pieces of `find_repeats`: their window starts [start, end) and bytes (k-1 bytes of
+    context included). Runs of one piece less than k windows apart are merged into one stretch with the windows
+    between them, which takes fewer bytes than two stretches (the context of the first covers the gap)."""
     piece, lo, hi = runs.piece[selected], runs.start[selected], runs.end[selected]
     new = np.ones(len(piece), dtype=bool)
-    new[1:] = (piece[1:] != piece[:-1]) | (lo[1:] != hi[:-1])
+    new[1:] = (piece[1:] != piece[:-1]) | (lo[1:] - hi[:-1] >= k)
     first = np.flatnonzero(new)
     last = np.append(first[1:], len(piece))[: len(first)] - 1  # no runs: no stretches
     piece, lo, hi = piece[first], lo[first], hi[last]
@@ -197,7 +198,9 @@ class ChunkTask:
     minimizers of this chunk that are cross or whose copies in the corpus reach 2 (`superkmers_with_copies`).
     The super-k-mers of cross minimizers are emitted for shipping: the merge decides their windows. Of the others,
     only windows of a candidate minimizer can repeat, and all their occurrences are in this chunk: the suffix array
-    of those stretches gives the policy's spans for them exactly, and the top substrings among them.
+    of the stretches holding them (`_stretches`) gives the policy's spans for them exactly, and the top substrings
+    among them. Other windows in those stretches change nothing: a window whose minimizer has fewer than two copies
+    occurs once, and one repeated or non-first within a chunk is so in the corpus.
     """
 
     k: int
@@ -233,7 +236,10 @@ class ChunkTask:
         result = find_repeats(searched, self.k, top_n=self.top_n * TOP_POOL_FACTOR)
         findings.add_searched(sum(len(d) for d in searched.data))
         _policy_spans(findings, result, uniq, self.policy)
-        tops = [(g.window, g.count) for g in result.top]
+        # Stretches may hold windows of cross minimizers, whose counts here are partial: the merge reports those.
+        windows = [g.window for g in result.top]
+        local_tops = ~np.isin(superkmers_batch(windows, np.ones(len(windows)), self.k, self.w).minimizer, cross)
+        tops = [(g.window, g.count) for g, keep in zip(result.top, local_tops, strict=True) if keep]
         findings.add_tops(collapse_repeats(tops, self.k, 2 * self.top_n))
         if len(cross):
             findings.add_superkmers(*_superkmers_of(ids, starts, datas, runs, np.isin(runs.minimizer, cross), self.k))
