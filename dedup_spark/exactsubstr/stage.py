@@ -10,11 +10,13 @@ Steps of one pass, each written under the work folder as Parquet and read back:
               the chunks fill whole rounds of the cluster's task slots: `even_chunk_size`): a piece owns the
               window starts that fall in one chunk and carries k-1 bytes of context, so a chunk holds
               <= chunk_size + k - 1 bytes and a document larger than a chunk spans several.
-3. minimizers distinct (chunk, minimizer) of every window (`minimizers.py`) and the number of chunks with that
-              minimizer: present in two or more, it is *cross*.
-4. chunks     one task per chunk, in chunk order (`per_chunk`: a cogroup of its pieces and its cross minimizers):
-              a suffix array of the chunk (`find_repeats`) gives the policy's window starts; the super-k-mers
-              whose minimizer is cross are emitted for shipping.
+3. minimizers (chunk, minimizer, copies) of every window (`minimizers.py`; copies: how many of the minimizer's
+              w-grams the chunk's runs hold, capped at 2), the number of chunks with that minimizer (present in
+              two or more, it is *cross*) and its copies in the corpus (two or more: a *candidate*).
+4. chunks     one task per chunk, in chunk order (`per_chunk`: a cogroup of its pieces and its candidate and cross
+              minimizers): a suffix array of the stretches holding the runs of its candidate minimizers that are
+              not cross (`find_repeats`) gives the policy's window starts; the super-k-mers whose minimizer is
+              cross are emitted for shipping.
 5. merge      the shipped super-k-mers, hash-partitioned by minimizer into P = ceil(shipped bytes / chunk_size)
               tasks (at least MERGE_TASK_MIN_BYTES each; whole rounds of task slots) and sorted: identical ones
               are folded, the rest searched with a suffix array, complete minimizer groups about chunk_size bytes
@@ -22,6 +24,8 @@ Steps of one pass, each written under the work folder as Parquet and read back:
 6. apply      window-start runs grouped per document, joined to the documents, cut (`spans.py`).
 
 Why it is exact: the minimizer of a window depends only on its bytes, so all occurrences of a window share it.
+A window occurring twice holds its minimum w-gram at two places, so its minimizer has two copies in the corpus
+(`minimizers.superkmers_with_copies`): a window of a minimizer with fewer occurs once and is never removed.
 If a window's minimizer is in one chunk only, all its occurrences are in that chunk and the chunk's suffix array
 decides it exactly (keep_first included: a local rank of `_dd_id` keeps corpus order). If the minimizer is
 cross, every occurrence lies in a shipped super-k-mer of that minimizer, and all of those meet in one merge
