@@ -7,14 +7,21 @@ Intervals are int64 numpy arrays of shape (m, 2), rows [start, end). The steps, 
    splits a character (`widen_to_utf8`); spans that then overlap or touch are merged, so the result
    is the maximal runs of characters having at least one removed byte;
 4. convert byte offsets to code point offsets, which is what Python `str` slicing uses (`bytes_to_codepoints`).
-`policy_spans` runs 1-4 for a policy; `cut` removes spans from a `str`.
+`policy_spans` runs 1-4 for a policy; `cut` removes spans from a `str`; `ApplyTask` is the Spark task (mapInArrow
+function) that does it for a batch of documents.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dedup_spark.columns import BYTES, CUT_BYTES, DROP, SPANS, WINDOWS
 
 Policy = Literal["strike_all", "keep_first"]
 #: strike_all removes every occurrence of a repeated window; keep_first keeps its first occurrence.
@@ -144,3 +151,55 @@ def cut(text: str, cp_spans: np.ndarray | list[tuple[int, int]]) -> str:
     keep_from = np.concatenate(([0], spans[:, 1])).tolist()
     keep_to = np.concatenate((spans[:, 0], [len(text)])).tolist()
     return "".join(text[a:b] for a, b in zip(keep_from, keep_to, strict=True))
+
+
+@dataclass(frozen=True)
+class ApplyTask:
+    """mapInArrow function: documents with `_dd_windows` (list of window-start runs) -> cut documents.
+
+    Output columns: the documents' columns (text cut, `_dd_bytes` updated), then `_dd_spans` (code point
+    spans removed, in the input text), `_dd_cut_bytes` (UTF-8 bytes removed) and `_dd_drop` (the document
+    lost bytes and keeps fewer than `min_remaining_chars` non-space characters).
+    """
+
+    columns: tuple[str, ...]
+    text_column: str
+    k: int
+    min_remaining_chars: int
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        span_type = pa.list_(pa.struct([("start", pa.int32()), ("end", pa.int32())]))
+        for batch in batches:
+            windows = batch.column(WINDOWS)
+            flat = windows.flatten()
+            w_start = flat.field("start").to_numpy(zero_copy_only=False)
+            w_end = flat.field("end").to_numpy(zero_copy_only=False)
+            bounds = np.concatenate(([0], np.cumsum(pc.fill_null(pc.list_value_length(windows), 0).to_numpy())))
+            texts, sizes, cut_bytes, drop, offsets, starts, ends = [], [], [], [], [0], [], []
+            for i, text in enumerate(batch.column(self.text_column).to_pylist()):
+                lo, hi = bounds[i], bounds[i + 1]
+                data = text.encode("utf-8")
+                spans = removal_spans(data, np.stack([w_start[lo:hi], w_end[lo:hi]], axis=1), self.k)
+                kept = cut(text, spans)
+                size = len(kept.encode("utf-8"))
+                texts.append(kept)
+                sizes.append(size)
+                cut_bytes.append(len(data) - size)
+                drop.append(len(spans) > 0 and len("".join(kept.split())) < self.min_remaining_chars)
+                starts += spans[:, 0].tolist()
+                ends += spans[:, 1].tolist()
+                offsets.append(len(starts))
+            struct = pa.StructArray.from_arrays(
+                [pa.array(starts, pa.int32()), pa.array(ends, pa.int32())], names=["start", "end"]
+            )
+            replaced = {
+                self.text_column: pa.array(texts, batch.schema.field(self.text_column).type),
+                BYTES: pa.array(sizes, batch.schema.field(BYTES).type),
+            }
+            arrays = [replaced.get(name, batch.column(name)) for name in self.columns]
+            arrays += [
+                pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct).cast(span_type),
+                pa.array(cut_bytes, pa.int64()),
+                pa.array(drop, pa.bool_()),
+            ]
+            yield pa.RecordBatch.from_arrays(arrays, names=[*self.columns, SPANS, CUT_BYTES, DROP])

@@ -13,7 +13,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from dedup_spark.columns import BYTES, CUT_BYTES, DROP, GROUP, ID, RANGE, ROUTE, SPANS, WINDOWS
-from dedup_spark.exactsubstr.tasks import ApplyTask, MinimizerPairs
+from dedup_spark.exactsubstr.spans import ApplyTask
+from dedup_spark.exactsubstr.tasks import MinimizerPairs
 from dedup_spark.session import task_slots
 from dedup_spark.sparkops import Steps, own_partitions, whole_rounds
 
@@ -139,7 +140,7 @@ SPAN_TYPE = T.ArrayType(T.StructType([T.StructField("start", T.IntegerType()), T
 def cut(
     docs: DataFrame, runs: DataFrame, text_column: str, k: int, min_remaining_chars: int, few_runs: bool = False
 ) -> DataFrame:
-    """The documents that have window-start runs (`_dd_id, start, end`), cut (`tasks.ApplyTask`): their columns
+    """The documents that have window-start runs (`_dd_id, start, end`), cut (`spans.ApplyTask`): their columns
     (text cut, `_dd_bytes` updated) plus `_dd_spans` (code point spans removed), `_dd_cut_bytes` and `_dd_drop`
     (fewer than `min_remaining_chars` non-space characters left).
 

@@ -1,4 +1,4 @@
-"""What ExactSubstr's Spark tasks run: one chunk, one sorted stream of shipped super-k-mers, one batch of documents.
+"""What ExactSubstr's Spark tasks run: one chunk, one sorted stream of shipped super-k-mers (the cut: `spans`).
 
 No Spark here: the task callables take pandas/Arrow data and return pandas/Arrow data, so unit tests call them
 directly. Every task reports *findings* in one schema (`FINDINGS_SCHEMA`), told apart by `kind`:
@@ -7,7 +7,8 @@ directly. Every task reports *findings* in one schema (`FINDINGS_SCHEMA`), told 
           all with minimizer `minimizer` (int64 view of the uint64 value);
 - `top`:  a repeated substring for the report (`top.py`): `data`, `count` = occurrences in the corpus
           of its first k bytes; only tasks that see every occurrence of a window report it, so counts are exact;
-- `fold`: merge statistics: `count` copies folded, `start` their bytes, `end` bytes searched.
+- `fold`: merge statistics: `count` copies folded, `start` their bytes, `end` bytes searched;
+- `searched`: chunk statistics: `end` bytes the chunk's suffix array searched.
 Unused columns hold 0, "" or b"" (never null, so pandas keeps integer columns integer).
 
 OpenMP threads of libdivsufsort (measured with pydivsufsort's bundled libgomp): libgomp reads OMP_NUM_THREADS
@@ -36,9 +37,8 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
-from dedup_spark.columns import BYTES, CUT_BYTES, DROP, ID, SPANS, WINDOWS
+from dedup_spark.columns import ID
 from dedup_spark.exactsubstr.minimizers import SuperKmers, superkmers_batch, superkmers_with_copies  # noqa: E402
-from dedup_spark.exactsubstr.spans import cut, removal_spans  # noqa: E402
 from dedup_spark.exactsubstr.suffix_array import PieceColumns, RepeatResult, find_repeats  # noqa: E402
 from dedup_spark.exactsubstr.top import collapse_repeats, weighted_window_counts  # noqa: E402
 
@@ -246,8 +246,8 @@ class ChunkTask:
         return findings
 
 
-def _chunk_udf(task: ChunkTask, pieces: pd.DataFrame, cross: pd.DataFrame) -> pd.DataFrame:
-    return task.frames(pieces, cross)
+def _chunk_udf(task: ChunkTask, pieces: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:
+    return task.frames(pieces, candidates)
 
 
 @dataclass(frozen=True)
@@ -380,55 +380,3 @@ class MergeTask:
                 counts = weighted_window_counts(reps["data"], copies + 1, self.k, candidates).tolist()
             findings.add_tops(collapse_repeats(list(zip(candidates, counts, strict=True)), self.k, 2 * self.top_n))
         return findings
-
-
-@dataclass(frozen=True)
-class ApplyTask:
-    """mapInArrow function: documents with `_dd_windows` (list of window-start runs) -> cut documents.
-
-    Output columns: the documents' columns (text cut, `_dd_bytes` updated), then `_dd_spans` (code point
-    spans removed, in the input text), `_dd_cut_bytes` (UTF-8 bytes removed) and `_dd_drop` (the document
-    lost bytes and keeps fewer than `min_remaining_chars` non-space characters).
-    """
-
-    columns: tuple[str, ...]
-    text_column: str
-    k: int
-    min_remaining_chars: int
-
-    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        span_type = pa.list_(pa.struct([("start", pa.int32()), ("end", pa.int32())]))
-        for batch in batches:
-            windows = batch.column(WINDOWS)
-            flat = windows.flatten()
-            w_start = flat.field("start").to_numpy(zero_copy_only=False)
-            w_end = flat.field("end").to_numpy(zero_copy_only=False)
-            bounds = np.concatenate(([0], np.cumsum(pc.fill_null(pc.list_value_length(windows), 0).to_numpy())))
-            texts, sizes, cut_bytes, drop, offsets, starts, ends = [], [], [], [], [0], [], []
-            for i, text in enumerate(batch.column(self.text_column).to_pylist()):
-                lo, hi = bounds[i], bounds[i + 1]
-                data = text.encode("utf-8")
-                spans = removal_spans(data, np.stack([w_start[lo:hi], w_end[lo:hi]], axis=1), self.k)
-                kept = cut(text, spans)
-                size = len(kept.encode("utf-8"))
-                texts.append(kept)
-                sizes.append(size)
-                cut_bytes.append(len(data) - size)
-                drop.append(len(spans) > 0 and len("".join(kept.split())) < self.min_remaining_chars)
-                starts += spans[:, 0].tolist()
-                ends += spans[:, 1].tolist()
-                offsets.append(len(starts))
-            struct = pa.StructArray.from_arrays(
-                [pa.array(starts, pa.int32()), pa.array(ends, pa.int32())], names=["start", "end"]
-            )
-            replaced = {
-                self.text_column: pa.array(texts, batch.schema.field(self.text_column).type),
-                BYTES: pa.array(sizes, batch.schema.field(BYTES).type),
-            }
-            arrays = [replaced.get(name, batch.column(name)) for name in self.columns]
-            arrays += [
-                pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct).cast(span_type),
-                pa.array(cut_bytes, pa.int64()),
-                pa.array(drop, pa.bool_()),
-            ]
-            yield pa.RecordBatch.from_arrays(arrays, names=[*self.columns, SPANS, CUT_BYTES, DROP])
