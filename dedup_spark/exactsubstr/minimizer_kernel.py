@@ -73,7 +73,8 @@ def superkmer_runs(
     Piece p's bytes start at text[starts[p]] and it owns its first owned[p] >= 1 windows (its bytes are exactly
     owned[p] + k - 1 long). base: the w-gram hash's multiplier; base_w1: base^(w - 1) mod 2^64.
     Returns (run piece (index into starts), minimizer, start, end, copies): piece-relative window starts [start,
-    end), and how many w-grams of the run's windows hash to its minimizer, capped at 2 (`minimizers.copies`).
+    end), and how many w-grams of the run's windows hash to its minimizer, capped at 2
+    (`minimizers.superkmers_with_copies`).
     """
     width = k - w + 1
     # Real text has one run per 20-35 windows; the arrays double when a piece could overflow them.

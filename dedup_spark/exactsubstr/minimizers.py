@@ -81,8 +81,12 @@ def wgram_hashes(data: np.ndarray, w: int) -> np.ndarray:
     data: uint8 array of n bytes. Returns uint64 array of max(0, n - w + 1) values, from one compiled rolling pass
     (`minimizer_kernel.gram_hashes`).
     """
-    base_w1 = np.uint64(pow(HASH_BASE, w - 1, 1 << 64))
-    return gram_hashes(np.asarray(data, dtype=np.uint8), w, np.uint64(HASH_BASE), base_w1)
+    return gram_hashes(np.asarray(data, dtype=np.uint8), w, *_hash_constants(w))
+
+
+def _hash_constants(w: int) -> tuple[np.uint64, np.uint64]:
+    """(HASH_BASE, HASH_BASE^(w - 1) mod 2^64): what the compiled rolling hash of w-grams takes."""
+    return np.uint64(HASH_BASE), np.uint64(pow(HASH_BASE, w - 1, 1 << 64))
 
 
 def sliding_min(values: np.ndarray, width: int) -> np.ndarray:
@@ -190,9 +194,8 @@ def superkmers_with_copies(
     pieces = np.flatnonzero(n_owned > 0)
     used = n_owned[pieces] + k - 1  # only bytes covered by owned windows matter
     text = np.frombuffer(b"".join(memoryview(datas[i])[:u] for i, u in zip(pieces, used, strict=True)), np.uint8)
-    base, base_w1 = np.uint64(HASH_BASE), np.uint64(pow(HASH_BASE, w - 1, 1 << 64))
     piece, value, start, end, copies = superkmer_runs(
-        text, np.cumsum(used) - used, n_owned[pieces], k, w, base, base_w1
+        text, np.cumsum(used) - used, n_owned[pieces], k, w, *_hash_constants(w)
     )
     return SuperKmers(pieces[piece], value, start, end), copies
 
