@@ -9,24 +9,20 @@ same runs as `minimizers.runs_of_pieces`, bit for bit (tests compare them), at 3
 rolls the same hash over one array (`minimizers.wgram_hashes`: the merge's recount of its top windows, k = 100, and
 the context keys of the index), where doubling made 2 log2(w) passes.
 
-Compiled functions are cached on disk (`NUMBA_CACHE_DIR`, by default a folder under the temporary directory, so
-Spark's Python workers on one machine compile once and later load the cache in about 0.3 s).
+Compiled functions are cached on disk (`dedup_spark.compiled`): Spark's Python workers on one machine compile once
+and later load the cache in about 0.3 s.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import numpy as np
 
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "dedup-spark-numba"))
-
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
+from dedup_spark.compiled import njit
 
 _U64 = np.uint64
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _mix64(x: np.uint64) -> np.uint64:
     x ^= x >> _U64(30)
     x *= _U64(0xBF58476D1CE4E5B9)
@@ -36,7 +32,7 @@ def _mix64(x: np.uint64) -> np.uint64:
     return x
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def gram_hashes(data: np.ndarray, w: int, base: np.uint64, base_w1: np.uint64) -> np.ndarray:
     """Mixed polynomial hash of every w-gram of the uint8 array `data` (what `minimizers.wgram_hashes` returns)."""
     n = data.shape[0] - w + 1
@@ -51,14 +47,14 @@ def gram_hashes(data: np.ndarray, w: int, base: np.uint64, base_w1: np.uint64) -
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _grown(values: np.ndarray, used: int, capacity: int) -> np.ndarray:
     out = np.empty(capacity, dtype=values.dtype)
     out[:used] = values[:used]
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def superkmer_runs(
     text: np.ndarray,
     starts: np.ndarray,

@@ -17,6 +17,10 @@ signatures do not change with the numpy version).
 kept at 61 bits. datasketch has no exact equivalent: its ``"legacy"`` scheme computes ``a * h`` in uint64
 (which can overflow once ``h`` >= 8) and truncates to 32 bits. It costs about 6x the time of ``"affine64"``.
 
+``"affine64"`` runs as one compiled loop (numba, `_affine64_minima`) that permutes four hashes at a time against each
+``(a_k, b_k)`` it loads: 5-6x the speed of the numpy loop over permutations that ``"mersenne61"`` still uses
+(`permute` is the reference both are tested against).
+
 A document with no shingles gets the datasketch empty value, 2^64 - 1 in every position (`EMPTY_VALUE`).
 All empty documents thus share every band; the caller must keep them (``too_short``) out of LSH.
 """
@@ -27,6 +31,8 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+
+from dedup_spark.compiled import njit
 
 Scheme = Literal["affine64", "mersenne61"]
 SCHEMES: tuple[str, ...] = ("affine64", "mersenne61")
@@ -91,11 +97,45 @@ def _mulmod61_limbs(a0, a1, h0, h1) -> np.ndarray:
     return _reduce61(total)  # total < 2^63
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _fmix64_one(h: np.uint64) -> np.uint64:
+    h ^= h >> _U64(33)
+    h *= _U64(0xFF51AFD7ED558CCD)
+    h ^= h >> _U64(33)
+    h *= _U64(0xC4CEB9FE1A85EC53)
+    h ^= h >> _U64(33)
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _affine64_minima(hashes: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``out[d, k] = min(out[d, k], min over document d's hashes h of fmix64(h) * a[k] + b[k])`` (mod 2^64).
+
+    Four hashes share each pass over the permutations, so a row of `out` is loaded and stored a quarter as often.
+    """
+    for d in range(len(offsets) - 1):
+        row = out[d]
+        i, end = offsets[d], offsets[d + 1]
+        while i + 4 <= end:
+            h0, h1 = _fmix64_one(hashes[i]), _fmix64_one(hashes[i + 1])
+            h2, h3 = _fmix64_one(hashes[i + 2]), _fmix64_one(hashes[i + 3])
+            for k in range(len(a)):
+                ak, bk = a[k], b[k]
+                row[k] = min(row[k], min(min(h0 * ak + bk, h1 * ak + bk), min(h2 * ak + bk, h3 * ak + bk)))
+            i += 4
+        while i < end:
+            h = _fmix64_one(hashes[i])
+            for k in range(len(a)):
+                row[k] = min(row[k], h * a[k] + b[k])
+            i += 1
+
+
 class MinHasher:
     """MinHash signatures for batches of documents given as uint64 shingle-hash arrays.
 
     ``num_perm`` permutations seeded by ``seed`` (datasketch's default seed is 1). ``chunk_size`` bounds the
-    number of hashes permuted per numpy call (memory ~ 8 * chunk_size bytes); it never changes results.
+    number of hashes permuted per numpy call of ``"mersenne61"`` (memory ~ 8 * chunk_size bytes); it never changes
+    results.
     """
 
     def __init__(
@@ -164,6 +204,9 @@ class MinHasher:
         if offsets[0] < 0 or offsets[-1] > len(hashes):
             raise ValueError(f"offsets span [{offsets[0]}, {offsets[-1]}) outside hashes of length {len(hashes)}")
         out = np.full((len(offsets) - 1, self.num_perm), EMPTY_VALUE, dtype=_U64)
+        if self.scheme == "affine64":
+            _affine64_minima(hashes, offsets, self.a, self.b, out)
+            return out
         nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
         if len(nonempty):
             self._fill(hashes, offsets[nonempty], offsets[nonempty + 1], nonempty, out)
@@ -191,13 +234,6 @@ class MinHasher:
     def _reduce_chunk(self, chunk: np.ndarray, segments: np.ndarray) -> np.ndarray:
         partial = np.empty((len(segments), self.num_perm), dtype=_U64)
         tmp = np.empty_like(chunk)
-        if self.scheme == "affine64":
-            mixed = fmix64(chunk)
-            for k in range(self.num_perm):
-                np.multiply(mixed, self.a[k], out=tmp)
-                tmp += self.b[k]
-                partial[:, k] = np.minimum.reduceat(tmp, segments)
-            return partial
         # Same arithmetic as `mulmod61` (see there), in place on preallocated buffers: ~1.6x faster.
         h = mod61(chunk)
         h0, h1 = h & _LOW32, h >> _U64(32)
