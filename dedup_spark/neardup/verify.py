@@ -1,4 +1,5 @@
-"""NearDup's verification of candidate pairs: exact Jaccard on shingle byte strings, edit similarity if asked.
+"""NearDup's verification of candidate pairs: exact Jaccard on shingle byte strings (`jaccard.py`), edit similarity
+if asked.
 
 Used by the `neardup` stage and by the `contamination` command, with the same presets.
 """
@@ -13,13 +14,14 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from dedup_spark.config import NeardupConfig
+from dedup_spark.neardup.jaccard import DistinctShingles, distinct_shingles, exact_jaccard
 from dedup_spark.neardup.lsh import LshPreset, edit_similarity
 from dedup_spark.neardup.normalize import normalize_utf8
-from dedup_spark.neardup.shingles import shingle_set, words
+from dedup_spark.neardup.shingles import words
 from dedup_spark.sparkops import Steps
 
 VERIFIED_SCHEMA = "u string, v string, jaccard double, edit_similarity double, passed boolean"
-# Normalised text bytes whose shingle sets a verification task keeps (the sets take about 15x that in memory).
+# Normalised text bytes whose shingles a verification task keeps (`DistinctShingles`: about 5x that in memory).
 VERIFY_CACHE_BYTES = 16 * 1024 * 1024
 
 
@@ -34,33 +36,25 @@ def normalize_doc(text: str | bytes, nd: NeardupConfig) -> bytes:
     )
 
 
-def _exact_jaccard(a: set[bytes], b: set[bytes]) -> float:
-    """|A & B| / |A | B| of two shingle sets; 1.0 if both are empty (as two empty MinHash signatures agree)."""
-    if not a and not b:
-        return 1.0
-    common = len(a & b)
-    return common / (len(a) + len(b) - common)
-
-
 class ShingleSets:
-    """Normalised texts and shingle sets of the documents seen last, by id, holding at most VERIFY_CACHE_BYTES of
-    normalised text."""
+    """The distinct shingles (with their normalised texts) of the documents seen last, by id, holding at most
+    VERIFY_CACHE_BYTES of normalised text."""
 
     def __init__(self, nd: NeardupConfig) -> None:
         self.nd = nd
-        self.entries: OrderedDict[str, tuple[bytes, set[bytes]]] = OrderedDict()
+        self.entries: OrderedDict[str, DistinctShingles] = OrderedDict()
         self.bytes = 0
 
-    def get(self, doc_id: str, text: str | bytes) -> tuple[bytes, set[bytes]]:
+    def get(self, doc_id: str, text: str | bytes) -> DistinctShingles:
         if doc_id in self.entries:
             self.entries.move_to_end(doc_id)
             return self.entries[doc_id]
         normalized = normalize_doc(text, self.nd)
-        entry = self.entries[doc_id] = (normalized, shingle_set(normalized, self.nd.ngram, self.nd.shingle_unit))
+        entry = self.entries[doc_id] = distinct_shingles(normalized, self.nd.ngram, self.nd.shingle_unit)
         self.bytes += len(normalized)
         while self.bytes > VERIFY_CACHE_BYTES and len(self.entries) > 1:
-            _, (evicted, _) = self.entries.popitem(last=False)
-            self.bytes -= len(evicted)
+            _, evicted = self.entries.popitem(last=False)
+            self.bytes -= len(evicted.normalized)
         return entry
 
 
@@ -73,12 +67,12 @@ def check_pair(
     count of removed documents that do not pass it): Jaccard above the threshold is checked even when the preset
     does not verify its candidate pairs.
     """
-    (norm_u, set_u), (norm_v, set_v) = cache.get(id_u, text_u), cache.get(id_v, text_v)
-    similarity = _exact_jaccard(set_u, set_v)
+    shingles_u, shingles_v = cache.get(id_u, text_u), cache.get(id_v, text_v)
+    similarity = exact_jaccard(shingles_u, shingles_v, cache.nd.ngram, cache.nd.shingle_unit)
     passed = similarity > lsh.threshold or not (lsh.verify_jaccard or keeper)
     edit = float("nan")
     if passed and lsh.verify_edit:
-        plain_u, plain_v = norm_u.decode("utf-8"), norm_v.decode("utf-8")
+        plain_u, plain_v = shingles_u.normalized.decode("utf-8"), shingles_v.normalized.decode("utf-8")
         word_unit = cache.nd.shingle_unit == "word"
         tokens_u = words(plain_u) if word_unit else list(plain_u)
         tokens_v = words(plain_v) if word_unit else list(plain_v)
@@ -90,7 +84,7 @@ def check_pair(
 def verify_batches(nd: NeardupConfig, lsh: LshPreset, *, keeper: bool = False):
     """mapInArrow function: (u, v, text_u, text_v) -> VERIFIED_SCHEMA rows (`check_pair` of each pair).
 
-    Jaccard is exact: it compares the two documents' sets of shingle byte strings (`shingle_set`), not hashes.
+    Jaccard is exact: it compares the two documents' sets of shingle byte strings (`jaccard.exact_jaccard`).
     A document is on several pairs (a bucket's first member on many): each task keeps the shingle sets of the
     documents it saw last, up to VERIFY_CACHE_BYTES of their text, and pairs arrive sorted by `u`.
     """
