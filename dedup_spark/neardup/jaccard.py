@@ -40,7 +40,7 @@ def distinct_shingles(normalized: bytes, n: int, unit: ShingleUnit = "word") -> 
     buf, bounds = join_documents([normalized])
     starts, ends, _ = shingle_spans(buf, bounds, n, unit)
     hashes = hash_spans(buf, starts, ends)
-    keep, exact = _distinct(buf, starts, ends, hashes)
+    keep, exact = _distinct(buf, starts, ends, hashes, np.argsort(hashes))  # numpy sorts ~10x faster than numba
     return DistinctShingles(normalized, buf, hashes[keep], starts[keep], ends[keep], exact)
 
 
@@ -70,9 +70,8 @@ def _same_bytes(buf_a: np.ndarray, start_a: int, end_a: int, buf_b: np.ndarray, 
 
 
 @njit(cache=True, nogil=True)
-def _distinct(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Indices of one shingle per distinct hash, in hash order, and whether equal hashes always had equal bytes."""
-    order = np.argsort(hashes)
+def _distinct(buf, starts, ends, hashes, order) -> tuple[np.ndarray, bool]:  # noqa: ANN001
+    """Indices of one shingle per distinct hash, in hash `order`, and whether equal hashes always had equal bytes."""
     keep = np.empty(len(order), dtype=np.int64)
     kept, exact = 0, True
     for i in order:
