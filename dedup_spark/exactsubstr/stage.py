@@ -13,10 +13,10 @@ Steps of one pass, each written under the work folder as Parquet and read back:
 3. minimizers (chunk, minimizer, copies) of every window (`minimizers.py`; copies: how many of the minimizer's
               w-grams the chunk's runs hold, capped at 2), the number of chunks with that minimizer (present in
               two or more, it is *cross*) and its copies in the corpus (two or more: a *candidate*).
-4. chunks     one task per chunk, most candidates first (`per_chunk`: a cogroup of its pieces and its candidate
-              and cross minimizers): a suffix array of the stretches holding the runs of its candidate minimizers
-              that are not cross (`find_repeats`) gives the policy's window starts; the super-k-mers whose
-              minimizer is cross are emitted for shipping.
+4. chunks     one task per chunk, in chunk order (`per_chunk`: a cogroup of its pieces and its candidate and cross
+              minimizers): a suffix array of the stretches holding the runs of its candidate minimizers that are
+              not cross (`find_repeats`) gives the policy's window starts; the super-k-mers whose minimizer is
+              cross are emitted for shipping.
 5. merge      the shipped super-k-mers, hash-partitioned by minimizer into P = ceil(shipped bytes / chunk_size)
               tasks (at least MERGE_TASK_MIN_BYTES each; whole rounds of task slots) and sorted: identical ones
               are folded, the rest searched with a suffix array, complete minimizer groups about chunk_size bytes

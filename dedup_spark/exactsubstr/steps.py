@@ -120,15 +120,10 @@ def per_chunk(
     chunk_pieces: DataFrame, minimizers: DataFrame, function: Callable[..., Any], schema: str | T.StructType
 ) -> DataFrame:
     """`chunk_pieces.groupBy("chunk").cogroup(minimizers.groupBy("chunk")).applyInPandas(function, schema)`, with
-    every chunk in a task of its own (`own_partitions`): chunks are cut to fill whole rounds of the task slots, and
-    tasks of one chunk each keep them whole. Tasks start in the order of the chunks' rows of `minimizers`, most
-    first (then by chunk): a chunk's work grows with them, and the longest tasks starting first leave the shortest
-    for the end of the last round (300 MB of linux, 6 chunk tasks on 2 cores: 19.0 s in chunk order, 17.3 s
-    largest first by the tasks' own times)."""
+    every chunk in a task of its own (`own_partitions`), in chunk order: chunks are cut to fill whole rounds of
+    the task slots, and tasks of one chunk each keep them whole."""
     spark = chunk_pieces.sparkSession
-    weights = {row["chunk"]: row["count"] for row in minimizers.groupBy("chunk").count().collect()}
-    chunks = [row["chunk"] for row in chunk_pieces.select("chunk").distinct().collect()]
-    chunks.sort(key=lambda chunk: (-weights.get(chunk, 0), chunk))
+    chunks = sorted(row["chunk"] for row in chunk_pieces.select("chunk").distinct().collect())
     routes = own_partitions(spark, chunks)
 
     def routed(frame: DataFrame) -> DataFrame:  # a frame of routes per side: one frame on both is a self-join
