@@ -21,7 +21,8 @@ from dedup_spark.neardup.shingles import words
 from dedup_spark.sparkops import Steps
 
 VERIFIED_SCHEMA = "u string, v string, jaccard double, edit_similarity double, passed boolean"
-# Normalised text bytes whose shingles a verification task keeps (`DistinctShingles`: about 5x that in memory).
+# Normalised text bytes whose shingles a verification task keeps. In memory: the text twice plus 24 bytes per
+# distinct shingle (`DistinctShingles`), about 6x the text for word 5-grams and 26x for character 3-grams.
 VERIFY_CACHE_BYTES = 16 * 1024 * 1024
 
 
