@@ -244,3 +244,24 @@ def runs_of_pieces(values: np.ndarray, pieces: np.ndarray, used: np.ndarray, own
         (run_starts - starts_c[local]).astype(np.int64),
         (run_ends - starts_c[local]).astype(np.int64),
     )
+
+
+def minimizer_counts(
+    chunks: np.ndarray, values: np.ndarray, copies: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows (chunk, minimizer, copies) holding every row of their minimizers -> one row per (chunk, minimizer):
+    ``(chunk, minimizer, copies, chunks, corpus_copies)``, copies summed and capped at 2; chunks: how many chunks
+    hold the minimizer; corpus_copies: the sum of their capped copies. Sorted by minimizer, then chunk."""
+    order = np.lexsort((chunks, values))
+    chunks, values, copies = chunks[order], values[order], copies[order]
+    first = np.ones(len(order), dtype=bool)  # the first row of each (chunk, minimizer)
+    first[1:] = (values[1:] != values[:-1]) | (chunks[1:] != chunks[:-1])
+    starts = np.flatnonzero(first)
+    pair_copies = np.minimum(np.add.reduceat(copies, starts), 2) if len(starts) else copies[:0]
+    chunks, values = chunks[starts], values[starts]
+    new_value = np.ones(len(values), dtype=bool)
+    new_value[1:] = values[1:] != values[:-1]
+    groups = np.flatnonzero(new_value)
+    sizes = np.diff(np.append(groups, len(values)))
+    corpus = np.add.reduceat(pair_copies, groups) if len(groups) else pair_copies
+    return chunks, values, pair_copies, np.repeat(sizes, sizes), np.repeat(corpus, sizes)

@@ -50,7 +50,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dedup_spark.columns import BYTES, CUT_BYTES, DROP, ID, SPANS
@@ -62,7 +62,7 @@ from dedup_spark.exactsubstr.steps import (
     even_chunk_size,
     layout,
     merge_partitions,
-    minimizer_pairs,
+    minimizer_table,
     per_chunk,
     pieces,
 )
@@ -145,14 +145,8 @@ def _run_pass(
     placed, largest_group_bytes = layout(docs, k, step)
     size = even_chunk_size(largest_group_bytes, size, spark)
     chunk_pieces = step("pieces", pieces(docs, placed, text_column, k, size))
-    by_minimizer = Window.partitionBy("minimizer")  # no shuffle: the pairs come by minimizer
     with many_splits(spark):
-        pairs = step(
-            "minimizers",
-            minimizer_pairs(chunk_pieces, k, ex.width)
-            .withColumn("chunks", F.count(F.lit(1)).over(by_minimizer))
-            .withColumn("corpus_copies", F.sum("copies").over(by_minimizer)),
-        )
+        pairs = step("minimizers", minimizer_table(chunk_pieces, k, ex.width, largest_group_bytes))
     cross = F.col("chunks") >= 2
     candidates = pairs.filter(cross | (F.col("corpus_copies") >= 2)).select("chunk", "minimizer", cross.alias("cross"))
     chunk_task = ChunkTask(k, ex.width, ex.policy, ex.top_substrings)

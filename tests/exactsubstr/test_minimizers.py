@@ -11,6 +11,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from dedup_spark.exactsubstr import minimizers
 from dedup_spark.exactsubstr.minimizers import (
     HASH_BASE,
+    minimizer_counts,
     sliding_min,
     superkmers,
     superkmers_batch,
@@ -197,3 +198,22 @@ def test_minimizer_values_spread_over_partitions() -> None:
     mins, _, _ = superkmers(data, len(data), 32, 8)
     shares = np.bincount((mins % np.uint64(4)).astype(np.int64), minlength=4) / len(mins)
     assert shares.min() > 0.15
+
+
+@pytest.mark.parametrize("rows", [0, 1, 500])
+def test_minimizer_counts_equal_grouping_by_hand(rows: int) -> None:
+    """`minimizer_counts` against dictionaries: one row per (chunk, minimizer), copies summed then capped at 2,
+    chunks and corpus copies per minimizer."""
+    rng = np.random.default_rng(rows)
+    chunks = rng.integers(0, 4, rows).astype(np.int64)
+    values = rng.integers(-3, 40, rows).astype(np.int64)  # few values: repeats within and across chunks
+    copies = rng.integers(0, 3, rows).astype(np.int64)
+    summed: dict[tuple[int, int], int] = {}
+    for c, v, n in zip(chunks.tolist(), values.tolist(), copies.tolist(), strict=True):
+        summed[(c, v)] = summed.get((c, v), 0) + n
+    capped = {pair: min(n, 2) for pair, n in summed.items()}
+    holders = {v: [c for (c, value) in capped if value == v] for (_, v) in capped}
+    want = sorted((c, v, n, len(holders[v]), sum(capped[(h, v)] for h in holders[v])) for (c, v), n in capped.items())
+    got = list(zip(*(column.tolist() for column in minimizer_counts(chunks, values, copies)), strict=True))
+    assert got == sorted(got, key=lambda row: (row[1], row[0]))  # sorted by minimizer, then chunk
+    assert sorted(got) == want
