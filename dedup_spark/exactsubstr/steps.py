@@ -136,8 +136,9 @@ def minimizer_table(chunk_pieces: DataFrame, k: int, w: int, corpus_bytes: int) 
 
 
 def _count_minimizers(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    table = pa.Table.from_batches(list(batches))
-    if table.num_rows:
+    batches = list(batches)  # an empty partition may have none
+    table = pa.Table.from_batches(batches) if batches else None
+    if table is not None and table.num_rows:
         columns = [table.column(name).to_numpy() for name in ("chunk", "minimizer", "copies")]
         names = ["chunk", "minimizer", "copies", "chunks", "corpus_copies"]
         yield from pa.table(dict(zip(names, minimizer_counts(*columns), strict=True))).to_batches(1 << 20)
