@@ -254,14 +254,17 @@ def minimizer_counts(
     hold the minimizer; corpus_copies: the sum of their capped copies. Sorted by minimizer, then chunk."""
     order = np.lexsort((chunks, values))
     chunks, values, copies = chunks[order], values[order], copies[order]
-    first = np.ones(len(order), dtype=bool)  # the first row of each (chunk, minimizer)
-    first[1:] = (values[1:] != values[:-1]) | (chunks[1:] != chunks[:-1])
-    starts = np.flatnonzero(first)
-    pair_copies = np.minimum(np.add.reduceat(copies, starts), 2) if len(starts) else copies[:0]
-    chunks, values = chunks[starts], values[starts]
-    new_value = np.ones(len(values), dtype=bool)
-    new_value[1:] = values[1:] != values[:-1]
-    groups = np.flatnonzero(new_value)
+    pairs = _group_starts(values, chunks)  # the first row of each (chunk, minimizer)
+    pair_copies = np.minimum(np.add.reduceat(copies, pairs), 2)
+    chunks, values = chunks[pairs], values[pairs]
+    groups = _group_starts(values)  # the first pair of each minimizer
     sizes = np.diff(np.append(groups, len(values)))
-    corpus = np.add.reduceat(pair_copies, groups) if len(groups) else pair_copies
+    corpus = np.add.reduceat(pair_copies, groups)
     return chunks, values, pair_copies, np.repeat(sizes, sizes), np.repeat(corpus, sizes)
+
+
+def _group_starts(*keys: np.ndarray) -> np.ndarray:
+    """Index of the first row of each group of equal `keys` in rows sorted by them."""
+    first = np.ones(len(keys[0]), dtype=bool)
+    first[1:] = np.any([key[1:] != key[:-1] for key in keys], axis=0)
+    return np.flatnonzero(first)

@@ -25,6 +25,8 @@ from dedup_spark.sparkops import Steps, own_partitions, whole_rounds
 MERGE_TASK_MIN_BYTES = 8 * 1024 * 1024
 # Chunk ids are layout group * 2^32 + chunk number within the group.
 CHUNK_BITS = 32
+# What `MinimizerPairs` writes: one row per chunk and minimizer of an Arrow batch of pieces.
+PAIRS_SCHEMA = "chunk long, minimizer long, copies long"
 # Corpus bytes per task of `minimizer_table`: about 4 M (chunk, minimizer) rows, 100 MB of numpy arrays to sort.
 MINIMIZER_TASK_BYTES = 256 * 1024 * 1024
 # Narrow rows (id, size) per task of the layout's running sum.
@@ -114,10 +116,8 @@ def minimizer_pairs(chunk_pieces: DataFrame, k: int, w: int) -> DataFrame:
     minimizer: a window over `minimizer` on the result (how many chunks, or which sets, have it; the copies in the
     corpus) needs no shuffle of its own. Grouping the written pairs by minimizer instead shuffled them a second time
     (300 MB of linux: 3.8 s). copies: `minimizers.superkmers_with_copies`, summed over the chunk, capped at 2."""
-    schema = "chunk long, minimizer long, copies long"
-    pairs = chunk_pieces.select("chunk", "owned", "data").mapInArrow(MinimizerPairs(k, w), schema)
     copies = F.least(F.lit(2), F.sum("copies")).alias("copies")
-    return pairs.repartition("minimizer").groupBy("chunk", "minimizer").agg(copies)
+    return _batch_pairs(chunk_pieces, k, w).repartition("minimizer").groupBy("chunk", "minimizer").agg(copies)
 
 
 def minimizer_table(chunk_pieces: DataFrame, k: int, w: int, corpus_bytes: int) -> DataFrame:
@@ -126,19 +126,23 @@ def minimizer_table(chunk_pieces: DataFrame, k: int, w: int, corpus_bytes: int) 
     minimizers (about MINIMIZER_TASK_BYTES of the corpus' `corpus_bytes` per task) and counts them in numpy
     (`minimizers.minimizer_counts`): Spark's aggregation, then a sort for a window over minimizer, took 15 s of
     the 29 s this step took on 1 GB of linux."""
-    spark = chunk_pieces.sparkSession
-    schema = "chunk long, minimizer long, copies long"
-    pairs = chunk_pieces.select("chunk", "owned", "data").mapInArrow(MinimizerPairs(k, w), schema)
-    tasks = whole_rounds(max(1, math.ceil(corpus_bytes / MINIMIZER_TASK_BYTES)), spark)
-    return pairs.repartition(tasks, "minimizer").mapInArrow(
-        _count_minimizers, f"{schema}, chunks long, corpus_copies long"
+    tasks = whole_rounds(max(1, math.ceil(corpus_bytes / MINIMIZER_TASK_BYTES)), chunk_pieces.sparkSession)
+    return (
+        _batch_pairs(chunk_pieces, k, w)
+        .repartition(tasks, "minimizer")
+        .mapInArrow(_count_minimizers, f"{PAIRS_SCHEMA}, chunks long, corpus_copies long")
     )
 
 
+def _batch_pairs(chunk_pieces: DataFrame, k: int, w: int) -> DataFrame:
+    """`MinimizerPairs` of the pieces (PAIRS_SCHEMA)."""
+    return chunk_pieces.select("chunk", "owned", "data").mapInArrow(MinimizerPairs(k, w), PAIRS_SCHEMA)
+
+
 def _count_minimizers(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    batches = list(batches)  # an empty partition may have none
-    table = pa.Table.from_batches(batches) if batches else None
-    if table is not None and table.num_rows:
+    batches = list(batches)  # none at all for an empty partition
+    if batches:
+        table = pa.Table.from_batches(batches)
         columns = [table.column(name).to_numpy() for name in ("chunk", "minimizer", "copies")]
         names = ["chunk", "minimizer", "copies", "chunks", "corpus_copies"]
         yield from pa.table(dict(zip(names, minimizer_counts(*columns), strict=True))).to_batches(1 << 20)
