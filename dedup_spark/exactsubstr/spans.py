@@ -21,7 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedup_spark.columns import BYTES, CUT_BYTES, DROP, SPANS, WINDOWS
+from dedup_spark.columns import BYTES, CUT_BYTES, DROP, ID, SPANS, WINDOWS
+from dedup_spark.exactsubstr.cut_kernel import WHITESPACE, cut_batch
 
 Policy = Literal["strike_all", "keep_first"]
 #: strike_all removes every occurrence of a repeated window; keep_first keeps its first occurrence.
@@ -170,36 +171,46 @@ class ApplyTask:
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         span_type = pa.list_(pa.struct([("start", pa.int32()), ("end", pa.int32())]))
         for batch in batches:
+            texts = batch.column(self.text_column)
+            if texts.null_count:
+                raise ValueError(f"{texts.null_count} documents to cut have no text")
+            offset_type = np.int64 if pa.types.is_large_string(texts.type) else np.int32
+            _, offset_buffer, data_buffer = texts.buffers()
+            text_offsets = np.frombuffer(offset_buffer, offset_type)[texts.offset : texts.offset + len(texts) + 1]
             windows = batch.column(WINDOWS)
+            lengths = pc.fill_null(pc.list_value_length(windows), 0).to_numpy()
             flat = windows.flatten()
-            w_start = flat.field("start").to_numpy(zero_copy_only=False)
-            w_end = flat.field("end").to_numpy(zero_copy_only=False)
-            bounds = np.concatenate(([0], np.cumsum(pc.fill_null(pc.list_value_length(windows), 0).to_numpy())))
-            texts, sizes, cut_bytes, drop, offsets, starts, ends = [], [], [], [], [0], [], []
-            for i, text in enumerate(batch.column(self.text_column).to_pylist()):
-                lo, hi = bounds[i], bounds[i + 1]
-                data = text.encode("utf-8")
-                spans = removal_spans(data, np.stack([w_start[lo:hi], w_end[lo:hi]], axis=1), self.k)
-                kept = cut(text, spans)
-                size = len(kept.encode("utf-8"))
-                texts.append(kept)
-                sizes.append(size)
-                cut_bytes.append(len(data) - size)
-                drop.append(len(spans) > 0 and len("".join(kept.split())) < self.min_remaining_chars)
-                starts += spans[:, 0].tolist()
-                ends += spans[:, 1].tolist()
-                offsets.append(len(starts))
+            starts = flat.field("start").to_numpy(zero_copy_only=False).astype(np.int64)
+            ends = flat.field("end").to_numpy(zero_copy_only=False).astype(np.int64)
+            order = np.lexsort((starts, np.repeat(np.arange(len(lengths)), lengths)))
+            kept, offsets, cp_starts, cp_ends, span_bounds, visible, bad = cut_batch(
+                np.frombuffer(data_buffer or b"", dtype=np.uint8),
+                text_offsets.astype(np.int64),
+                starts[order],
+                ends[order],
+                np.concatenate(([0], np.cumsum(lengths))),
+                self.k,
+                WHITESPACE,
+            )
+            if bad >= 0:
+                raise ValueError(
+                    f"windows of {self.k} bytes in document {batch.column(ID)[bad]} end past its "
+                    f"{batch.column(BYTES)[bad]} bytes: wrong min_length or wrong document"
+                )
+            sizes = np.diff(offsets)
             struct = pa.StructArray.from_arrays(
-                [pa.array(starts, pa.int32()), pa.array(ends, pa.int32())], names=["start", "end"]
+                [pa.array(cp_starts.astype(np.int32)), pa.array(cp_ends.astype(np.int32))], names=["start", "end"]
             )
             replaced = {
-                self.text_column: pa.array(texts, batch.schema.field(self.text_column).type),
+                self.text_column: pa.Array.from_buffers(
+                    texts.type, len(texts), [None, pa.py_buffer(offsets.astype(offset_type)), pa.py_buffer(kept)]
+                ),
                 BYTES: pa.array(sizes, batch.schema.field(BYTES).type),
             }
             arrays = [replaced.get(name, batch.column(name)) for name in self.columns]
             arrays += [
-                pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct).cast(span_type),
-                pa.array(cut_bytes, pa.int64()),
-                pa.array(drop, pa.bool_()),
+                pa.ListArray.from_arrays(pa.array(span_bounds.astype(np.int32)), struct).cast(span_type),
+                pa.array(np.diff(text_offsets) - sizes, pa.int64()),
+                pa.array((np.diff(span_bounds) > 0) & (visible < self.min_remaining_chars), pa.bool_()),
             ]
             yield pa.RecordBatch.from_arrays(arrays, names=[*self.columns, SPANS, CUT_BYTES, DROP])
