@@ -37,6 +37,8 @@ from typing import NamedTuple
 import numpy as np
 import pydivsufsort
 
+from dedup_spark.exactsubstr.lcp import shares_k_with_next
+
 SEPARATOR = 0xFF
 #: Largest concatenated size (pieces + separators) accepted: the int32 suffix array limit.
 MAX_TEXT_BYTES = 2**31 - 2
@@ -242,13 +244,13 @@ def find_repeats(
     total = int(cstart[-1] + used[-1])
     if total > MAX_TEXT_BYTES:
         raise ValueError(f"{total} bytes of pieces exceed the {MAX_TEXT_BYTES}-byte limit; use smaller chunks")
-    joined = bytearray(bytes([SEPARATOR])).join(memoryview(datas[i])[: used[j]] for j, i in enumerate(order))
+    # Slices of bytes objects: a whole one is the object itself, and join reads bytes 10x faster than memoryviews.
+    trimmed = (bytes(datas[i][:size]) for i, size in zip(order.tolist(), used.tolist(), strict=True))
+    joined = bytearray(bytes([SEPARATOR])).join(trimmed)
     text = np.frombuffer(joined, dtype=np.uint8)  # writable: pydivsufsort needs that
 
     sa = pydivsufsort.divsufsort(text)
-    lcp = pydivsufsort.kasai(text, sa)  # lcp[i] = LCP(suffix sa[i], suffix sa[i + 1])
-    same_next = lcp >= k  # neighbours i, i + 1 share their first k bytes
-    del lcp
+    same_next = shares_k_with_next(text, sa, k)  # neighbours i, i + 1 share their first k bytes
     # Candidates: members of runs of >= 2 suffixes sharing a k-byte prefix. Usually a small fraction,
     # so the random-access work below (owned lookup, sorts) runs on candidates only.
     in_run = same_next.copy()
