@@ -7,8 +7,9 @@ Intervals are int64 numpy arrays of shape (m, 2), rows [start, end). The steps, 
    splits a character (`widen_to_utf8`); spans that then overlap or touch are merged, so the result
    is the maximal runs of characters having at least one removed byte;
 4. convert byte offsets to code point offsets, which is what Python `str` slicing uses (`bytes_to_codepoints`).
-`policy_spans` runs 1-4 for a policy; `cut` removes spans from a `str`; `ApplyTask` is the Spark task (mapInArrow
-function) that does it for a batch of documents.
+`policy_spans` runs 1-4 for a policy; `cut` removes spans from a `str`. `ApplyTask` is the Spark task (mapInArrow
+function) that cuts a batch of documents; it does 1-4 and the cut in one compiled pass (`cut_kernel`), which the
+tests hold to these functions.
 """
 
 from __future__ import annotations
@@ -154,9 +155,29 @@ def cut(text: str, cp_spans: np.ndarray | list[tuple[int, int]]) -> str:
     return "".join(text[a:b] for a, b in zip(keep_from, keep_to, strict=True))
 
 
+def _utf8_buffers(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of a string (or large_string) array as Arrow holds them, and int64 offsets into them: text
+    i is bytes[offsets[i]:offsets[i + 1]]. No copy of the text."""
+    if texts.null_count:
+        raise ValueError(f"{texts.null_count} documents to cut have no text")
+    _, offsets, data = texts.buffers()
+    offset_type = np.int64 if pa.types.is_large_string(texts.type) else np.int32
+    offsets = np.frombuffer(offsets, offset_type)[texts.offset : texts.offset + len(texts) + 1]
+    return np.frombuffer(data or b"", dtype=np.uint8), offsets.astype(np.int64)
+
+
+def _string_array(string_type: pa.DataType, data: np.ndarray, offsets: np.ndarray) -> pa.Array:
+    """The inverse of `_utf8_buffers`: texts from their bytes and int64 offsets."""
+    offset_type = np.int64 if pa.types.is_large_string(string_type) else np.int32
+    return pa.Array.from_buffers(
+        string_type, len(offsets) - 1, [None, pa.py_buffer(offsets.astype(offset_type)), pa.py_buffer(data)]
+    )
+
+
 @dataclass(frozen=True)
 class ApplyTask:
-    """mapInArrow function: documents with `_dd_windows` (list of window-start runs) -> cut documents.
+    """mapInArrow function: documents with `_dd_windows` (list of window-start runs) -> cut documents, a batch at a
+    time in one compiled pass over the text's bytes (`cut_kernel.cut_batch`, tested against `removal_spans` + `cut`).
 
     Output columns: the documents' columns (text cut, `_dd_bytes` updated), then `_dd_spans` (code point
     spans removed, in the input text), `_dd_cut_bytes` (UTF-8 bytes removed) and `_dd_drop` (the document
@@ -172,11 +193,7 @@ class ApplyTask:
         span_type = pa.list_(pa.struct([("start", pa.int32()), ("end", pa.int32())]))
         for batch in batches:
             texts = batch.column(self.text_column)
-            if texts.null_count:
-                raise ValueError(f"{texts.null_count} documents to cut have no text")
-            offset_type = np.int64 if pa.types.is_large_string(texts.type) else np.int32
-            _, offset_buffer, data_buffer = texts.buffers()
-            text_offsets = np.frombuffer(offset_buffer, offset_type)[texts.offset : texts.offset + len(texts) + 1]
+            data, text_offsets = _utf8_buffers(texts)
             windows = batch.column(WINDOWS)
             lengths = pc.fill_null(pc.list_value_length(windows), 0).to_numpy()
             flat = windows.flatten()
@@ -184,8 +201,8 @@ class ApplyTask:
             ends = flat.field("end").to_numpy(zero_copy_only=False).astype(np.int64)
             order = np.lexsort((starts, np.repeat(np.arange(len(lengths)), lengths)))
             kept, offsets, cp_starts, cp_ends, span_bounds, visible, bad = cut_batch(
-                np.frombuffer(data_buffer or b"", dtype=np.uint8),
-                text_offsets.astype(np.int64),
+                data,
+                text_offsets,
                 starts[order],
                 ends[order],
                 np.concatenate(([0], np.cumsum(lengths))),
@@ -202,9 +219,7 @@ class ApplyTask:
                 [pa.array(cp_starts.astype(np.int32)), pa.array(cp_ends.astype(np.int32))], names=["start", "end"]
             )
             replaced = {
-                self.text_column: pa.Array.from_buffers(
-                    texts.type, len(texts), [None, pa.py_buffer(offsets.astype(offset_type)), pa.py_buffer(kept)]
-                ),
+                self.text_column: _string_array(texts.type, kept, offsets),
                 BYTES: pa.array(sizes, batch.schema.field(BYTES).type),
             }
             arrays = [replaced.get(name, batch.column(name)) for name in self.columns]
