@@ -23,42 +23,38 @@ def _is_lead(byte: np.uint8) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _merged_byte_spans(starts: np.ndarray, ends: np.ndarray, k: int, begin: int, stop: int, out: np.ndarray) -> int:
-    """Rows begin..stop of (starts, ends), sorted by start: window-start runs -> merged byte spans [s, e + k - 1)
-    in `out`; returns how many."""
+def _char_spans(
+    data: np.ndarray,
+    lo: int,
+    hi: int,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    first: int,
+    stop: int,
+    k: int,
+    spans: np.ndarray,
+) -> int:
+    """Rows first..stop - 1 of the window-start runs (starts, ends) of the document data[lo:hi], sorted by start ->
+    the bytes their windows cover, [start, end + k - 1), widened to whole characters and merged where they overlap
+    or touch, in `spans` (document-relative). Returns how many, or -1 if a window ends past the document."""
     count = 0
-    for r in range(begin, stop):
-        s, e = starts[r], ends[r]
-        if e <= s:
+    for r in range(first, stop):
+        s, e = starts[r], ends[r] + k - 1
+        if ends[r] <= s:
             continue
-        e += k - 1
-        if count > 0 and s <= out[count - 1, 1]:
-            out[count - 1, 1] = max(out[count - 1, 1], e)
-        else:
-            out[count, 0] = s
-            out[count, 1] = e
-            count += 1
-    return count
-
-
-@njit(cache=True, nogil=True)
-def _widened(data: np.ndarray, lo: int, hi: int, spans: np.ndarray, count: int) -> int:
-    """Widen `count` merged byte spans (relative to a document data[lo:hi]) to whole characters and merge those
-    that then touch, in place; returns how many are left."""
-    kept = 0
-    for r in range(count):
-        s, e = spans[r, 0], spans[r, 1]
+        if s < 0 or e > hi - lo:
+            return -1
         while s > 0 and not _is_lead(data[lo + s]):
             s -= 1
         while lo + e < hi and not _is_lead(data[lo + e]):
             e += 1
-        if kept > 0 and s <= spans[kept - 1, 1]:
-            spans[kept - 1, 1] = max(spans[kept - 1, 1], e)
+        if count > 0 and s <= spans[count - 1, 1]:
+            spans[count - 1, 1] = max(spans[count - 1, 1], e)
         else:
-            spans[kept, 0] = s
-            spans[kept, 1] = e
-            kept += 1
-    return kept
+            spans[count, 0] = s
+            spans[count, 1] = e
+            count += 1
+    return count
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -119,10 +115,9 @@ def cut_batch(
     nspans = 0
     for d in range(n):
         lo, hi = offsets[d], offsets[d + 1]
-        count = _merged_byte_spans(starts, ends, k, run_bounds[d], run_bounds[d + 1], spans)
-        if count > 0 and (spans[0, 0] < 0 or spans[count - 1, 1] > hi - lo):
+        count = _char_spans(data, lo, hi, starts, ends, run_bounds[d], run_bounds[d + 1], k, spans)
+        if count < 0:
             return out, out_offsets, cp_starts, cp_ends, span_bounds, visible, d
-        count = _widened(data, lo, hi, spans, count)
         chars = 0  # lead bytes before `at`, the document's next byte not yet copied
         at = lo
         for r in range(count):
