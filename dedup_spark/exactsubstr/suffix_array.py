@@ -4,25 +4,26 @@ A Spark task calls `find_repeats` on one chunk of the corpus, and again on one s
 super-k-mers (see `minimizers`). A *piece* is bytes from one document that owns the window starts
 [0, owned); bytes after that are context so the owned windows fit. Only owned starts are occurrences.
 
-Method: concatenate the pieces in corpus order (doc_rank, doc_offset) joined by 0xFF, each trimmed to
-the bytes its owned windows cover; build the suffix array (libdivsufsort) and LCP array (Kasai).
-Suffixes sharing a k-byte prefix are contiguous in the suffix array, so equal windows form runs of
-neighbours with LCP >= k. Only members of such runs (candidates; 2-25% of positions on real text) go on
-to the random-access steps: candidates that are not owned windows are dropped (suffixes reaching a
-separator or the text end within k bytes), then groups left with >= 2 members are repeats. No window
-containing 0xFF equals a real window of valid UTF-8, and even if a piece contains 0xFF the answer stays
-exact, because such suffixes are dropped, never counted. Because pieces are concatenated in corpus order
-and own disjoint starts, the first occurrence of a window is its smallest text position.
+Method: concatenate the pieces in corpus order (doc_rank, doc_offset) joined by 0xFF, each trimmed to the bytes its
+owned windows cover; build the suffix array (libdivsufsort) and mark the neighbours that share their first k bytes
+(`lcp.shares_k_with_next`, from the Phi array, no LCP array). Suffixes sharing a k-byte prefix are contiguous in
+the suffix array, so equal windows form runs of such neighbours. Only members of such runs (candidates; 2-25% of
+positions on real text) go on to the random-access steps: candidates that are not owned windows are dropped
+(suffixes reaching a separator or the text end within k bytes), then groups left with >= 2 members are repeats. No
+window containing 0xFF equals a real window of valid UTF-8, and even if a piece contains 0xFF the answer stays
+exact, because such suffixes are dropped, never counted. Because pieces are concatenated in corpus order and own
+disjoint starts, the first occurrence of a window is its smallest text position.
 
-Everything after the two library calls is vectorised numpy; Python loops run per piece (building the
-text) or per reported top group, never per position.
+Everything after the suffix array and the neighbour test is vectorised numpy; Python loops run per piece (building
+the text) or per reported top group, never per position.
 
-Cost, measured on 50 MB of Python sources (k=100, 22% of windows repeated), CPU seconds: suffix array
-4.6-4.9, Kasai 2.5-2.9, the rest 0.8-1.5: about 1.7-2x the bare suffix array. Memory beyond the input:
-text copy 1 B/byte + suffix array 4 + Kasai's LCP 4 and internal rank array 4 = peak 13 B/byte (measured
-13.05), reached inside Kasai; afterwards everything is smaller. The wheel's libdivsufsort uses OpenMP:
-set OMP_NUM_THREADS=1 on executors running several tasks, or threads oversubscribe the cores (and tiny
-inputs pay ~1-10 ms of thread start-up per call instead of ~0.3 ms).
+Cost, measured on 50 MB of Python sources (k=100, 22% of windows repeated), CPU seconds: suffix array 4.6-4.9,
+Kasai's LCP (used then) 2.5-2.9, the rest 0.8-1.5; the Phi test takes about half of Kasai's time (lcp.py). Memory
+beyond the input: text copy 1 B/byte + suffix array 4 + the Phi array 4 and two flag arrays 2 = peak 11 B/byte,
+reached inside the neighbour test (Kasai's rank and LCP arrays took 8: peak 13, measured 13.05); afterwards
+everything is smaller. The wheel's libdivsufsort uses OpenMP: set OMP_NUM_THREADS=1 on executors running several
+tasks, or threads oversubscribe the cores (and tiny inputs pay ~1-10 ms of thread start-up per call instead of ~0.3
+ms).
 Total size (pieces + separators) must stay below 2^31 - 1 bytes, the int32 suffix array limit: chunks are
 configured far smaller, so larger inputs are rejected rather than supported.
 """
