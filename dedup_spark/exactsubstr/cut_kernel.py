@@ -13,8 +13,8 @@ import numpy as np
 
 from dedup_spark.compiled import njit
 
-# Every code point Python calls whitespace (`str.isspace`); none lies above U+3000 (a test checks all of them).
-WHITESPACE = np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.int64)
+# IS_SPACE[c]: Python calls code point c whitespace (`str.isspace`); none lies above U+3000 (a test checks them all).
+IS_SPACE = np.array([chr(c).isspace() for c in range(0x3001)], dtype=np.bool_)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -72,16 +72,13 @@ def _code_point(data: np.ndarray, i: int, end: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _visible(data: np.ndarray, lo: int, hi: int, whitespace: np.ndarray) -> int:
-    """Characters of data[lo:hi] that are not whitespace."""
+def _visible(data: np.ndarray, lo: int, hi: int, is_space: np.ndarray) -> int:
+    """Characters of data[lo:hi] that are not whitespace (`IS_SPACE`)."""
     n = 0
     for i in range(lo, hi):
-        b = data[i]
-        if b < 0x80:  # ASCII whitespace: 9-13, 28-32
-            n += not (9 <= b <= 13 or 28 <= b <= 32)
-        elif _is_lead(b):
+        if _is_lead(data[i]):
             c = _code_point(data, i, hi)
-            n += c > whitespace[-1] or whitespace[np.searchsorted(whitespace, c)] != c
+            n += c >= is_space.shape[0] or not is_space[c]
     return n
 
 
@@ -93,7 +90,7 @@ def cut_batch(
     ends: np.ndarray,
     run_bounds: np.ndarray,
     k: int,
-    whitespace: np.ndarray,
+    is_space: np.ndarray,
 ):
     """Cut every document of a batch.
 
@@ -137,5 +134,5 @@ def cut_batch(
         out_offsets[d + 1] = pos
         span_bounds[d + 1] = nspans
         if count > 0:
-            visible[d] = _visible(out, out_offsets[d], pos, whitespace)
+            visible[d] = _visible(out, out_offsets[d], pos, is_space)
     return out[:pos], out_offsets, cp_starts[:nspans], cp_ends[:nspans], span_bounds, visible, -1

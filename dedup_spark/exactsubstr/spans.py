@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedup_spark.columns import BYTES, CUT_BYTES, DROP, ID, SPANS, WINDOWS
-from dedup_spark.exactsubstr.cut_kernel import WHITESPACE, cut_batch
+from dedup_spark.exactsubstr.cut_kernel import IS_SPACE, cut_batch
 
 Policy = Literal["strike_all", "keep_first"]
 #: strike_all removes every occurrence of a repeated window; keep_first keeps its first occurrence.
@@ -207,7 +207,7 @@ class ApplyTask:
                 ends[order],
                 np.concatenate(([0], np.cumsum(lengths))),
                 self.k,
-                WHITESPACE,
+                IS_SPACE,
             )
             if bad >= 0:
                 raise ValueError(

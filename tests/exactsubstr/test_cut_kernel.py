@@ -6,15 +6,17 @@ from __future__ import annotations
 import random
 import sys
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from dedup_spark.columns import BYTES, CUT_BYTES, DROP, ID, SPANS, WINDOWS
-from dedup_spark.exactsubstr.cut_kernel import WHITESPACE
+from dedup_spark.exactsubstr.cut_kernel import IS_SPACE
 from dedup_spark.exactsubstr.spans import ApplyTask, cut, removal_spans
 
-# 1-4 byte characters, and whitespace of each UTF-8 width (tab, space, NBSP, ideographic space, line separator).
-ALPHABET = "aé Жд中😀b\t\u00a0\u3000\u2028x"
+# 1-4 byte characters, and whitespace of each UTF-8 width (tab, unit separator, space, NBSP, ideographic space,
+# line separator).
+ALPHABET = "aé Жд中😀b\t\x1f\u00a0\u3000\u2028x"
 WINDOW = pa.struct([("start", pa.int32()), ("end", pa.int32())])
 
 
@@ -80,4 +82,4 @@ def test_windows_past_the_end_name_the_document() -> None:
 
 
 def test_whitespace_table_is_all_of_pythons() -> None:
-    assert WHITESPACE.tolist() == [c for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    assert np.flatnonzero(IS_SPACE).tolist() == [c for c in range(sys.maxunicode + 1) if chr(c).isspace()]
