@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from dedup_spark.io import storage
 from dedup_spark.session import task_slots
@@ -39,31 +38,45 @@ def whole_rounds(tasks: int, spark: SparkSession) -> int:
     return tasks if tasks <= 1 else math.ceil(tasks / slots) * slots
 
 
-def own_partitions(spark: SparkSession, values: list[int]) -> list[tuple[int, int]]:
+def own_partitions(values: list[int]) -> list[tuple[int, int]]:
     """(value, route) for each of the n `values`: route keys such that `repartition(n, route)` puts the rows of the
     i-th value, and only those, in partition i.
 
     Hash partitioning sends a row to pmod(hash(key), n): n keys in n partitions collide almost always (4 keys share
     a partition in 9 cases of 10), and adaptive execution then merges small partitions by bytes, which put six
     ExactSubstr chunks of 50 MB into tasks of 2, 1 and 3 chunks on two cores. The route key of partition i is the
-    smallest integer that Spark's own partitioning hash (`F.hash`, the expression `repartition` uses) sends to i,
-    found by one aggregation over 64 n integers (more if some partition got none). A repartition to a given number
-    of partitions is never merged by adaptive execution. Only the split into tasks depends on it, never a result.
+    smallest integer that Spark's own partitioning hash (`spark_hash`, the expression `repartition` uses) sends to
+    i. A repartition to a given number of partitions is never merged by adaptive execution. Only the split into
+    tasks depends on it, never a result (a test checks the routes against Spark's partitioning).
     """
     n = len(values)
-    span = 64 * n
-    while True:
-        found = (
-            spark.range(span)
-            .groupBy(F.pmod(F.hash("id"), F.lit(n)).alias("partition"))
-            .agg(F.min("id").alias("route"))
-            .collect()
-        )
-        if len(found) == n:
-            break
-        span *= 4
-    route = {row["partition"]: row["route"] for row in found}
+    route: dict[int, int] = {}
+    key = 0
+    while len(route) < n:
+        route.setdefault(spark_hash(key) % n, key)  # Python's % of a negative number is pmod's
+        key += 1
     return [(value, route[i]) for i, value in enumerate(values)]
+
+
+_MASK = 0xFFFFFFFF
+
+
+def spark_hash(value: int) -> int:
+    """Spark's `hash` of a long (`F.hash`, which `repartition(n, column)` takes modulo n): Murmur3 x86 32-bit with
+    seed 42 over the value's low and high 32 bits, as a signed 32-bit integer."""
+
+    def mix(h: int, k: int) -> int:
+        k = (k * 0xCC9E2D51) & _MASK
+        k = ((k << 15) | (k >> 17)) & _MASK
+        h ^= (k * 0x1B873593) & _MASK
+        h = ((h << 13) | (h >> 19)) & _MASK
+        return (h * 5 + 0xE6546B64) & _MASK
+
+    h = mix(mix(42, value & _MASK), (value >> 32) & _MASK) ^ 8
+    h = ((h ^ (h >> 16)) * 0x85EBCA6B) & _MASK
+    h = ((h ^ (h >> 13)) * 0xC2B2AE35) & _MASK
+    h ^= h >> 16
+    return h - (1 << 32) if h >> 31 else h
 
 
 class Steps:

@@ -90,7 +90,7 @@ def test_own_partitions_put_each_value_alone_in_its_partition(spark):
     for n in (1, 2, 3, 4, 7, 30):
         values = [v * 1000 + 3 for v in range(n)]  # not 0..n-1: the route must not depend on the values themselves
         rows = spark.createDataFrame([(v, i) for v in values for i in range(5)], "value long, i long")
-        routes = spark.createDataFrame(own_partitions(spark, values), f"value long, {ROUTE} long")
+        routes = spark.createDataFrame(own_partitions(values), f"value long, {ROUTE} long")
         routed = rows.join(F.broadcast(routes), "value").repartition(n, ROUTE)
         seen = routed.groupBy(F.spark_partition_id().alias("p")).agg(
             F.collect_set("value").alias("values"), F.count(F.lit(1)).alias("rows")
@@ -98,4 +98,14 @@ def test_own_partitions_put_each_value_alone_in_its_partition(spark):
         assert sorted((r["p"], r["values"], r["rows"]) for r in seen.collect()) == [
             (i, [v], 5) for i, v in enumerate(values)
         ], n
-    assert own_partitions(spark, []) == []
+    assert own_partitions([]) == []
+
+
+def test_spark_hash_is_sparks_own(spark):
+    from pyspark.sql import functions as F
+
+    from dedup_spark.sparkops import spark_hash
+
+    values = [0, 1, 2, -1, 42, 2**31, -(2**31) - 1, 2**62 + 12345, -(2**63), 2**63 - 1, *range(1000, 1100)]
+    rows = spark.createDataFrame([(v,) for v in values], "v long").select("v", F.hash("v").alias("h")).collect()
+    assert {r["v"]: r["h"] for r in rows} == {v: spark_hash(v) for v in values}

@@ -156,7 +156,7 @@ def per_chunk(
     the task slots, and tasks of one chunk each keep them whole."""
     spark = chunk_pieces.sparkSession
     chunks = sorted(row["chunk"] for row in chunk_pieces.select("chunk").distinct().collect())
-    routes = own_partitions(spark, chunks)
+    routes = own_partitions(chunks)
 
     def routed(frame: DataFrame) -> DataFrame:  # a frame of routes per side: one frame on both is a self-join
         side = F.broadcast(spark.createDataFrame(routes, f"chunk long, {ROUTE} long"))
