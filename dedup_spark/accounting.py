@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from dedup_spark.errors import AccountingError
 from dedup_spark.io.writers import OutputWriter, TableOutputWriter
@@ -13,9 +16,7 @@ def check_accounting(
     report: RunReport, writer: OutputWriter | TableOutputWriter, files_dir: str, rows_read: int
 ) -> None:
     """Count the written tables and check rows read = written + removed + quarantined."""
-    written = writer.read("data").count()
-    removed = _count_by(writer.read("removed"), "reason")
-    quarantined = _count_by(writer.read("quarantine"), "reason")
+    written, removed, quarantined = _counts(writer)
     report.removed_by_reason = removed
     report.quarantine_by_reason = quarantined
     rows_removed, rows_quarantined = sum(removed.values()), sum(quarantined.values())
@@ -37,5 +38,14 @@ def check_accounting(
         )
 
 
-def _count_by(frame: DataFrame, column: str) -> dict[str, int]:
-    return {row[column]: int(row["count"]) for row in frame.groupBy(column).count().collect()}
+def _counts(writer: OutputWriter | TableOutputWriter) -> tuple[int, dict[str, int], dict[str, int]]:
+    """(rows of data/, rows of removed/ by reason, rows of quarantine/ by reason), read back in one query."""
+    tables = []
+    for name in ("data", "removed", "quarantine"):
+        reason = F.lit(None).cast("string") if name == "data" else F.col("reason")
+        tables.append(writer.read(name).select(F.lit(name).alias("table"), reason.alias("reason")))
+    rows = functools.reduce(DataFrame.unionByName, tables).groupBy("table", "reason").count().collect()
+    by_table: dict[str, dict[str | None, int]] = {"data": {}, "removed": {}, "quarantine": {}}
+    for row in rows:
+        by_table[row["table"]][row["reason"]] = int(row["count"])
+    return sum(by_table["data"].values()), by_table["removed"], by_table["quarantine"]

@@ -288,7 +288,9 @@ def _metrics(
 ) -> dict[str, Any]:
     # One row per cluster, no shuffle: its kept document's (`cluster_id` is the id of the first in keep order).
     sizes = clusters.filter(F.col(ID) == F.col("cluster_id")).select("cluster_id", F.col("cluster_size").alias("size"))
-    histogram = sizes.groupBy("size").agg(F.count(F.lit(1)).alias("clusters")).orderBy("size").collect()
+    # Both results are small: sorted here, not by Spark (a sort is one more job each).
+    histogram = sizes.groupBy("size").agg(F.count(F.lit(1)).alias("clusters")).collect()
+    histogram.sort(key=lambda r: r["size"])
     largest = (
         clusters.join(sizes.orderBy(F.desc("size"), "cluster_id").limit(LARGEST_CLUSTERS), "cluster_id")
         .groupBy("cluster_id", "size")
@@ -296,9 +298,9 @@ def _metrics(
             F.slice(F.sort_array(F.collect_list(ID)), 1, 5).alias("example_ids"),
             F.min(F.when(~F.col("kept"), F.col(ID))).alias("removed_example"),
         )
-        .orderBy(F.desc("size"), "cluster_id")
         .collect()
     )
+    largest.sort(key=lambda r: (-r["size"], r["cluster_id"].encode()))  # Spark orders strings by their UTF-8 bytes
     return {
         "preset": lsh.name,
         "bands": lsh.bands,
