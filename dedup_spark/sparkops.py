@@ -45,9 +45,10 @@ def own_partitions(values: list[int]) -> list[tuple[int, int]]:
     Hash partitioning sends a row to pmod(hash(key), n): n keys in n partitions collide almost always (4 keys share
     a partition in 9 cases of 10), and adaptive execution then merges small partitions by bytes, which put six
     ExactSubstr chunks of 50 MB into tasks of 2, 1 and 3 chunks on two cores. The route key of partition i is the
-    smallest integer that Spark's own partitioning hash (`spark_hash`, the expression `repartition` uses) sends to
-    i. A repartition to a given number of partitions is never merged by adaptive execution. Only the split into
-    tasks depends on it, never a result (a test checks the routes against Spark's partitioning).
+    smallest integer that Spark's partitioning hash (`F.hash`, which `repartition` uses) sends to i, computed here
+    (`spark_hash`), without a Spark job. A repartition to a given number of partitions is never merged by adaptive
+    execution. Only the split into tasks depends on it, never a result (tests check the routes and the hash
+    against Spark's own).
     """
     n = len(values)
     route: dict[int, int] = {}
