@@ -2,8 +2,9 @@
 its task slots, job tags, master, Delta Lake support.
 
 Everything here works on a classic session and on Spark Connect (Databricks serverless and shared clusters): no
-SparkContext, no JVM, except to start and stop a local driver JVM of the command line's own with its class archive
-(class_archive.py). Connect servers may refuse some reads; each helper says what it returns then.
+SparkContext, no JVM, except to start and stop a local driver JVM of the command line's own with its options
+(`OWN_JVM_OPTIONS`) and class archive (class_archive.py). Connect servers may refuse some reads; each helper says
+what it returns then.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ _task_slots: int | None = None
 _job_tag: str | None = None
 # The file the JVM started by this process writes its stderr to (None: not redirected, or not started here).
 spark_log_in_use: str | None = None
+# Options of a driver JVM the command line starts itself (local runs; never a JVM of spark-submit, Databricks or
+# Connect). C1 only: HotSpot's optimising compiler (C2) compiles Spark's hot paths on the cores the tasks need, and a
+# run is over before its faster code pays that back (measured on 2 cores, alternating, NearDup on 300 MB of linux
+# 27.6-34.1 s with it against 21.4-31.7 s without, 1 GB 51.9 / 45.5 and 55.5 / 49.7 s). Options the user gives the
+# JVM come after these and win: `spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=4` restores C2.
+OWN_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 # How the JVM started by this process uses the class archive (None: it does not).
 _archive_plan: class_archive.ArchivePlan | None = None
 # Seconds a JVM may take to write the class archive as it exits (about 10-20 s for a run's 190 MB here).
@@ -47,7 +54,7 @@ def get_or_create_session(
     app_name: str = "dedup-spark",
     spark_log: str | None = None,
     remote: str | None = None,
-    with_class_archive: bool = False,
+    own_jvm_options: bool = False,
 ) -> SparkSession:
     """Return the active session (Databricks, spark-submit) or start one.
 
@@ -59,16 +66,16 @@ def get_or_create_session(
     Python workers' stderr), so a failing run shows one line, not Spark's stack traces; None leaves the JVM's
     stderr on the terminal (--verbose). A session that already exists is returned as it is.
 
-    with_class_archive: a driver JVM this call starts maps the class archive of earlier runs, or writes one at its
-    exit (class_archive.py; `finish_class_archive` publishes it).
+    own_jvm_options: a driver JVM this call starts gets `OWN_JVM_OPTIONS`, and maps the class archive of earlier
+    runs or writes one at its exit (class_archive.py; `finish_class_archive` publishes it).
     """
     # Local Python workers must use this interpreter (the one with our dependencies), not the system python.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     if remote:
         builder = builder.remote(remote)
-    own_start = with_class_archive and not (remote or SparkSession.getActiveSession() or _started_elsewhere())
-    start = (lambda: _start_with_archive(builder)) if own_start else builder.getOrCreate
+    own_start = own_jvm_options and not (remote or SparkSession.getActiveSession() or _started_elsewhere())
+    start = (lambda: _start_own_jvm(builder)) if own_start else builder.getOrCreate
     global spark_log_in_use
     if spark_log is None or SparkSession.getActiveSession() is not None:
         return start()
@@ -97,23 +104,25 @@ def _started_elsewhere() -> bool:
     return running or "SPARK_REMOTE" in os.environ or "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def _start_with_archive(builder: SparkSession.Builder) -> SparkSession:
-    """Start the session's JVM with the class archive's options (class_archive.plan). A JVM that dies at start
-    with an archive (a damaged file) gets the archive deleted and is started again without it."""
+def _start_own_jvm(builder: SparkSession.Builder) -> SparkSession:
+    """Start the session's JVM with `OWN_JVM_OPTIONS` and the class archive's options (class_archive.plan), unless
+    the user sets the driver JVM's default options (ours would replace theirs). A JVM that dies at start with an
+    archive (a damaged file) gets the archive deleted and is started again without it."""
     global _archive_plan
-    plan = class_archive.plan()
-    if plan is None:
+    if class_archive.user_sets_options():
         return builder.getOrCreate()
+    plan = class_archive.plan()
     saved = os.environ.get("PYSPARK_SUBMIT_ARGS")
-    os.environ["PYSPARK_SUBMIT_ARGS"] = class_archive.submit_args(plan.options)
+    options = OWN_JVM_OPTIONS if plan is None else f"{OWN_JVM_OPTIONS} {plan.options}"
+    os.environ["PYSPARK_SUBMIT_ARGS"] = class_archive.submit_args(options)
     try:
         session = builder.getOrCreate()
     except Exception:
-        if plan.partial is not None:
+        if plan is None or plan.partial is not None:
             raise
         log.warning("the JVM did not start with the class archive %s; deleted, starting without it", plan.archive)
         class_archive.discard(plan.archive)
-        _restore("PYSPARK_SUBMIT_ARGS", saved)
+        os.environ["PYSPARK_SUBMIT_ARGS"] = class_archive.submit_args(OWN_JVM_OPTIONS)
         return builder.getOrCreate()
     finally:
         _restore("PYSPARK_SUBMIT_ARGS", saved)

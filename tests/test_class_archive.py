@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dedup_spark import class_archive
+from dedup_spark import class_archive, session
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,7 +106,7 @@ def _cli(args: list[str], cache_folder: Path) -> subprocess.CompletedProcess:
 
 JVM_ARGUMENTS = """
 from dedup_spark import session
-spark = session.get_or_create_session(with_class_archive=True)
+spark = session.get_or_create_session(own_jvm_options=True)
 jvm = spark.sparkContext._jvm
 print(list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()))
 """
@@ -147,6 +147,15 @@ def test_the_command_line_writes_the_archive_once_then_maps_it(tmp_path):
     env.pop("PYSPARK_SUBMIT_ARGS", None)
     probe = subprocess.run([sys.executable, "-c", JVM_ARGUMENTS], capture_output=True, text=True, env=env, cwd=REPO)
     assert f"-XX:SharedArchiveFile={archives[0]}" in probe.stdout, probe.stderr[-3000:]
+    assert session.OWN_JVM_OPTIONS in probe.stdout
+    # Without the archive the JVM still gets our options; the user's own default options replace all of ours.
+    env[class_archive.CACHE_ENV] = "off"
+    probe = subprocess.run([sys.executable, "-c", JVM_ARGUMENTS], capture_output=True, text=True, env=env, cwd=REPO)
+    assert session.OWN_JVM_OPTIONS in probe.stdout and "SharedArchiveFile" not in probe.stdout, probe.stderr[-3000:]
+    env["PYSPARK_SUBMIT_ARGS"] = "--conf spark.driver.defaultJavaOptions=-Dmine=1 pyspark-shell"
+    probe = subprocess.run([sys.executable, "-c", JVM_ARGUMENTS], capture_output=True, text=True, env=env, cwd=REPO)
+    assert "-Dmine=1" in probe.stdout and session.OWN_JVM_OPTIONS not in probe.stdout, probe.stderr[-3000:]
+    env.pop("PYSPARK_SUBMIT_ARGS")
 
     # A damaged archive (a truncated file makes the JVM crash as it maps it): deleted, the run starts without it.
     data = archives[0].read_bytes()
