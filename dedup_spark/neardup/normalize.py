@@ -27,7 +27,6 @@ run the same Python minor version so rare, newly assigned characters normalise a
 from __future__ import annotations
 
 import re
-import sys
 import unicodedata
 from functools import cache
 
@@ -93,11 +92,17 @@ def _ascii_table(strip_punctuation: bool, lowercase: bool = False) -> bytes:
     return bytes(table)
 
 
+# Where Unicode has combining marks (category M): the basic and supplementary multilingual planes, and plane 14's
+# variation selectors. Planes 2-3 hold CJK ideographs, 15-16 private use. Scanning only these takes a Python worker
+# 0.04 s at its first document instead of 0.34 s for every code point (a test checks both give the same marks).
+_MARK_PLANES = (range(0x300, 0x20000), range(0xE0000, 0xF0000))
+
+
 @cache
 def _leading_marks() -> re.Pattern[str]:
     """A space and the combining marks right after it: marks that would start a word (see the module docstring).
     Replaced by the space. The marks are given as ranges: a class listing each of them is ~100x slower to match."""
-    marks = {c for c in range(0x300, sys.maxunicode + 1) if unicodedata.category(chr(c))[0] == "M"}
+    marks = {c for plane in _MARK_PLANES for c in plane if unicodedata.category(chr(c))[0] == "M"}
     firsts = sorted(c for c in marks if c - 1 not in marks)
     lasts = sorted(c for c in marks if c + 1 not in marks)
     ranges = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in zip(firsts, lasts, strict=True))

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import itertools
 import random
+import sys
+import unicodedata
 
 import numpy as np
 import pytest
 
+import dedup_spark.neardup.normalize as normalize_module
 import dedup_spark.neardup.shingles as shingles_module
 from dedup_spark.neardup.normalize import normalize, normalize_utf8
 from dedup_spark.neardup.shingles import (
@@ -74,6 +77,12 @@ class TestNormalize:
         assert normalize("Café CAFE\u0301 naïve", fold_accents=True) == "cafe cafe naive"
         assert normalize("हिन्दी") == "हिन्दी"  # virama and vowel sign are marks inside the word
         assert normalize("a \u0301b") == "a b"  # a mark cannot start a word
+        assert normalize("a \U000e0100b \U0001d165c") == "a b c"  # marks of planes 14 and 1 too
+
+    def test_the_planes_scanned_for_marks_hold_every_mark(self) -> None:
+        scanned = {c for plane in normalize_module._MARK_PLANES for c in plane}
+        marks = {c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)).startswith("M")}
+        assert marks and marks <= scanned
 
     def test_ascii_po_characters_are_punctuation(self) -> None:
         # @ # % & * / \ are Unicode Po, not symbols: they split words (e-mail addresses, URLs, paths).
