@@ -21,6 +21,8 @@ def spark():
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
+    from dedup_spark.session import OWN_JVM_OPTIONS
+
     session = (
         SparkSession.builder.master("local[2]")
         .appName("dedup-spark-tests")
@@ -29,6 +31,8 @@ def spark():
         .config("spark.default.parallelism", "4")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
+        # As a run's own JVM compiles (session.OWN_JVM_OPTIONS): C1 only.
+        .config("spark.driver.extraJavaOptions", OWN_JVM_OPTIONS)
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
