@@ -186,9 +186,9 @@ def _session(args: argparse.Namespace, config):
 
     session.use_task_slots(config.spark.task_slots)
     if args.verbose:
-        return session.get_or_create_session(remote=args.remote, own_jvm_options=True)
+        return session.get_or_create_session(remote=args.remote, own_driver_options=True)
     log_file = session.spark_log_in_use or session.new_spark_log_path()
-    spark = session.get_or_create_session(remote=args.remote, spark_log=log_file, own_jvm_options=True)
+    spark = session.get_or_create_session(remote=args.remote, spark_log=log_file, own_driver_options=True)
     args.spark_log = session.spark_log_in_use
     if args.spark_log:
         log.info("Spark's own log: %s (--verbose shows it here)", args.spark_log)

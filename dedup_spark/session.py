@@ -54,7 +54,7 @@ def get_or_create_session(
     app_name: str = "dedup-spark",
     spark_log: str | None = None,
     remote: str | None = None,
-    own_jvm_options: bool = False,
+    own_driver_options: bool = False,
 ) -> SparkSession:
     """Return the active session (Databricks, spark-submit) or start one.
 
@@ -66,7 +66,7 @@ def get_or_create_session(
     Python workers' stderr), so a failing run shows one line, not Spark's stack traces; None leaves the JVM's
     stderr on the terminal (--verbose). A session that already exists is returned as it is.
 
-    own_jvm_options: a driver JVM this call starts gets `OWN_JVM_OPTIONS`, and maps the class archive of earlier
+    own_driver_options: a driver JVM this call starts gets `OWN_JVM_OPTIONS`, and maps the class archive of earlier
     runs or writes one at its exit (class_archive.py; `finish_class_archive` publishes it).
     """
     # Local Python workers must use this interpreter (the one with our dependencies), not the system python.
@@ -74,8 +74,8 @@ def get_or_create_session(
     builder = SparkSession.builder.appName(app_name)
     if remote:
         builder = builder.remote(remote)
-    own_start = own_jvm_options and not (remote or SparkSession.getActiveSession() or _started_elsewhere())
-    start = (lambda: _start_own_jvm(builder)) if own_start else builder.getOrCreate
+    own_start = own_driver_options and not (remote or SparkSession.getActiveSession() or _started_elsewhere())
+    start = (lambda: _start_own_driver(builder)) if own_start else builder.getOrCreate
     global spark_log_in_use
     if spark_log is None or SparkSession.getActiveSession() is not None:
         return start()
@@ -104,7 +104,7 @@ def _started_elsewhere() -> bool:
     return running or "SPARK_REMOTE" in os.environ or "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def _start_own_jvm(builder: SparkSession.Builder) -> SparkSession:
+def _start_own_driver(builder: SparkSession.Builder) -> SparkSession:
     """Start the session's JVM with `OWN_JVM_OPTIONS` and the class archive's options (class_archive.plan), unless
     the user sets the driver JVM's default options (ours would replace theirs). A JVM that dies at start with an
     archive (a damaged file) gets the archive deleted and is started again without it."""

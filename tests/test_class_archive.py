@@ -106,7 +106,7 @@ def _cli(args: list[str], cache_folder: Path) -> subprocess.CompletedProcess:
 
 JVM_ARGUMENTS = """
 from dedup_spark import session
-spark = session.get_or_create_session(own_jvm_options=True)
+spark = session.get_or_create_session(own_driver_options=True)
 jvm = spark.sparkContext._jvm
 print(list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()))
 """
